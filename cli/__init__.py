@@ -1,0 +1,1 @@
+"""The `engine` command line: a thin typer shell over :mod:`engine`."""

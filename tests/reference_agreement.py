@@ -1,0 +1,1 @@
+"""NumPy references of the agreement and learning measures (filled in by the analysis work)."""

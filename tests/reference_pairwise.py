@@ -1,0 +1,1 @@
+"""NumPy references of the pairwise measures (filled in by the pairwise work)."""

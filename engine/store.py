@@ -573,6 +573,14 @@ def open_writer(path: str | os.PathLike, networks: tuple[int, int] | None = None
 # Reading
 
 
+def _describe(key) -> str:
+    parts = key if isinstance(key, tuple) else (key,)
+    return "[" + ", ".join(
+        f"{p.start or 0}:{'' if p.stop is None else p.stop}" if isinstance(p, slice) else str(p)
+        for p in parts
+    ) + "]"
+
+
 class _CheckedZarr:
     """Array-like view of a zarr array for dask that turns read failures into StoreError.
 
@@ -591,9 +599,9 @@ class _CheckedZarr:
         try:
             return self.array[key]
         except Exception as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise StoreError(
-                f"corrupt or unreadable chunk in {self.label} at {key}: "
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                f"corrupt or unreadable chunk in {self.label} at {_describe(key)}: {reason}"
             ) from error
 
 

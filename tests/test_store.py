@@ -1,0 +1,318 @@
+"""The population store: round trips, concurrent writers, growing, merging, xarray, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.errors import StoreError, WriterError
+from engine.store import ATTRS_KEY
+
+
+def make_store(path, *, networks=5, checkpoints=3, examples=(13, 7), classes=4, seed=0,
+               predictions=True, network_block=2, checkpoint_block=2, probe=True,
+               membership=False, dataset="toy", data_seed=0):
+    """A store filled with random predictions; returns (store path, labels, predictions)."""
+    rng = np.random.default_rng(data_seed)
+    labels = {"train": rng.integers(0, classes, examples[0]),
+              "test": rng.integers(0, classes, examples[1])}
+    if probe:
+        labels["probe"] = np.full(5, -1)
+    splits = {name: engine.SplitSpec(labels=lab, predictions=predictions,
+                                     fingerprint=hashlib.sha256(lab.tobytes()).hexdigest())
+              for name, lab in labels.items()}
+    groups = [engine.GroupSpec("a", "mlp", networks - networks // 2, {"width": 8})]
+    if networks // 2:
+        groups.append(engine.GroupSpec("b", "cnn", networks // 2))
+    writer = engine.create_population(
+        path, dataset_name=dataset, splits=splits, groups=groups,
+        checkpoint_epochs=np.arange(checkpoints), checkpoint_steps=np.arange(checkpoints) * 10,
+        network_block=network_block, checkpoint_block=checkpoint_block,
+        init_seeds=np.arange(networks), order_seeds=np.arange(networks) + 100,
+        membership_split="train" if membership else None,
+    )
+    rng = np.random.default_rng(seed)
+    recorded = {}
+    for name, lab in labels.items():
+        recorded[name] = rng.integers(0, classes, (networks, checkpoints, lab.size))
+    for t in range(checkpoints):
+        for name, lab in labels.items():
+            block = recorded[name][:, t]
+            if predictions:
+                writer.record(name, t, (0, networks), predictions=block)
+            else:
+                writer.record(name, t, (0, networks), correct=block == lab)
+        writer.record_loss(t, (0, networks), rng.random(networks))
+        writer.mark_checkpoint(t, (0, networks))
+    return Path(path), labels, recorded
+
+
+def tree_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@settings(max_examples=15)
+@given(networks=st.integers(1, 9), checkpoints=st.integers(1, 4),
+       train=st.sampled_from([1, 7, 8, 63, 64, 65, 130]), block=st.integers(1, 4),
+       predictions=st.booleans())
+def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, train, block,
+                                   predictions):
+    path = tmp_path_factory.mktemp("store") / "pop.zarr"
+    path, labels, recorded = make_store(path, networks=networks, checkpoints=checkpoints,
+                                        examples=(train, 3), network_block=block,
+                                        checkpoint_block=block, predictions=predictions)
+    population = engine.open_population(path)
+    assert population.num_networks == networks
+    assert population.num_checkpoints == checkpoints
+    for split, lab in labels.items():
+        expected = (recorded[split] == lab) & (lab != -1)
+        np.testing.assert_array_equal(population.correct(split).compute(), expected)
+        np.testing.assert_array_equal(population.labels(split), lab)
+        stored = population.predictions(split)
+        if predictions:
+            np.testing.assert_array_equal(stored.compute(), recorded[split])
+        else:
+            assert stored is None
+    table = population.networks
+    assert table["complete"].all()
+    np.testing.assert_allclose(table["final_accuracy_train"],
+                               ((recorded["train"][:, -1] == labels["train"])).mean(axis=1),
+                               rtol=1e-6)
+    assert table["final_accuracy_probe"].isna().all()
+    assert list(population.checkpoints["step"]) == list(np.arange(checkpoints) * 10)
+
+
+def test_empty_split_round_trips(tmp_path):
+    writer = engine.create_population(
+        tmp_path / "p.zarr", dataset_name="toy",
+        splits={"train": engine.SplitSpec(labels=np.array([0, 1, 1])),
+                "empty": engine.SplitSpec(labels=np.zeros(0, int))},
+        groups=[engine.GroupSpec("a", "mlp", 2)], checkpoint_epochs=[0, 1])
+    for t in range(2):
+        writer.record("train", t, (0, 2), predictions=np.ones((2, 3), int))
+        writer.record("empty", t, (0, 2), predictions=np.zeros((2, 0), int))
+        writer.mark_checkpoint(t, (0, 2))
+    population = engine.open_population(tmp_path / "p.zarr")
+    assert population.correct("empty").compute().shape == (2, 2, 0)
+    assert population.correct("train").compute()[:, 1].tolist() == [[False, True, True]] * 2
+
+
+def test_incomplete_networks_are_visible_as_such(tmp_path):
+    writer = engine.create_population(
+        tmp_path / "p.zarr", dataset_name="toy",
+        splits={"train": engine.SplitSpec(labels=np.arange(4))},
+        groups=[engine.GroupSpec("a", "mlp", 4)], checkpoint_epochs=[0, 1], network_block=2)
+    for t in range(2):
+        writer.record("train", t, (0, 2), predictions=np.tile(np.arange(4), (2, 1)))
+        writer.mark_checkpoint(t, (0, 2))
+    writer.record("train", 0, (2, 4), predictions=np.zeros((2, 4), int))
+    writer.mark_checkpoint(0, (2, 4))
+    population = engine.open_population(tmp_path / "p.zarr")
+    assert population.checkpoints_completed().tolist() == [2, 2, 1, 1]
+    assert population.complete_networks().tolist() == [0, 1]
+
+
+def _write_block(path: str, start: int, stop: int, seed: int) -> None:
+    writer = engine.open_writer(path, networks=(start, stop))
+    labels = writer.labels("train")
+    rng = np.random.default_rng(seed)
+    for t in range(writer.num_checkpoints):
+        for split in writer.splits:
+            size = writer.labels(split).size
+            writer.record(split, t, (start, stop),
+                          predictions=rng.integers(0, 3, (stop - start, size)))
+        writer.mark_checkpoint(t, (start, stop))
+    assert labels.size
+
+
+def test_concurrent_writers_fill_disjoint_blocks(tmp_path):
+    path = tmp_path / "p.zarr"
+    make_store(path, networks=12, checkpoints=4, examples=(101, 9), network_block=4)
+    # Reset the verdicts through fresh writers in three processes at once.
+    ranges = [(0, 4, 1), (4, 8, 2), (8, 12, 3)]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_write_block, args=(str(path), a, b, s))
+                 for a, b, s in ranges]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    population = engine.open_population(path)
+    predictions = population.predictions("train").compute()
+    for start, stop, seed in ranges:
+        rng = np.random.default_rng(seed)
+        for t in range(4):
+            for split in ("train", "test", "probe"):
+                size = population.num_examples(split)
+                expected = rng.integers(0, 3, (stop - start, size))
+                if split == "train":
+                    np.testing.assert_array_equal(predictions[start:stop, t], expected)
+    assert population.complete_networks().size == 12
+
+
+def test_writer_rejects_ranges_it_cannot_own(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr", networks=6, network_block=4)
+    with pytest.raises(WriterError, match="outside"):
+        engine.open_writer(path, networks=(4, 9))
+    with pytest.raises(WriterError, match="block"):
+        engine.open_writer(path, networks=(0, 3))
+    writer = engine.open_writer(path, networks=(4, 6))
+    with pytest.raises(WriterError, match="outside this writer's range"):
+        writer.record("train", 0, (0, 2), predictions=np.zeros((2, 13), int))
+
+
+def test_writer_rejects_bad_shapes_and_leaves_store_unchanged(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr", networks=4)
+    before = tree_digest(path)
+    writer = engine.open_writer(path)
+    with pytest.raises(WriterError, match=r"expected \(networks, examples\) = \(4, 13\)"):
+        writer.record("train", 0, (0, 4), predictions=np.zeros((4, 12), int))
+    with pytest.raises(WriterError, match="checkpoint 7 is outside"):
+        writer.record("train", 7, (0, 4), predictions=np.zeros((4, 13), int))
+    with pytest.raises(WriterError, match="unknown split"):
+        writer.record("valid", 0, (0, 4), predictions=np.zeros((4, 13), int))
+    with pytest.raises(WriterError, match="record predictions, not correct alone"):
+        writer.record("train", 0, (0, 4), correct=np.zeros((4, 13), bool))
+    with pytest.raises(WriterError, match="loss has shape"):
+        writer.record_loss(0, (0, 4), np.zeros(3))
+    assert tree_digest(path) == before
+
+
+def test_grow_networks_and_checkpoints(tmp_path):
+    path, labels, recorded = make_store(tmp_path / "p.zarr", networks=3, checkpoints=2,
+                                        network_block=2)
+    start, stop = engine.add_networks(path, [engine.GroupSpec("c", "vgg", 3)],
+                                      init_seeds=[7, 8, 9])
+    assert (start, stop) == (3, 6)
+    population = engine.open_population(path)
+    assert population.num_networks == 6
+    assert population.complete_networks().tolist() == [0, 1, 2]
+    assert population.networks["group"].tolist() == ["a", "a", "b", "c", "c", "c"]
+    # The new range shares block 2:4 with network 2, which is complete, so it may be written.
+    writer = engine.open_writer(path, networks=(3, 6))
+    for t in range(2):
+        for split, lab in labels.items():
+            writer.record(split, t, (3, 6), predictions=np.zeros((3, lab.size), int))
+        writer.mark_checkpoint(t, (3, 6))
+    population = engine.open_population(path)
+    correct = population.correct("train").compute()
+    np.testing.assert_array_equal(correct[:3], recorded["train"] == labels["train"])
+    np.testing.assert_array_equal(correct[3:], np.zeros((3, 2, 13), bool) | (labels["train"] == 0))
+
+    old, new = engine.add_checkpoints(path, [2.0, 3.0], [20, 30])
+    assert (old, new) == (2, 4)
+    population = engine.open_population(path)
+    assert population.num_checkpoints == 4
+    assert population.correct("test").shape == (6, 4, 7)
+    assert population.complete_networks().size == 0
+    np.testing.assert_array_equal(population.correct("train")[:3, :2].compute(),
+                                  recorded["train"] == labels["train"])
+
+
+def test_add_networks_refuses_conflicting_group(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr")
+    before = tree_digest(path)
+    with pytest.raises(WriterError, match="exists with another architecture"):
+        engine.add_networks(path, [engine.GroupSpec("a", "resnet", 2)])
+    assert tree_digest(path) == before
+
+
+def test_merge_concatenates_networks_and_unifies_groups(tmp_path):
+    a, labels, rec_a = make_store(tmp_path / "a.zarr", networks=5, seed=1)
+    b, _, rec_b = make_store(tmp_path / "b.zarr", networks=3, seed=2, network_block=3)
+    merged = engine.merge_populations([a, b], tmp_path / "m.zarr")
+    assert merged.num_networks == 8
+    assert merged.networks["group"].tolist() == ["a"] * 3 + ["b"] * 2 + ["a"] * 2 + ["b"]
+    assert [g["name"] for g in merged.attrs["groups"]] == ["a", "b"]
+    for split, lab in labels.items():
+        both = np.concatenate([rec_a[split], rec_b[split]])
+        np.testing.assert_array_equal(merged.predictions(split).compute(), both)
+        np.testing.assert_array_equal(merged.correct(split).compute(),
+                                      (both == lab) & (lab != -1))
+    assert merged.dataset_fingerprint == engine.open_population(a).dataset_fingerprint
+    assert merged.networks["init_seed"].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert not list(tmp_path.glob(".m.zarr*"))
+
+
+def test_merge_refuses_different_data_sets_and_checkpoints(tmp_path):
+    a, _, _ = make_store(tmp_path / "a.zarr", seed=1)
+    b, _, _ = make_store(tmp_path / "b.zarr", seed=2, examples=(14, 7))
+    c, _, _ = make_store(tmp_path / "c.zarr", seed=1, checkpoints=4)
+    with pytest.raises(StoreError, match="different data sets"):
+        engine.merge_populations([a, b], tmp_path / "m.zarr")
+    with pytest.raises(StoreError, match="checkpoints"):
+        engine.merge_populations([a, c], tmp_path / "m.zarr")
+    assert not (tmp_path / "m.zarr").exists()
+
+
+def test_xarray_sees_named_dimensions(tmp_path):
+    xarray = pytest.importorskip("xarray")
+    path, labels, recorded = make_store(tmp_path / "p.zarr")
+    train = xarray.open_zarr(path, group="splits/train", consolidated=False)
+    assert train["correct"].dims == ("networks", "checkpoints", "examples")
+    assert train["labels"].dims == ("examples",)
+    np.testing.assert_array_equal(train["predictions"].values, recorded["train"])
+    root = xarray.open_zarr(path, consolidated=False)
+    assert root["train_loss"].dims == ("networks", "checkpoints")
+    assert root["checkpoint_epoch"].values.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_missing_and_foreign_paths(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        engine.open_population(tmp_path / "nothing.zarr")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StoreError, match="not a population store"):
+        engine.open_population(tmp_path / "folder")
+    import zarr
+
+    zarr.open_group(tmp_path / "plain.zarr", mode="w").attrs["title"] = "someone else's"
+    with pytest.raises(StoreError, match="not a population store"):
+        engine.open_population(tmp_path / "plain.zarr")
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr")
+    meta_file = path / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"][ATTRS_KEY]["format_version"] = 99
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="format version 99"):
+        engine.open_population(path)
+
+
+def corrupt_one_chunk(path: Path, array: str = "splits/train/correct") -> Path:
+    chunk = sorted((path / array / "c").rglob("*"))[-1]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    return chunk
+
+
+def test_corrupt_chunk_is_detected_never_silently_read(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr", networks=4, network_block=2)
+    corrupt_one_chunk(path)
+    population = engine.open_population(path)
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*splits/train/correct"):
+        population.correct("train").compute()
+    # Other arrays stay readable.
+    assert population.correct("test").compute().shape == (4, 3, 7)
+
+
+def test_import_kernels_is_ours():
+    import kernels
+
+    assert kernels.PROJECT == "created-equal"
+    assert Path(kernels.__file__).resolve().parent == Path(__file__).resolve().parents[1] / "kernels"

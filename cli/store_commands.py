@@ -34,7 +34,7 @@ def info(
     for split in population.splits:
         entries = population.num_networks * population.num_checkpoints
         entries *= population.num_examples(split)
-        stored = population.stored_bytes(f"splits/{split}/correct")
+        stored = population.stored_bytes(f"splits/{split}/correct_packed")
         bits = f"{8 * stored / entries:.3f}" if entries else "-"
         table.add_row(split, str(population.num_examples(split)),
                       "yes" if population.has_labels(split) else "no (probe)",

@@ -2,8 +2,8 @@
 
 Layout letters: n networks, t checkpoints, x examples. The root holds per-network and
 per-checkpoint arrays; each split (train, test, probes) is a subgroup ``splits/<name>`` holding
-``correct`` (n, t, x) bool, optional ``predictions`` (n, t, x) int16, ``labels`` (x) and
-``example_ids`` (x).
+``correct_packed`` (n, t, x/8) uint8 (correctness bits packed along examples, little bit order),
+optional ``predictions`` (n, t, x) int16, ``labels`` (x) and ``example_ids`` (x).
 
 Concurrency contract: a writer owns whole blocks of ``network_block`` networks. Every array with a
 ``networks`` dimension is chunked by exactly that block, so two writers that own different blocks
@@ -39,19 +39,24 @@ DEFAULT_NETWORK_BLOCK = 32
 #: change little between epochs); each recorded checkpoint rewrites its chunk, so the block
 #: bounds that write amplification. Chosen by benchmarks/bench_store.py.
 DEFAULT_CHECKPOINT_BLOCK = 16
-#: Examples per stored object; larger splits are cut so one chunk stays a few tens of MB.
+#: Examples per stored object (a multiple of 8, so that packed bytes never straddle chunks);
+#: larger splits are cut so one chunk stays a few MB.
 DEFAULT_EXAMPLE_BLOCK = 65536
+#: Bit order of ``correct_packed``, as numpy.packbits names it.
+BIT_ORDER = "little"
 
 NO_LABEL = -1
 NO_PREDICTION = -1
 
 
 def _verdict_codecs() -> dict[str, Any]:
-    """Codecs of the (networks, checkpoints, examples) arrays.
+    """Codecs of ``correct_packed`` (networks, checkpoints, example bytes).
 
-    The transpose puts checkpoints innermost and examples outermost before the bit shuffle, so
-    that one example's verdicts across networks and epochs sit side by side: a learned example is
-    a run of ones. Measured in benchmarks/bench_store.py against bit-packing along examples.
+    The transpose puts example bytes outermost and checkpoints innermost; the bit shuffle then
+    gathers bit j of consecutive bytes, so that one example's verdicts across the block's networks
+    and checkpoints sit side by side in one bit plane (a learned example is a run of ones). Chosen
+    in benchmarks/bench_store.py: 0.41 bits per entry on real MNIST-1D populations, and reads move
+    one bit per entry.
     """
     return dict(
         filters=[TransposeCodec(order=(2, 0, 1))],
@@ -256,8 +261,8 @@ def create_population(
     )
     if steps.shape != epochs.shape:
         raise WriterError("checkpoint_steps and checkpoint_epochs differ in length")
-    if min(network_block, checkpoint_block, example_block) < 1:
-        raise WriterError("block sizes must be positive")
+    if min(network_block, checkpoint_block, example_block) < 1 or example_block % 8:
+        raise WriterError("block sizes must be positive, example_block a multiple of 8")
     seeds = {}
     for label, values in (("init", init_seeds), ("order", order_seeds)):
         array = np.full(num_networks, -1, np.int64) if values is None else np.asarray(values)
@@ -338,8 +343,10 @@ def create_population(
         xb = max(1, min(example_block, num_examples))
         group = root.create_group(f"splits/{name}")
         verdict_dims = ("networks", "checkpoints", "examples")
-        _create_array(group, "correct", shape=(num_networks, num_checkpoints, num_examples),
-                      chunks=(nb, tb, xb), dtype="bool", dims=verdict_dims, fill=False,
+        _create_array(group, "correct_packed",
+                      shape=(num_networks, num_checkpoints, -(-num_examples // 8)),
+                      chunks=(nb, tb, example_block // 8), dtype="uint8",
+                      dims=("networks", "checkpoints", "example_bytes"), fill=0,
                       codecs=_verdict_codecs())
         if spec.predictions:
             _create_array(group, "predictions",
@@ -518,7 +525,8 @@ class PopulationWriter:
                 f"expected (networks, examples) = {expected}"
             )
         correct = correct.astype(bool, copy=False)
-        group["correct"][start:stop, checkpoint, :] = correct
+        group["correct_packed"][start:stop, checkpoint, :] = np.packbits(
+            correct, axis=1, bitorder=BIT_ORDER)
         if checkpoint == self.num_checkpoints - 1:
             labeled = labels != NO_LABEL
             accuracy = (correct[:, labeled].mean(axis=1) if labeled.any()
@@ -571,6 +579,12 @@ def open_writer(path: str | os.PathLike, networks: tuple[int, int] | None = None
 
 # ----------------------------------------------------------------------------------------------
 # Reading
+
+
+def _unpack_block(block: np.ndarray, examples: int, block_info=None) -> np.ndarray:
+    location = block_info[0]["array-location"][2] if block_info else (0, block.shape[2])
+    count = min(8 * block.shape[2], examples - 8 * location[0])
+    return np.unpackbits(block, axis=2, count=count, bitorder=BIT_ORDER).view(bool)
 
 
 def _describe(key) -> str:
@@ -733,18 +747,45 @@ class Population:
         return da.from_array(view, chunks=chunks, asarray=True, fancy=False,
                              name=f"{name.replace('/', '-')}-{hashlib.md5(self.path.encode()).hexdigest()[:8]}-{shape}-{chunks}")
 
+    def correct_packed(self, split: str, chunks=None):
+        """Correctness bits as stored: packed along examples, 8 to a byte, little bit order.
+
+        The fast input of kernels (``numpy.unpackbits(..., bitorder="little")`` undoes it);
+        padding bits past the last example are 0.
+
+        Returns
+        -------
+        dask.array.Array of uint8, dims (networks, checkpoints, example_bytes)
+        """
+        self._check_split(split)
+        shape = (self.num_networks, self.num_checkpoints, -(-self.num_examples(split) // 8))
+        return self._lazy(f"splits/{split}/correct_packed", shape, chunks)
+
     def correct(self, split: str, chunks=None):
         """Correctness of every network at every checkpoint on every example.
+
+        Parameters
+        ----------
+        chunks : tuple, optional
+            Chunks of the packed array (networks, checkpoints, example bytes); the store's by
+            default.
 
         Returns
         -------
         dask.array.Array of bool, dims (networks, checkpoints, examples)
-            Chunked like the store unless ``chunks`` says otherwise. Entries at or past a
-            network's ``checkpoints_completed`` are not yet recorded (False).
+            Unpacked lazily from :meth:`correct_packed`. Entries at or past a network's
+            ``checkpoints_completed`` are not yet recorded (False).
         """
-        self._check_split(split)
-        shape = (self.num_networks, self.num_checkpoints, self.num_examples(split))
-        return self._lazy(f"splits/{split}/correct", shape, chunks)
+        import dask.array as da
+
+        packed = self.correct_packed(split, chunks)
+        examples = self.num_examples(split)
+        byte_chunks = packed.chunks[2]
+        example_chunks = tuple(8 * b for b in byte_chunks[:-1]) + (
+            examples - 8 * sum(byte_chunks[:-1]),) if byte_chunks else ()
+        return da.map_blocks(_unpack_block, packed, examples, dtype=bool,
+                             chunks=(packed.chunks[0], packed.chunks[1], example_chunks),
+                             meta=np.zeros((0, 0, 0), bool))
 
     def predictions(self, split: str, chunks=None):
         """Predicted class, dask array of int16, dims (networks, checkpoints, examples), or None
@@ -812,7 +853,7 @@ def _network_arrays(root, meta):
              "checkpoints_completed", "train_loss"]
     for split in meta["splits"]:
         names += [f"splits/{split}/{a}" for a in
-                  ("correct", "predictions", "final_accuracy", "membership")]
+                  ("correct_packed", "predictions", "final_accuracy", "membership")]
     for name in names:
         if name in root:
             yield root[name], 0
@@ -886,7 +927,7 @@ def add_checkpoints(
         _resize(root[name], 0, stop)
     _resize(root["train_loss"], 1, stop)
     for split in meta["splits"]:
-        for name in ("correct", "predictions"):
+        for name in ("correct_packed", "predictions"):
             if f"splits/{split}/{name}" in root:
                 _resize(root[f"splits/{split}/{name}"], 1, stop)
         # Final accuracies belonged to the old last checkpoint.
@@ -978,7 +1019,8 @@ def merge_populations(
     )
     out_root = writer._root
     names = ["train_loss"] + [f"splits/{s}/{a}" for s in splits
-                              for a in ("correct", "predictions", "final_accuracy", "membership")]
+                              for a in ("correct_packed", "predictions", "final_accuracy",
+                                        "membership")]
     offset = 0
     for population in populations:
         block = population.attrs["network_block"]

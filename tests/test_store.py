@@ -262,8 +262,11 @@ def test_xarray_sees_named_dimensions(tmp_path):
     xarray = pytest.importorskip("xarray")
     path, labels, recorded = make_store(tmp_path / "p.zarr")
     train = xarray.open_zarr(path, group="splits/train", consolidated=False)
-    assert train["correct"].dims == ("networks", "checkpoints", "examples")
+    assert train["correct_packed"].dims == ("networks", "checkpoints", "example_bytes")
+    assert train["predictions"].dims == ("networks", "checkpoints", "examples")
     assert train["labels"].dims == ("examples",)
+    unpacked = np.unpackbits(train["correct_packed"].values, axis=2, count=13, bitorder="little")
+    np.testing.assert_array_equal(unpacked.astype(bool), recorded["train"] == labels["train"])
     np.testing.assert_array_equal(train["predictions"].values, recorded["train"])
     root = xarray.open_zarr(path, consolidated=False)
     assert root["train_loss"].dims == ("networks", "checkpoints")
@@ -293,7 +296,7 @@ def test_newer_format_version_is_refused(tmp_path):
         engine.open_population(path)
 
 
-def corrupt_one_chunk(path: Path, array: str = "splits/train/correct") -> Path:
+def corrupt_one_chunk(path: Path, array: str = "splits/train/correct_packed") -> Path:
     chunk = sorted((path / array / "c").rglob("*"))[-1]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -305,7 +308,7 @@ def test_corrupt_chunk_is_detected_never_silently_read(tmp_path):
     path, _, _ = make_store(tmp_path / "p.zarr", networks=4, network_block=2)
     corrupt_one_chunk(path)
     population = engine.open_population(path)
-    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*splits/train/correct"):
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*splits/train/correct_packed"):
         population.correct("train").compute()
     # Other arrays stay readable.
     assert population.correct("test").compute().shape == (4, 3, 7)

@@ -1,1 +1,90 @@
-"""NumPy references of the pairwise measures (filled in by the pairwise work)."""
+"""NumPy references of the pairwise kernels in :mod:`kernels.pairwise`: slow and obviously right.
+
+Definitions: ../shared/docs/science.md, "Pairwise agreement" (correctness agreement c_obs,
+prediction agreement, error consistency kappa = (c_obs - c_exp) / (1 - c_exp) with
+c_exp = a_i a_j + (1 - a_i)(1 - a_j)). Degenerate case, as in the kernels: kappa is NaN where
+c_exp == 1 (both networks always right, or both always wrong) and where there are no examples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pack_bits(correct):
+    """bool (networks, examples) -> uint64 (networks, words), little-endian bits."""
+    correct = np.asarray(correct, bool)
+    num_networks, num_examples = correct.shape
+    num_words = (num_examples + 63) // 64
+    padded = np.zeros((num_networks, 64 * num_words), bool)
+    padded[:, :num_examples] = correct
+    as_bytes = np.packbits(padded, axis=1, bitorder="little")
+    return np.ascontiguousarray(as_bytes).view("<u8").astype(np.uint64).reshape(
+        num_networks, num_words)
+
+
+def pack_classes(predictions, num_classes):
+    """int (networks, examples) -> uint64 (networks, classes * words): one bit plane per class."""
+    predictions = np.asarray(predictions)
+    planes = [pack_bits(predictions == k) for k in range(num_classes)]
+    if not planes:
+        return np.zeros((predictions.shape[0], 0), np.uint64)
+    return np.concatenate(planes, axis=1)
+
+
+def _unpack(packed):
+    bits = np.unpackbits(np.ascontiguousarray(packed).view(np.uint8), axis=1, bitorder="little")
+    return bits.astype(np.int64)
+
+
+def co_correct_counts(packed_0, packed_1):
+    """B[i, j] = sum_x C[i, x] C[j, x] from the unpacked bits (a plain integer matrix product)."""
+    return (_unpack(packed_0) @ _unpack(packed_1).T).astype(np.int32)
+
+
+def prediction_agreement_counts(predictions_0, predictions_1):
+    """Number of examples with P[i, x] == P[j, x] (and a prediction recorded, P >= 0)."""
+    p0 = np.asarray(predictions_0)[:, None, :]
+    p1 = np.asarray(predictions_1)[None, :, :]
+    return ((p0 == p1) & (p0 >= 0)).sum(axis=2).astype(np.int32)
+
+
+def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
+    """Agreement counts and kappa straight from science.md's definitions, in floats."""
+    both_correct = np.asarray(both_correct, np.int64)
+    ci = np.asarray(correct_0, np.int64)[:, None]
+    cj = np.asarray(correct_1, np.int64)[None, :]
+    agree = num_examples - ci - cj + 2 * both_correct
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed = agree / num_examples
+        accuracy_i = ci / num_examples
+        accuracy_j = cj / num_examples
+        expected = accuracy_i * accuracy_j + (1 - accuracy_i) * (1 - accuracy_j)
+        kappa = (observed - expected) / (1 - expected)
+        exact_expected = ci * cj + (num_examples - ci) * (num_examples - cj)
+        degenerate = (exact_expected == num_examples * num_examples) | (num_examples == 0)
+    kappa = np.where(degenerate, np.nan, kappa)
+    return agree.astype(np.int32), kappa.astype(np.float32)
+
+
+def pairwise_matrices(correct, predictions=None):
+    """Direct (untiled) N x N matrices of one checkpoint, for testing the engine.
+
+    Parameters
+    ----------
+    correct : bool (networks, examples)
+    predictions : int (networks, examples), optional
+
+    Returns
+    -------
+    dict with both_correct, agree (int32), kappa (float32) and prediction_agree (int32 or None)
+    """
+    correct = np.asarray(correct, bool)
+    c = correct.astype(np.int64)
+    both = (c @ c.T).astype(np.int32)
+    counts = c.sum(axis=1)
+    agree, kappa = agreement_and_kappa(both, counts, counts, correct.shape[1])
+    result = {"both_correct": both, "agree": agree, "kappa": kappa, "prediction_agree": None}
+    if predictions is not None:
+        result["prediction_agree"] = prediction_agreement_counts(predictions, predictions)
+    return result

@@ -1,0 +1,226 @@
+"""Pairwise kernels: co-correct and prediction-agreement counts for one tile of network pairs.
+
+Layout letters: n networks, x examples, w 64-bit words (``w = ceil(x / 64)``), k classes.
+A tile is block 0 of networks against block 1; every kernel returns integer counts for that tile,
+so tiles add up exactly and the caller assembles the N x N matrix tile by tile.
+
+Algebra. With C[n, x] in {0, 1} (correct), c_i = sum_x C[i, x] and the co-correct count
+B_ij = sum_x C[i, x] C[j, x] = popcount(pack(C_i) AND pack(C_j)), the correctness agreement count
+is A_ij = X - c_i - c_j + 2 B_ij, so one bit-packed AND + popcount per pair is all the tile needs.
+Prediction agreement, sum_x [P_ix == P_jx], is the same popcount over one bit plane per class
+(:func:`pack_classes`), or a direct comparison when there are many classes.
+
+Error consistency (Cohen's kappa, science.md): with E_ij = c_i c_j + (X - c_i)(X - c_j),
+kappa_ij = (A_ij X - E_ij) / (X^2 - E_ij), which is (c_obs - c_exp) / (1 - c_exp) computed from
+integers. It is NaN where c_exp == 1 (both networks always right or both always wrong) or X == 0.
+"""
+
+from __future__ import annotations
+
+import llvmlite.ir as llvm_ir
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _popcount(typingctx, word):
+    """llvm.ctpop on a uint64: LLVM turns the loops below into vpopcntq where the CPU has it."""
+    signature = types.uint64(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        function = builder.module.declare_intrinsic("llvm.ctpop", [llvm_ir.IntType(64)])
+        return builder.call(function, args)
+
+    return signature, codegen
+
+
+@njit(nogil=True, cache=True)
+def pack_bits(correct):
+    """Pack bits along examples into 64-bit words, little-endian within a word.
+
+    Parameters
+    ----------
+    correct : ndarray of bool, dims (networks, examples), C-contiguous
+
+    Returns
+    -------
+    ndarray of uint64, dims (networks, words)
+        Bit ``b`` of word ``w`` is example ``64 w + b``; padding bits are zero.
+    """
+    num_networks, num_examples = correct.shape
+    num_words = (num_examples + 63) // 64
+    full_words = num_examples // 64
+    packed = np.zeros((num_networks, num_words), np.uint64)
+    tail = np.zeros(64, np.uint8)
+    for n in range(num_networks):
+        row = correct[n].view(np.uint8)
+        for w in range(num_words):
+            if w < full_words:
+                chunk = row[64 * w: 64 * w + 64]
+            else:
+                tail[:] = 0
+                tail[: num_examples - 64 * w] = row[64 * w:]
+                chunk = tail
+            # Eight bools read as one little-endian uint64 (bytes 0 or 1); the multiply gathers
+            # their low bits into the top byte in order (a classic bit trick, 1.4x a bit loop).
+            eight = chunk.view(np.uint64)
+            word = np.uint64(0)
+            for b in range(8):
+                gathered = (eight[b] * np.uint64(0x0102040810204080)) >> np.uint64(56)
+                word |= gathered << np.uint64(8 * b)
+            packed[n, w] = word
+    return packed
+
+
+@njit(nogil=True, cache=True)
+def pack_classes(predictions, num_classes):
+    """Pack one bit plane per class: plane k holds [P[n, x] == k]; -1 (none) sets no bit.
+
+    Parameters
+    ----------
+    predictions : ndarray of int16, dims (networks, examples)
+    num_classes : int
+
+    Returns
+    -------
+    ndarray of uint64, dims (networks, classes * words)
+        Planes one after another, each packed like :func:`pack_bits`, so that
+        ``co_correct_counts`` of two packed blocks counts equal predictions.
+    """
+    num_networks, num_examples = predictions.shape
+    num_words = (num_examples + 63) // 64
+    packed = np.zeros((num_networks, num_classes * num_words), np.uint64)
+    for n in range(num_networks):
+        for x in range(num_examples):
+            k = predictions[n, x]
+            if 0 <= k < num_classes:
+                packed[n, k * num_words + x // 64] |= np.uint64(1) << np.uint64(x % 64)
+    return packed
+
+
+@njit(nogil=True, cache=True)
+def co_correct_counts(packed_0, packed_1):
+    """Co-correct counts B[i, j] = popcount(packed_0[i] AND packed_1[j]) summed over words.
+
+    Parameters
+    ----------
+    packed_0 : ndarray of uint64, dims (networks_0, words)
+    packed_1 : ndarray of uint64, dims (networks_1, words)
+
+    Returns
+    -------
+    ndarray of int32, dims (networks_0, networks_1)
+    """
+    n0, num_words = packed_0.shape
+    n1 = packed_1.shape[0]
+    counts = np.zeros((n0, n1), np.int32)
+    # 2 x 2 register blocking: each loaded word serves two pairs (measured 1.7x over one pair
+    # per loop on AVX-512; 4 x 4 spills and does not vectorise).
+    even_0 = n0 - n0 % 2
+    even_1 = n1 - n1 % 2
+    for i in range(0, even_0, 2):
+        for j in range(0, even_1, 2):
+            s00 = np.uint64(0)
+            s01 = np.uint64(0)
+            s10 = np.uint64(0)
+            s11 = np.uint64(0)
+            for w in range(num_words):
+                a0 = packed_0[i, w]
+                a1 = packed_0[i + 1, w]
+                b0 = packed_1[j, w]
+                b1 = packed_1[j + 1, w]
+                s00 += _popcount(a0 & b0)
+                s01 += _popcount(a0 & b1)
+                s10 += _popcount(a1 & b0)
+                s11 += _popcount(a1 & b1)
+            counts[i, j] = s00
+            counts[i, j + 1] = s01
+            counts[i + 1, j] = s10
+            counts[i + 1, j + 1] = s11
+        for j in range(even_1, n1):
+            s0 = np.uint64(0)
+            s1 = np.uint64(0)
+            for w in range(num_words):
+                b0 = packed_1[j, w]
+                s0 += _popcount(packed_0[i, w] & b0)
+                s1 += _popcount(packed_0[i + 1, w] & b0)
+            counts[i, j] = s0
+            counts[i + 1, j] = s1
+    for i in range(even_0, n0):
+        for j in range(n1):
+            s = np.uint64(0)
+            for w in range(num_words):
+                s += _popcount(packed_0[i, w] & packed_1[j, w])
+            counts[i, j] = s
+    return counts
+
+
+@njit(nogil=True, cache=True)
+def prediction_agreement_counts(predictions_0, predictions_1):
+    """Counts of examples where two networks predict the same class (and both predict one).
+
+    Direct comparison, for many classes where :func:`pack_classes` would need too many planes.
+
+    Parameters
+    ----------
+    predictions_0 : ndarray of int16, dims (networks_0, examples)
+    predictions_1 : ndarray of int16, dims (networks_1, examples)
+        Predicted classes, -1 where none was recorded (never agrees).
+
+    Returns
+    -------
+    ndarray of int32, dims (networks_0, networks_1)
+    """
+    n0, num_examples = predictions_0.shape
+    n1 = predictions_1.shape[0]
+    counts = np.zeros((n0, n1), np.int32)
+    for i in range(n0):
+        for j in range(n1):
+            s = 0
+            for x in range(num_examples):
+                p = predictions_0[i, x]
+                s += (p == predictions_1[j, x]) & (p >= 0)
+            counts[i, j] = s
+    return counts
+
+
+@njit(nogil=True, cache=True)
+def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
+    """Correctness agreement counts and error consistency from co-correct counts.
+
+    Parameters
+    ----------
+    both_correct : ndarray of int32, dims (networks_0, networks_1)
+        Co-correct counts B.
+    correct_0 : ndarray of int64, dims (networks_0,)
+    correct_1 : ndarray of int64, dims (networks_1,)
+        Examples each network gets right.
+    num_examples : int
+        X, the examples compared.
+
+    Returns
+    -------
+    agree : ndarray of int32, dims (networks_0, networks_1)
+        Examples where both are right or both are wrong.
+    kappa : ndarray of float32, dims (networks_0, networks_1)
+        Error consistency; NaN where c_exp == 1 or X == 0.
+    """
+    n0, n1 = both_correct.shape
+    agree = np.empty((n0, n1), np.int32)
+    kappa = np.empty((n0, n1), np.float32)
+    total = np.int64(num_examples)
+    square = total * total
+    for i in range(n0):
+        ci = correct_0[i]
+        for j in range(n1):
+            cj = correct_1[j]
+            count = total - ci - cj + 2 * np.int64(both_correct[i, j])
+            agree[i, j] = count
+            expected = ci * cj + (total - ci) * (total - cj)
+            denominator = square - expected
+            if denominator == 0:
+                kappa[i, j] = np.nan
+            else:
+                kappa[i, j] = np.float64(count * total - expected) / np.float64(denominator)
+    return agree, kappa

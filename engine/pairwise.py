@@ -696,9 +696,13 @@ def kappa_heatmap(kappa: np.ndarray, groups: np.ndarray, group_names: Sequence[s
     else:
         order = np.arange(size)
     figure, axes = plt.subplots(figsize=(7, 6))
-    shown = kappa[np.ix_(order, order)]
-    image = axes.imshow(shown, cmap="magma", vmin=np.nanmin(shown) if np.isfinite(
-        shown).any() else 0, vmax=1, interpolation="nearest")
+    shown = kappa[np.ix_(order, order)].astype(np.float64)
+    # A network agrees with itself (kappa 1); blank the diagonal so the colours span the pairs.
+    np.fill_diagonal(shown, np.nan)
+    finite = shown[np.isfinite(shown)]
+    low, high = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    image = axes.imshow(shown, cmap="magma", vmin=low, vmax=max(high, low + 1e-6),
+                        interpolation="nearest")
     figure.colorbar(image, ax=axes, label="error consistency (kappa)")
     if len(group_names) > 1:
         ordered = groups[order]

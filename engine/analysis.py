@@ -1,0 +1,684 @@
+"""Lazy Dask graphs of the paper's measures over a population store, and their final algebra.
+
+Layout letters: n networks, t checkpoints, x examples, k classes, g groups, s split-halvings.
+
+The graph builders (:func:`verdict_statistics`, :func:`class_statistics`) schedule one task per
+stored column of chunks, a block of networks by a block of examples with every checkpoint. A task
+reads its chunks one block of checkpoints at a time, in the store's stored order (x, n, t), and
+runs the kernels of :mod:`kernels.agreement` and :mod:`kernels.consensus` on them, carrying the
+learning state from one block of checkpoints to the next: memory is one stored chunk and the
+task's counts, whatever the size of the store. The tasks read the store themselves, by path or
+URL, so that no verdict block travels between processes or machines; the counts are added by a
+tree of Dask tasks. Nothing here calls ``.compute()``: the caller picks the scheduler.
+
+The final measures (:func:`split_measures`) are plain NumPy on the counts, which are small
+(checkpoints x examples).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.errors import StoreError
+
+#: Random halvings of the networks for the split-half reliability of the learning order.
+DEFAULT_HALVINGS = 10
+#: Samples of the consensus null per checkpoint.
+CONSENSUS_NULL_SAMPLES = 512
+
+#: Counts indexed by example, summed over blocks of networks: name -> (leading dims, trailing).
+_EXAMPLE_FIELDS = ("tpa_count", "holdout_count", "forgetting_count", "first_learned_histogram",
+                   "half_sum", "holdout_networks")
+_NETWORK_FIELDS = ("network_count", "network_forgetting")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading chunks in stored order
+
+
+@dataclass(frozen=True)
+class StoreHandle:
+    """What a task needs to open a store itself: a path or URL and fsspec options."""
+
+    path: str
+    storage_options: tuple = ()
+
+    def open_array(self, name: str):
+        import zarr
+
+        options = dict(self.storage_options) or None
+        try:
+            return zarr.open_array(f"{self.path.rstrip('/')}/{name}", mode="r",
+                                   storage_options=options)
+        except Exception as error:
+            raise StoreError(f"cannot open {name} in {self.path}: {type(error).__name__}") \
+                from error
+
+
+def _stored_order_codecs(array):
+    """The bytes-to-bytes codecs, outermost last, if the array stores chunks transposed to
+    (x, n, t) and then compresses them with codecs this module decodes directly; else None."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
+
+    codecs = list(array.metadata.codecs)
+    if (len(codecs) < 2 or not isinstance(codecs[0], TransposeCodec)
+            or tuple(codecs[0].order) != (2, 0, 1) or not isinstance(codecs[1], BytesCodec)):
+        return None
+    rest = codecs[2:]
+    if not all(isinstance(c, BloscCodec | ZstdCodec | Crc32cCodec) for c in rest):
+        return None
+    if array.dtype.itemsize > 1 and codecs[1].endian is not None and \
+            codecs[1].endian.value != __import__("sys").byteorder:
+        return None
+    return rest
+
+
+def _decode(raw: bytes, codecs) -> bytes:
+    import numcodecs
+
+    data = raw
+    for codec in reversed(codecs):
+        name = type(codec).__name__
+        if name == "Crc32cCodec":
+            import google_crc32c
+
+            body, stored = data[:-4], data[-4:]
+            if np.uint32(google_crc32c.value(body)).tobytes() != bytes(stored):
+                raise ValueError("crc32c checksum mismatch")
+            data = body
+        elif name == "BloscCodec":
+            data = numcodecs.blosc.decompress(data)
+        else:
+            data = numcodecs.Zstd().decode(data)
+    return data
+
+
+def read_stored_order(array, networks: tuple[int, int], checkpoints: tuple[int, int],
+                      examples: tuple[int, int], *, direct: bool = True) -> np.ndarray:
+    """Read a region of a (networks, checkpoints, examples) array as dims (x, n, t).
+
+    Where the region is one stored chunk of the store's own encoding (transposed to (x, n, t),
+    then Blosc or Zstd and crc32c), the chunk is decoded straight into that order, which saves
+    the transpose back that Zarr would do and that this module would undo. Any other region or
+    encoding goes through Zarr.
+    """
+    (n0, n1), (t0, t1), (x0, x1) = networks, checkpoints, examples
+    label = f"{array.store_path} at [{n0}:{n1}, {t0}:{t1}, {x0}:{x1}]"
+    chunk = array.chunks
+    codecs = _stored_order_codecs(array) if direct else None
+    aligned = (n0 % chunk[0] == 0 and t0 % chunk[1] == 0 and x0 % chunk[2] == 0
+               and n1 - n0 <= chunk[0] and t1 - t0 <= chunk[1] and x1 - x0 <= chunk[2])
+    try:
+        if codecs is not None and aligned:
+            from zarr.core.buffer import default_buffer_prototype
+            from zarr.core.sync import sync
+
+            key = array.metadata.encode_chunk_key((n0 // chunk[0], t0 // chunk[1],
+                                                   x0 // chunk[2]))
+            buffer = sync((array.store_path / key).get(prototype=default_buffer_prototype()))
+            shape = (chunk[2], chunk[0], chunk[1])
+            if buffer is None:
+                block = np.full(shape, array.fill_value, dtype=array.dtype)
+            else:
+                block = np.frombuffer(_decode(buffer.to_bytes(), codecs),
+                                      dtype=array.dtype).reshape(shape)
+            return block[: x1 - x0, : n1 - n0, : t1 - t0]
+        region = np.asarray(array[n0:n1, t0:t1, x0:x1])
+        return np.ascontiguousarray(region.transpose(2, 0, 1))
+    except StoreError:
+        raise
+    except Exception as error:
+        raise StoreError(f"corrupt or unreadable chunk in {label}: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from error
+
+
+def _read_nonmember(handle: StoreHandle, split: str, networks, example_bytes) -> np.ndarray:
+    """Bits of the examples each network did not train on, dims (b, n), uint8."""
+    array = handle.open_array(f"splits/{split}/membership")
+    (n0, n1), (b0, b1) = networks, example_bytes
+    try:
+        member = np.asarray(array[n0:n1, 8 * b0: min(8 * b1, array.shape[1])])
+    except Exception as error:
+        raise StoreError(f"corrupt or unreadable membership of {split} in {handle.path}: "
+                         f"{type(error).__name__}") from error
+    return np.packbits(~member.T, axis=0, bitorder="little")
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks (run on workers)
+
+
+def verdict_block(handle: StoreHandle, split: str, networks: tuple[int, int],
+                  example_bytes: tuple[int, int], num_examples: int, num_checkpoints: int,
+                  network_group: np.ndarray, network_half: np.ndarray, num_groups: int,
+                  membership: bool, direct: bool = True) -> dict[str, np.ndarray]:
+    """Counts of one block of networks x examples over every checkpoint (one Dask task).
+
+    ``example_bytes`` is a range of bytes of ``correct_packed`` (8 examples each); the counts
+    cover the examples ``8 b0 .. min(8 b1, num_examples)``.
+    """
+    from kernels.agreement import accumulate_verdicts, finish_verdicts
+
+    array = handle.open_array(f"splits/{split}/correct_packed")
+    (n0, n1), (b0, b1) = networks, example_bytes
+    nb, xb, total = n1 - n0, 8 * (b1 - b0), num_checkpoints
+    network_group = np.ascontiguousarray(network_group, dtype=np.int64)
+    network_half = np.ascontiguousarray(network_half, dtype=np.uint8)
+    out = {
+        "tpa_count": np.zeros((num_groups, xb, total), np.int32),
+        "holdout_count": np.zeros((num_groups, xb, total), np.int32),
+        "forgetting_count": np.zeros((num_groups, xb), np.int32),
+        "first_learned_histogram": np.zeros((num_groups, xb, total + 1), np.int32),
+        "half_sum": np.zeros((num_groups, network_half.shape[0], xb), np.int32),
+        "holdout_networks": np.zeros((num_groups, xb), np.int32),
+        "network_count": np.zeros((nb, total), np.int32),
+        "network_forgetting": np.zeros(nb, np.int32),
+    }
+    chunk_n, chunk_t, chunk_b = array.chunks
+    for a in range(n0, n1, chunk_n):
+        b = min(a + chunk_n, n1)
+        groups = network_group[a - n0: b - n0]
+        if (groups < 0).all():
+            continue
+        for c in range(b0, b1, chunk_b):
+            d = min(c + chunk_b, b1)
+            nonmember = (_read_nonmember(handle, split, (a, b), (c, d)) if membership
+                         else np.zeros((0, 0), np.uint8))
+            state = [np.zeros((d - c, b - a), np.uint8),
+                     np.full((8 * (d - c), b - a), total, np.int32),
+                     np.zeros((8 * (d - c), b - a), np.int32)]
+            xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
+            for t0 in range(0, total, chunk_t):
+                t1 = min(t0 + chunk_t, total)
+                block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
+                accumulate_verdicts(block, t0, groups, nonmember, *state,
+                                    out["tpa_count"][:, xs], out["holdout_count"][:, xs],
+                                    out["network_count"][ns], out["forgetting_count"][:, xs],
+                                    out["network_forgetting"][ns])
+            finish_verdicts(*state, groups, nonmember, network_half[:, a - n0: b - n0],
+                            out["first_learned_histogram"][:, xs], out["half_sum"][:, :, xs],
+                            out["holdout_networks"][:, xs])
+    # The kernel counts changes along checkpoints; their running sum is the count.
+    np.cumsum(out["tpa_count"], axis=2, out=out["tpa_count"])
+    np.cumsum(out["holdout_count"], axis=2, out=out["holdout_count"])
+    keep = min(xb, num_examples - 8 * b0)
+    for name in _EXAMPLE_FIELDS:
+        out[name] = out[name][..., :keep, :] if out[name].ndim == 3 and name != "half_sum" \
+            else out[name][..., :keep]
+    return out
+
+
+def class_block(handle: StoreHandle, split: str, networks: tuple[int, int],
+                examples: tuple[int, int], checkpoints: tuple[int, int],
+                network_group: np.ndarray, num_groups: int, num_classes: int,
+                direct: bool = True) -> dict[str, np.ndarray]:
+    """Class counts of one block of networks x examples over a range of checkpoints."""
+    from kernels.consensus import count_classes
+
+    array = handle.open_array(f"splits/{split}/predictions")
+    (n0, n1), (x0, x1), (first, stop) = networks, examples, checkpoints
+    network_group = np.ascontiguousarray(network_group, dtype=np.int64)
+    kept = stop - first
+    out = {"class_count": np.zeros((num_groups, x1 - x0, kept, num_classes), np.int32),
+           "network_class_count": np.zeros((n1 - n0, kept, num_classes), np.int32)}
+    chunk_n, chunk_t, chunk_x = array.chunks
+    for a in range(n0, n1, chunk_n):
+        b = min(a + chunk_n, n1)
+        groups = network_group[a - n0: b - n0]
+        if (groups < 0).all():
+            continue
+        for c in range(x0, x1, chunk_x):
+            d = min(c + chunk_x, x1)
+            for t0 in range(first - first % chunk_t, stop, chunk_t):
+                t1 = min(t0 + chunk_t, stop)
+                block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
+                count_classes(block.astype(np.int16, copy=False), t0, first, groups,
+                              out["class_count"][:, c - x0: d - x0],
+                              out["network_class_count"][a - n0: b - n0])
+    return out
+
+
+def _add(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    total = {name: value.astype(np.int64) for name, value in parts[0].items()}
+    for part in parts[1:]:
+        for name, value in part.items():
+            total[name] += value
+    return total
+
+
+def _pick(part: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return part[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# Graph builders
+
+
+@dataclass(frozen=True)
+class NetworkSelection:
+    """Which networks are analysed, their groups and the random halvings of each group.
+
+    ``network_group`` holds -1 for networks left out (incomplete ones); halvings are drawn within
+    each group, so that a halving of the whole population is stratified by group.
+    """
+
+    network_group: np.ndarray  # int64 (n,)
+    group_names: tuple[str, ...]
+    network_half: np.ndarray  # uint8 (s, n)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
+
+    def networks_in(self, groups) -> np.ndarray:
+        return np.isin(self.network_group, list(groups))
+
+
+def select_networks(population, *, networks: np.ndarray | None = None,
+                    halvings: int = DEFAULT_HALVINGS, seed: int = 0) -> NetworkSelection:
+    """The analysed networks (default: the complete ones), their groups and halvings."""
+    group = population.network_groups().astype(np.int64)
+    chosen = population.complete_networks() if networks is None else np.asarray(networks)
+    keep = np.zeros(population.num_networks, bool)
+    keep[chosen] = True
+    group = np.where(keep, group, -1)
+    rng = np.random.default_rng(seed)
+    half = np.zeros((halvings, population.num_networks), np.uint8)
+    for s in range(halvings):
+        for g in range(len(population.group_names)):
+            members = np.flatnonzero(group == g)
+            picked = rng.permutation(members)[: members.size // 2]
+            half[s, picked] = 1
+    return NetworkSelection(group, tuple(population.group_names), half)
+
+
+def _handle(population) -> StoreHandle:
+    options = getattr(population, "storage_options", None) or {}
+    return StoreHandle(str(population.path), tuple(sorted(options.items())))
+
+
+def _ranges(size: int, step: int) -> list[tuple[int, int]]:
+    return [(a, min(a + step, size)) for a in range(0, size, step)] or [(0, 0)]
+
+
+def _task_ranges(population, split: str, name: str, networks_per_task, examples_per_task,
+                 size: int):
+    """Ranges of networks and of the array's last axis (examples, or example bytes) per task."""
+    array = population._root[f"splits/{split}/{name}"]
+    chunk_n, _, chunk_x = array.chunks
+    per_unit = 8 if name == "correct_packed" else 1
+    # Tasks own whole stored chunks, so that every chunk is decoded once.
+    nb = chunk_n * max(1, math.ceil((networks_per_task or chunk_n) / chunk_n))
+    wanted = math.ceil((examples_per_task or chunk_x * per_unit) / per_unit)
+    xb = chunk_x * max(1, math.ceil(wanted / chunk_x))
+    return (_ranges(population.num_networks, nb), [r for r in _ranges(size, xb) if r[1] > r[0]])
+
+
+def _tree(parts: list, combine, split_every: int = 8):
+    import dask
+
+    while len(parts) > 1:
+        parts = [dask.delayed(combine, pure=True)(*parts[i: i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _assemble(blocks: dict[tuple[int, int], Any], network_ranges, example_ranges, shapes,
+              example_fields, network_fields, dtype=np.int64):
+    """Lazy arrays of every field: example fields summed over blocks of networks and joined
+    along examples; network fields summed over blocks of examples and joined along networks."""
+    import dask
+    import dask.array as da
+
+    result = {}
+    by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))
+                         if (i, j) in blocks], _add) for j in range(len(example_ranges))]
+    for name in example_fields:
+        lead, trail = shapes[name]
+        pieces = [da.from_delayed(dask.delayed(_pick, pure=True)(part, name),
+                                  shape=(*lead, x1 - x0, *trail), dtype=dtype)
+                  for part, (x0, x1) in zip(by_example, example_ranges, strict=True)]
+        result[name] = da.concatenate(pieces, axis=len(lead))
+    by_network = {i: _tree([blocks[(i, j)] for j in range(len(example_ranges))], _add)
+                  for i in range(len(network_ranges)) if (i, 0) in blocks}
+    for name in network_fields:
+        trail = shapes[name][1]
+        pieces = []
+        for i, (n0, n1) in enumerate(network_ranges):
+            if i in by_network:
+                pieces.append(da.from_delayed(dask.delayed(_pick, pure=True)(by_network[i], name),
+                                              shape=(n1 - n0, *trail), dtype=dtype))
+            else:
+                pieces.append(da.zeros((n1 - n0, *trail), dtype=dtype))
+        result[name] = da.concatenate(pieces, axis=0)
+    return result
+
+
+def verdict_statistics(population, split: str, selection: NetworkSelection, *,
+                       networks_per_task: int | None = None, examples_per_task: int | None = None,
+                       direct: bool = True) -> dict[str, Any]:
+    """Lazy counts of the verdict measures of one split (see :mod:`kernels.agreement`).
+
+    Parameters
+    ----------
+    population : engine.Population
+    split : str
+    selection : NetworkSelection
+    networks_per_task, examples_per_task : int, optional
+        Size of a task, rounded up to whole stored chunks (default: one chunk of each).
+    direct : bool
+        Decode the store's chunks straight into (x, n, t) order where the encoding allows.
+
+    Returns
+    -------
+    dict of dask.array.Array, int64
+        ``tpa_count`` (g, x, t), ``holdout_count`` (g, x, t), ``forgetting_count`` (g, x),
+        ``first_learned_histogram`` (g, x, t + 1), ``half_sum`` (g, s, x),
+        ``holdout_networks`` (g, x), ``network_count`` (n, t), ``network_forgetting`` (n,).
+    """
+    import dask
+
+    population._check_split(split)
+    handle = _handle(population)
+    total = population.num_checkpoints
+    membership = population.attrs.get("membership_split") == split
+    examples = population.num_examples(split)
+    network_ranges, byte_ranges = _task_ranges(population, split, "correct_packed",
+                                               networks_per_task, examples_per_task,
+                                               -(-examples // 8))
+    example_ranges = [(8 * b0, min(8 * b1, examples)) for b0, b1 in byte_ranges]
+    groups, halvings = selection.num_groups, selection.network_half.shape[0]
+    blocks = {}
+    for i, (n0, n1) in enumerate(network_ranges):
+        block_group = selection.network_group[n0:n1]
+        for j, byte_range in enumerate(byte_ranges):
+            blocks[(i, j)] = dask.delayed(verdict_block, pure=True)(
+                handle, split, (n0, n1), byte_range, examples, total, block_group,
+                selection.network_half[:, n0:n1], groups, membership, direct,
+                dask_key_name=f"verdict-block-{split}-{_token(handle, selection)}-{i}-{j}")
+    shapes = {
+        "tpa_count": ((groups,), (total,)), "holdout_count": ((groups,), (total,)),
+        "forgetting_count": ((groups,), ()), "first_learned_histogram": ((groups,), (total + 1,)),
+        "half_sum": ((groups, halvings), ()), "holdout_networks": ((groups,), ()),
+        "network_count": ((), (total,)), "network_forgetting": ((), ()),
+    }
+    if not example_ranges:
+        return _empty_verdicts(population, groups, halvings, total)
+    return _assemble(blocks, network_ranges, example_ranges, shapes, _EXAMPLE_FIELDS,
+                     _NETWORK_FIELDS)
+
+
+def _empty_verdicts(population, groups, halvings, total):
+    import dask.array as da
+
+    n = population.num_networks
+    zero = {"tpa_count": (groups, 0, total), "holdout_count": (groups, 0, total),
+            "forgetting_count": (groups, 0), "first_learned_histogram": (groups, 0, total + 1),
+            "half_sum": (groups, halvings, 0), "holdout_networks": (groups, 0),
+            "network_count": (n, total), "network_forgetting": (n,)}
+    return {name: da.zeros(shape, dtype=np.int64) for name, shape in zero.items()}
+
+
+def _token(handle: StoreHandle, selection: NetworkSelection) -> str:
+    from dask.base import tokenize
+
+    return tokenize(handle, selection.network_group, selection.network_half)[:10]
+
+
+def class_statistics(population, split: str, selection: NetworkSelection, num_classes: int, *,
+                     checkpoints: tuple[int, int] | None = None,
+                     networks_per_task: int | None = None, examples_per_task: int | None = None,
+                     direct: bool = True) -> dict[str, Any] | None:
+    """Lazy class counts of one split's predictions, or None where none are stored.
+
+    Returns
+    -------
+    dict of dask.array.Array, int64
+        ``class_count`` (g, x, t, k) and ``network_class_count`` (n, t, k), over the checkpoints
+        ``checkpoints`` (default: all).
+    """
+    import dask
+
+    if population.predictions(split) is None:
+        return None
+    handle = _handle(population)
+    first, stop = checkpoints if checkpoints is not None else (0, population.num_checkpoints)
+    network_ranges, example_ranges = _task_ranges(population, split, "predictions",
+                                                  networks_per_task, examples_per_task,
+                                                  population.num_examples(split))
+    groups, kept = selection.num_groups, stop - first
+    if not example_ranges:
+        import dask.array as da
+
+        return {"class_count": da.zeros((groups, 0, kept, num_classes), dtype=np.int64),
+                "network_class_count": da.zeros((population.num_networks, kept, num_classes),
+                                                dtype=np.int64)}
+    blocks = {}
+    token = _token(handle, selection)
+    for i, (n0, n1) in enumerate(network_ranges):
+        for j, (x0, x1) in enumerate(example_ranges):
+            blocks[(i, j)] = dask.delayed(class_block, pure=True)(
+                handle, split, (n0, n1), (x0, x1), (first, stop),
+                selection.network_group[n0:n1], groups, num_classes, direct,
+                dask_key_name=f"class-block-{split}-{token}-{first}-{i}-{j}")
+    shapes = {"class_count": ((groups,), (kept, num_classes)),
+              "network_class_count": ((), (kept, num_classes))}
+    return _assemble(blocks, network_ranges, example_ranges, shapes, ("class_count",),
+                     ("network_class_count",))
+
+
+def num_classes_of(population) -> int:
+    """Number of classes: the class names, else one more than the largest label."""
+    names = population.attrs.get("class_names")
+    if names:
+        return len(names)
+    largest = max((int(population.labels(s).max(initial=-1)) for s in population.splits),
+                  default=-1)
+    return max(1, largest + 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Final algebra on the counts (NumPy, small arrays)
+
+
+def spearman_brown(correlation: float) -> float:
+    """Reliability of the whole from the correlation of two halves."""
+    return 2.0 * correlation / (1.0 + correlation) if correlation > -1 else float("nan")
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, groups,
+                   labels: np.ndarray, classes: dict[str, np.ndarray] | None = None,
+                   classes_last_only: bool = False, membership: bool = False,
+                   consensus_seed: int = 0) -> dict[str, Any]:
+    """Every measure of one split for the networks of ``groups``, from computed counts.
+
+    Parameters
+    ----------
+    counts : dict of ndarray
+        Computed :func:`verdict_statistics` (or None for a split without labels).
+    groups : sequence of int
+        Group indices pooled together (all of them for the whole population).
+    labels : int (x,)
+        Examples without a label (-1) are left out of the correctness measures.
+    classes : dict of ndarray, optional
+        Computed :func:`class_statistics`.
+
+    Returns
+    -------
+    dict
+        ``summary`` (JSON-able numbers and lists) and ``examples`` (arrays per example).
+    """
+    from scipy.stats import binom
+
+    from kernels.agreement import poisson_binomial
+    from kernels.learning import histogram_mean_median
+
+    groups = list(groups)
+    in_groups = selection.networks_in(groups)
+    size = int(in_groups.sum())
+    summary: dict[str, Any] = {"networks": size}
+    per_example: dict[str, np.ndarray] = {}
+    examples = labels.size
+    labelled = labels >= 0
+    if counts is not None and labelled.any() and size:
+        tpa_count = counts["tpa_count"][groups].sum(axis=0)[labelled].T  # (t, x)
+        total, x_count = tpa_count.shape
+        network_accuracy = counts["network_count"][in_groups] / x_count  # (n, t)
+        tpa = tpa_count / size
+        accuracy_mean = network_accuracy.mean(axis=0)
+        histogram = np.stack([np.bincount(row, minlength=size + 1) for row in tpa_count]) \
+            if x_count else np.zeros((total, size + 1), np.int64)
+        null = np.stack([poisson_binomial(np.ascontiguousarray(network_accuracy[:, t]))
+                         for t in range(total)]) * x_count
+        binomial = np.stack([binom.pmf(np.arange(size + 1), size, p) for p in accuracy_mean]) \
+            * x_count
+        extreme = (histogram[:, 0] + histogram[:, size]) / max(x_count, 1)
+        extreme_null = (null[:, 0] + null[:, size]) / max(x_count, 1) if size else null[:, 0]
+        variance = tpa.var(axis=1) if x_count else np.full(total, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = ((variance / (accuracy_mean * (1 - accuracy_mean)) - 1 / size)
+                      / (1 - 1 / size)) if size > 1 else np.full(total, np.nan)
+        excess = np.where(np.isfinite(excess), excess, np.nan)
+        accessibility = tpa.mean(axis=0)
+        # Split-half reliability: each halving's half against the rest, Spearman-Brown.
+        row_total = tpa_count.sum(axis=0)
+        half = counts["half_sum"][groups].sum(axis=0)[:, labelled]  # (s, x)
+        reliabilities = []
+        for s in range(half.shape[0]):
+            first = int((selection.network_half[s] & in_groups).sum())
+            if first == 0 or first == size:
+                continue
+            rho = _spearman(half[s] / first, (row_total - half[s]) / (size - first))
+            reliabilities.append(spearman_brown(rho))
+        histogram_first = counts["first_learned_histogram"][groups].sum(axis=0)[labelled]
+        first_mean, first_median = histogram_mean_median(histogram_first.astype(np.int64))
+        summary.update({
+            "checkpoints": total,
+            "examples": int(x_count),
+            "accuracy_mean": accuracy_mean.tolist(),
+            "accuracy_std": network_accuracy.std(axis=0).tolist(),
+            "accuracy_min": network_accuracy.min(axis=0).tolist(),
+            "accuracy_max": network_accuracy.max(axis=0).tolist(),
+            "tpa_histogram": histogram.astype(int).tolist(),
+            "null_histogram": null.tolist(),
+            "binomial_histogram": binomial.tolist(),
+            "extreme_fraction": extreme.tolist(),
+            "extreme_fraction_null": extreme_null.tolist(),
+            "agreement_excess": _nan_list(excess),
+            "split_half_spearman": _nan_float(np.mean(reliabilities)) if reliabilities
+            else None,
+            "split_half_spearman_each": _nan_list(np.asarray(reliabilities)),
+            "accessibility_mean": _nan_float(accessibility.mean()) if x_count else None,
+            "never_learned_share": _nan_float((histogram_first[:, -1] / size).mean())
+            if x_count else None,
+            "forgetting_mean": _nan_float(
+                (counts["forgetting_count"][groups].sum(axis=0)[labelled] / size).mean())
+            if x_count else None,
+            "tpa_mean_by_accessibility": _learning_curves(tpa, accessibility),
+        })
+        fill = np.full(examples, np.nan)
+        per_example.update({
+            "accessibility": _scatter(fill, labelled, accessibility),
+            "tpa_last": _scatter(fill, labelled, tpa[-1]),
+            "first_learned_mean": _scatter(fill, labelled, first_mean),
+            "first_learned_median": _scatter(fill, labelled, first_median),
+            "never_learned_share": _scatter(fill, labelled, histogram_first[:, -1] / size),
+            "forgetting_mean": _scatter(
+                fill, labelled, counts["forgetting_count"][groups].sum(axis=0)[labelled] / size),
+        })
+        per_example["learning_order"] = np.full(examples, -1, np.int64)
+        order = np.argsort(-accessibility, kind="stable")
+        ranks = np.empty(x_count, np.int64)
+        ranks[order] = np.arange(x_count)
+        per_example["learning_order"][labelled] = ranks
+        per_example["tpa"] = tpa  # (t, x) over labelled examples, for comparisons
+        if membership:
+            held = counts["holdout_networks"][groups].sum(axis=0)[labelled]
+            hold = counts["holdout_count"][groups].sum(axis=0)[labelled].T  # (t, x)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                consistency = np.where(held > 0, hold / np.maximum(held, 1), np.nan)
+            summary["holdout_consistency_mean"] = _nan_list(np.nanmean(consistency, axis=1)) \
+                if np.isfinite(consistency).any() else [None] * total
+            last = consistency[-1]
+            finite = np.isfinite(last)
+            summary["holdout_accessibility_spearman"] = _nan_float(
+                _spearman(last[finite], accessibility[finite])) if finite.sum() > 1 else None
+            per_example["holdout_consistency"] = _scatter(fill, labelled, last)
+    if classes is not None and size:
+        class_count = classes["class_count"][groups].sum(axis=0)  # (x, t, k)
+        plurality = class_count.max(axis=2) if class_count.shape[2] and examples else \
+            np.zeros((examples, class_count.shape[1]), np.int64)
+        share = plurality / size
+        per_example["consensus_last"] = share[:, -1] if share.shape[1] else np.full(examples,
+                                                                                    np.nan)
+        histograms = np.stack([np.bincount(plurality[:, t], minlength=size + 1)
+                               for t in range(plurality.shape[1])])
+        null_histograms, null_means = _consensus_null(
+            classes["network_class_count"][in_groups], examples, consensus_seed)
+        key = "consensus_last" if classes_last_only else "consensus"
+        summary[key] = {
+            "checkpoints": "last" if classes_last_only else "all",
+            "mean": _nan_list(share.mean(axis=0)) if examples else [],
+            "histogram": histograms.astype(int).tolist(),
+            "null_mean": _nan_list(null_means),
+            "null_histogram": null_histograms.tolist(),
+        }
+    return {"summary": summary, "examples": per_example}
+
+
+def _consensus_null(network_class_count: np.ndarray, examples: int, seed: int):
+    """Expected consensus histogram (times the number of examples) and mean under the null."""
+    from kernels.consensus import plurality_histogram_of_draws
+
+    networks, kept, classes = network_class_count.shape
+    rng = np.random.default_rng(seed)
+    histograms, means = [], []
+    for t in range(kept):
+        counts = network_class_count[:, t].astype(np.float64)
+        total = counts.sum(axis=1, keepdims=True)
+        cumulative = np.cumsum(np.divide(counts, total, out=np.zeros_like(counts),
+                                         where=total > 0), axis=1)
+        uniforms = rng.random((CONSENSUS_NULL_SAMPLES, networks))
+        drawn = plurality_histogram_of_draws(np.ascontiguousarray(cumulative), uniforms)
+        law = drawn / CONSENSUS_NULL_SAMPLES
+        histograms.append(law * examples)
+        means.append(float((np.arange(networks + 1) / max(networks, 1) * law).sum()))
+    return np.asarray(histograms), np.asarray(means)
+
+
+def _learning_curves(tpa: np.ndarray, accessibility: np.ndarray, bins: int = 5) -> dict:
+    """Mean TP-agreement per checkpoint of the examples in each accessibility quantile bin."""
+    if accessibility.size == 0:
+        return {"edges": [], "curves": []}
+    edges = np.quantile(accessibility, np.linspace(0, 1, bins + 1))
+    index = np.clip(np.searchsorted(edges, accessibility, side="right") - 1, 0, bins - 1)
+    curves = [tpa[:, index == b].mean(axis=1).tolist() if (index == b).any() else None
+              for b in range(bins)]
+    return {"edges": edges.tolist(), "curves": curves}
+
+
+def _scatter(fill: np.ndarray, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = fill.copy()
+    out[mask] = values
+    return out
+
+
+def _nan_float(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _nan_list(values: np.ndarray) -> list:
+    return [_nan_float(v) for v in np.asarray(values, dtype=np.float64).ravel()]

@@ -9,7 +9,7 @@ import typer
 
 
 def pairwise(
-    store: str = typer.Argument(..., help="Population store (folder or URL)."),
+    store: Annotated[str, typer.Argument(help="Population store (folder or URL).")],
     out: Annotated[Path, typer.Option("--out", "-o",
                                       help="Folder for pairwise.zarr, figures and JSON.")],
     split: Annotated[list[str] | None, typer.Option(

@@ -99,6 +99,55 @@ def measure(name, config, tensor, checkpoint_block, network_block, repeat):
     return stored, write, min(reads)
 
 
+def engine_path(tensors, repeat):
+    """Write each tensor through the engine's writer (one checkpoint at a time, as training does)
+    and read it back through the engine's dask arrays on one thread."""
+    import dask
+
+    import engine
+
+    entries = stored = write = read_packed = read_bool = 0.0
+    for name, tensor in tensors:
+        networks, checkpoints, examples = tensor.shape
+        folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+        try:
+            writer = engine.create_population(
+                folder / "p.zarr", dataset_name=name,
+                splits={"s": engine.SplitSpec(labels=np.zeros(examples, int), predictions=False)},
+                groups=[engine.GroupSpec("g", "real", networks)],
+                checkpoint_epochs=np.arange(checkpoints))
+            start = time.perf_counter()
+            for t in range(checkpoints):
+                writer.record("s", t, (0, networks), correct=tensor[:, t])
+                writer.mark_checkpoint(t, (0, networks))
+            write += time.perf_counter() - start
+            population = engine.open_population(folder / "p.zarr")
+            stored += population.stored_bytes("splits/s/correct_packed")
+            with dask.config.set(scheduler="synchronous"):
+                best = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    packed = population.correct_packed("s").compute()
+                    best.append(time.perf_counter() - start)
+                read_packed += min(best)
+                best = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    back = population.correct("s").compute()
+                    best.append(time.perf_counter() - start)
+                read_bool += min(best)
+            assert packed.shape[2] == -(-examples // 8)
+            assert np.array_equal(back, tensor), name
+            entries += tensor.size
+        finally:
+            shutil.rmtree(folder)
+    return {"encoding": "engine (writer + dask reader, defaults)",
+            "bits_per_entry": round(8 * stored / entries, 4),
+            "write_entries_per_s": float(f"{entries / write:.3g}"),
+            "read_packed_entries_per_s": float(f"{entries / read_packed:.3g}"),
+            "read_bool_entries_per_s": float(f"{entries / read_bool:.3g}")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="measure a trained store's correctness instead")
@@ -135,6 +184,9 @@ def main() -> None:
                    "read_entries_per_s": float(f"{entries / read:.3g}")}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    if not chosen or "engine" in chosen:
+        row = engine_path(tensors, args.repeat)
+        print(json.dumps(row), flush=True)
     print(f"\n{'encoding':28s} {'t-block':>7s} {'bits/entry':>10s} {'write/s':>9s} "
           f"{'read/s':>9s}")
     for row in rows:

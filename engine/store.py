@@ -45,6 +45,10 @@ DEFAULT_EXAMPLE_BLOCK = 65536
 #: Bit order of ``correct_packed``, as numpy.packbits names it.
 BIT_ORDER = "little"
 
+#: zstd level inside blosc for the verdict bits: each recorded checkpoint re-encodes its chunk,
+#: and level 1 encodes about 5x faster than 5 for nearly the same size (bench_store.py).
+VERDICT_ZSTD_LEVEL = int(os.environ.get("CREATED_EQUAL_ZSTD_LEVEL", "1"))
+
 NO_LABEL = -1
 NO_PREDICTION = -1
 
@@ -61,7 +65,7 @@ def _verdict_codecs() -> dict[str, Any]:
     return dict(
         filters=[TransposeCodec(order=(2, 0, 1))],
         compressors=[
-            BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=1),
+            BloscCodec(cname="zstd", clevel=VERDICT_ZSTD_LEVEL, shuffle="bitshuffle", typesize=1),
             Crc32cCodec(),
         ],
     )
@@ -345,7 +349,8 @@ def create_population(
         verdict_dims = ("networks", "checkpoints", "examples")
         _create_array(group, "correct_packed",
                       shape=(num_networks, num_checkpoints, -(-num_examples // 8)),
-                      chunks=(nb, tb, example_block // 8), dtype="uint8",
+                      chunks=(nb, tb, max(1, min(example_block, num_examples + 7) // 8)),
+                      dtype="uint8",
                       dims=("networks", "checkpoints", "example_bytes"), fill=0,
                       codecs=_verdict_codecs())
         if spec.predictions:

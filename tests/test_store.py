@@ -19,7 +19,7 @@ from engine.store import ATTRS_KEY
 
 def make_store(path, *, networks=5, checkpoints=3, examples=(13, 7), classes=4, seed=0,
                predictions=True, network_block=2, checkpoint_block=2, probe=True,
-               membership=False, dataset="toy", data_seed=0):
+               membership=False, dataset="toy", data_seed=0, example_block=65536):
     """A store filled with random predictions; returns (store path, labels, predictions)."""
     rng = np.random.default_rng(data_seed)
     labels = {"train": rng.integers(0, classes, examples[0]),
@@ -36,7 +36,7 @@ def make_store(path, *, networks=5, checkpoints=3, examples=(13, 7), classes=4, 
         path, dataset_name=dataset, splits=splits, groups=groups,
         checkpoint_epochs=np.arange(checkpoints), checkpoint_steps=np.arange(checkpoints) * 10,
         network_block=network_block, checkpoint_block=checkpoint_block,
-        init_seeds=np.arange(networks), order_seeds=np.arange(networks) + 100,
+        example_block=example_block, init_seeds=np.arange(networks), order_seeds=np.arange(networks) + 100,
         membership_split="train" if membership else None,
     )
     rng = np.random.default_rng(seed)
@@ -66,13 +66,14 @@ def tree_digest(path: Path) -> str:
 @settings(max_examples=15)
 @given(networks=st.integers(1, 9), checkpoints=st.integers(1, 4),
        train=st.sampled_from([1, 7, 8, 63, 64, 65, 130]), block=st.integers(1, 4),
-       predictions=st.booleans())
+       example_block=st.sampled_from([8, 16, 64, 65536]), predictions=st.booleans())
 def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, train, block,
-                                   predictions):
+                                   example_block, predictions):
     path = tmp_path_factory.mktemp("store") / "pop.zarr"
     path, labels, recorded = make_store(path, networks=networks, checkpoints=checkpoints,
                                         examples=(train, 3), network_block=block,
-                                        checkpoint_block=block, predictions=predictions)
+                                        checkpoint_block=block, example_block=example_block,
+                                        predictions=predictions)
     population = engine.open_population(path)
     assert population.num_networks == networks
     assert population.num_checkpoints == checkpoints
@@ -85,6 +86,8 @@ def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, trai
             np.testing.assert_array_equal(stored.compute(), recorded[split])
         else:
             assert stored is None
+        packed = population.correct_packed(split).compute()
+        np.testing.assert_array_equal(packed, np.packbits(expected, axis=2, bitorder="little"))
     table = population.networks
     assert table["complete"].all()
     np.testing.assert_allclose(table["final_accuracy_train"],

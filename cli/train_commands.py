@@ -1,9 +1,227 @@
-"""`engine` commands of the train issue; they register on the app in :func:`register`."""
+"""`engine train-population` and `engine quickstart`: train populations into a store."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import typer
 
 
+def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
+    from engine.errors import ConfigError
+
+    if not text:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from error
+
+
+def _name_list(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _parse_networks(values: list[str] | None) -> tuple[int | None, tuple[int, int] | None]:
+    """``--networks N`` (study size) and/or ``--networks A:B`` (ids this process trains)."""
+    from engine.errors import ConfigError
+
+    count, network_range = None, None
+    for value in values or []:
+        try:
+            if ":" in value:
+                start, stop = (int(p) for p in value.split(":"))
+                network_range = (start, stop)
+            else:
+                count = int(value)
+        except ValueError as error:
+            raise ConfigError(f"--networks takes N or A:B, got {value!r}") from error
+    return count, network_range
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    from engine.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        index, count = (int(p) for p in value.split("/"))
+    except ValueError as error:
+        raise ConfigError(f"--shard takes I/K (e.g. 0/4), got {value!r}") from error
+    return index, count
+
+
+# A module-level option: typer needs a list type here, which ruff's B008 rejects inline.
+_NETWORKS_OPTION = typer.Option(
+    None, "--networks", help="N: networks in the study; A:B: the network ids this process "
+    "trains (whole blocks). May be given twice.")
+
+
+def train_population(
+    out: str = typer.Option(..., "--out", "-o", help="Population store to create or resume."),
+    study: str | None = typer.Option(None, "--study", help="TOML study file (several groups)."),
+    dataset: str | None = typer.Option(None, "--dataset", help="digits, mnist1d, gaussian, "
+                                       "teacher, npz, mnist, fashion-mnist, cifar10, cifar100, "
+                                       "svhn, imagefolder."),
+    arch: str | None = typer.Option(None, "--arch", help="linear, mlp, cnn, resnet or vgg."),
+    networks: list[str] | None = _NETWORKS_OPTION,
+    shard: str | None = typer.Option(None, "--shard", help="I/K: train the I-th of K shares."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 20)."),
+    seed: int | None = typer.Option(None, "--seed", help="Population seed (default 0)."),
+    vary: str | None = typer.Option(None, "--vary", help="Randomness that differs between "
+                                    "networks: init,order (default both)."),
+    record_every: int | None = typer.Option(None, "--record-every", help="Extra checkpoints "
+                                            "every STEPS optimiser steps."),
+    subset_fraction: float | None = typer.Option(None, "--subset-fraction", help="Each network "
+                                                 "trains on its own random subset (C-score)."),
+    width: int | None = typer.Option(None, "--width", help="Hidden units or channels."),
+    depth: int | None = typer.Option(None, "--depth", help="Hidden layers or stages."),
+    batch_norm: bool | None = typer.Option(None, "--batch-norm/--no-batch-norm"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="sgd or adam."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    momentum: float | None = typer.Option(None, "--momentum"),
+    weight_decay: float | None = typer.Option(None, "--weight-decay"),
+    schedule: str | None = typer.Option(None, "--schedule", help="constant, cosine or step."),
+    milestones: str | None = typer.Option(None, "--milestones", help="Epochs of step decays."),
+    gamma: float | None = typer.Option(None, "--gamma", help="Step decay factor."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    augment: bool | None = typer.Option(None, "--augment/--no-augment",
+                                        help="Random crop and flip (images)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder or .npz of users' data."),
+    download: bool = typer.Option(False, "--download", help="Fetch a public data set."),
+    samples: int | None = typer.Option(None, "--samples", help="Examples to generate "
+                                       "(mnist1d, gaussian, teacher)."),
+    holdout_classes: str | None = typer.Option(None, "--holdout-classes", help="Classes kept "
+                                               "out of training, recorded as a probe split."),
+    probes: str | None = typer.Option(None, "--probes", help="Artificial probes: noise,patterns."),
+    network_block: int | None = typer.Option(None, "--network-block",
+                                             help="Networks per stored block (default 32)."),
+    group_size: int = typer.Option(0, "--group-size", help="Networks per batched computation "
+                                   "(0: the whole group)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: its default)."),
+    keep_state: bool = typer.Option(False, "--keep-state", help="Keep final weights."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a population of networks many at a time and record every verdict in a store.
+
+    Rerun the same command to resume after a crash; run it with --shard I/K (or --networks A:B)
+    in several processes to fill one store together.
+    """
+    from engine.data import DataConfig
+    from engine.errors import ConfigError
+    from engine.train.config import RunOptions
+    from engine.train.study import load_study, study_from_flags
+
+    count, network_range = _parse_networks(networks)
+    hyper = {k: v for k, v in dict(
+        width=width, depth=depth, batch_norm=batch_norm, optimizer=optimizer, lr=lr,
+        momentum=momentum, weight_decay=weight_decay, schedule=schedule, gamma=gamma,
+        batch_size=batch_size, augment=augment,
+        milestones=_int_list(milestones, "--milestones") if milestones else None,
+    ).items() if v is not None}
+    study_flags = {k: v for k, v in dict(
+        epochs=epochs, seed=seed, vary=vary, record_every=record_every,
+        subset_fraction=subset_fraction, network_block=network_block).items() if v is not None}
+    data_flags = {k: v for k, v in dict(
+        samples=samples, probes=_name_list(probes) or None,
+        holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None).items()
+        if v is not None}
+    if study is not None:
+        given = [f"--{k.replace('_', '-')}" for k in [*hyper, *study_flags, *data_flags]]
+        given += ["--dataset"] * (dataset is not None) + ["--arch"] * (arch is not None)
+        given += ["--networks N"] * (count is not None)
+        if given:
+            raise ConfigError(f"--study defines the study; drop {', '.join(given)} (or put "
+                              "them in the study file)")
+        config = load_study(study, data_dir=data_dir, download=download)
+    else:
+        if dataset is None or arch is None or count is None:
+            raise ConfigError("give --study FILE, or --dataset, --arch and --networks N")
+        data = DataConfig(name=dataset, data_dir=data_dir, download=download, **data_flags)
+        config = study_from_flags(dataset=dataset, arch=arch, networks=count,
+                                  data=data, **{"epochs": 20, **study_flags}, **hyper)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    options = RunOptions(device=device, networks=network_range, shard=_parse_shard(shard),
+                         group_size=group_size, quiet=quiet, keep_state=keep_state,
+                         command=" ".join(["engine", *sys.argv[1:]]))
+    from engine.train.loop import train_population as train
+
+    summary = train(config, out, options)
+    if not quiet:
+        rate = summary.timings["network_epochs"] / max(summary.seconds, 1e-9)
+        typer.echo(f"{out}: trained {summary.trained_networks} networks "
+                   f"({summary.skipped_networks} already complete) of "
+                   f"{summary.networks[0]}:{summary.networks[1]} on {summary.device} in "
+                   f"{summary.seconds:.1f} s ({rate:.1f} network-epochs/s)")
+
+
+QUICKSTART_STUDY = """\
+# engine quickstart: two architectures on scikit-learn's digits, with artificial probes.
+epochs = 8
+seed = 0
+
+[data]
+name = "digits"
+probes = ["noise", "patterns"]
+probe_examples = 300
+
+[defaults]
+batch_size = 64
+lr = 0.05
+schedule = "cosine"
+
+[[groups]]
+name = "linear"
+arch = "linear"
+networks = 32
+
+[[groups]]
+name = "mlp"
+arch = "mlp"
+networks = 32
+width = 64
+"""
+
+
+def quickstart(
+    out: str = typer.Option("quickstart-results", "--out", "-o",
+                            help="Folder for the study file, the store and the report."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a small study on digits (linear and MLP populations, CPU), analyse it, and say where
+    the results are. Rerunning resumes or reuses the finished store."""
+    from engine.train.config import RunOptions
+    from engine.train.loop import train_population as train
+    from engine.train.study import load_study
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    study_file = out / "study.toml"
+    if not study_file.exists() or study_file.read_text() != QUICKSTART_STUDY:
+        study_file.write_text(QUICKSTART_STUDY)
+    store = out / "population.zarr"
+    summary = train(load_study(study_file), store,
+                    RunOptions(device="cpu", quiet=quiet, command="engine quickstart"))
+    typer.echo(f"trained {summary.trained_networks} networks in {summary.seconds:.1f} s; "
+               f"store: {store}")
+    try:
+        from engine.report import analyze_store
+    except ImportError:
+        typer.echo("analysis is not available in this version (engine.report is missing); "
+                   f"inspect the store with: engine info {store}")
+        return
+    report = analyze_store(str(store), out / "report", progress=not quiet)
+    typer.echo(f"report: {report}")
+    typer.echo(f"study: {study_file}  (edit it and run engine train-population --study "
+               f"{study_file} --out other.zarr)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (filled in by the train work)."""
+    """Add this module's commands to the app."""
+    app.command("train-population")(train_population)
+    app.command()(quickstart)

@@ -1,0 +1,256 @@
+"""Typed configuration of a population study: one :class:`StudyConfig` of :class:`GroupConfig`.
+
+A study is one store with groups: every group shares the data set, the seed, the epochs and the
+checkpoints (the store has one checkpoint axis); a group has its own architecture and
+hyper-parameters. The configuration is saved in the store (``attrs["extra"]["train_config"]``) and
+compared when a command is rerun on an existing store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from engine.data import DataConfig
+from engine.errors import ConfigError
+
+ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+RANDOMNESS = ("init", "order")
+
+#: Width and depth an architecture gets when a group leaves them at 0.
+DEFAULT_WIDTH = {"linear": 0, "mlp": 128, "cnn": 32, "resnet": 16, "vgg": 16}
+DEFAULT_DEPTH = {"linear": 0, "mlp": 2, "cnn": 2, "resnet": 3, "vgg": 3}
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """One group: networks of one architecture with shared hyper-parameters.
+
+    Attributes
+    ----------
+    name : str
+        Group name in the store.
+    arch : str
+        ``linear``, ``mlp``, ``cnn``, ``resnet`` or ``vgg``.
+    networks : int
+        Networks in the group.
+    width : int
+        Hidden units (mlp) or channels of the first stage (cnn, resnet, vgg); 0 = default.
+    depth : int
+        Hidden layers (mlp) or stages (cnn, resnet, vgg); 0 = default.
+    batch_norm : bool
+        Batch norm after each convolution (statistics kept per network); ignored by linear/mlp.
+    optimizer : str
+        ``sgd`` (with momentum, Nesterov off) or ``adam``.
+    lr : float
+        Peak learning rate (per step).
+    momentum : float
+        SGD momentum; Adam's beta1.
+    weight_decay : float
+        L2 penalty coefficient added to the gradient.
+    schedule : str
+        ``constant``, ``cosine`` (to 0 at the last step, per step) or ``step`` (times ``gamma``
+        at each epoch in ``milestones``).
+    milestones : tuple of int
+        Epochs at which the ``step`` schedule decays.
+    gamma : float
+        Decay factor of the ``step`` schedule.
+    batch_size : int
+        Examples per mini-batch per network.
+    augment : bool
+        Random crop (padding of 1/8 of the side) and horizontal flip, images only.
+    """
+
+    name: str
+    arch: str
+    networks: int
+    width: int = 0
+    depth: int = 0
+    batch_norm: bool = True
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    batch_size: int = 64
+    augment: bool = False
+
+    @property
+    def resolved_width(self) -> int:
+        return self.width or DEFAULT_WIDTH[self.arch]
+
+    @property
+    def resolved_depth(self) -> int:
+        return self.depth or DEFAULT_DEPTH[self.arch]
+
+    def hyperparameters(self) -> dict:
+        """JSON hyper-parameters as the store keeps them (defaults resolved)."""
+        values = asdict(self)
+        for key in ("name", "arch", "networks"):
+            values.pop(key)
+        values["width"], values["depth"] = self.resolved_width, self.resolved_depth
+        values["milestones"] = list(self.milestones)
+        return values
+
+    def validate(self, epochs: int) -> None:
+        where = f"group {self.name!r}"
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {self.arch!r} in {where}; choose one of "
+                              f"{', '.join(ARCHITECTURES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r} in {where}; choose "
+                              f"{' or '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r} in {where}; choose one of "
+                              f"{', '.join(SCHEDULES)}")
+        if self.networks < 1 or self.batch_size < 1 or self.width < 0 or self.depth < 0:
+            raise ConfigError(f"{where}: networks and batch_size must be >= 1, width and depth "
+                              ">= 0")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError(f"{where}: need lr > 0, weight_decay >= 0, 0 <= momentum < 1")
+        if any(not 0 < m <= epochs for m in self.milestones):
+            raise ConfigError(f"{where}: milestones must lie in 1..{epochs}")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A population study: the data, the seed, the schedule of checkpoints and the groups.
+
+    Attributes
+    ----------
+    data : DataConfig
+    groups : tuple of GroupConfig
+        In network-id order: group 0 holds networks ``0..n0-1``, and so on.
+    epochs : int
+        Passes over each network's training set.
+    seed : int
+        Population seed: network i's randomness derives from (seed, i) alone.
+    vary : tuple of str
+        Sources of randomness that differ between networks (``init``, ``order``); a source not
+        listed is shared by every network (seeded from (seed, shared)).
+    record_every : int
+        Extra checkpoints every this many optimiser steps (0: only at epoch ends).
+    subset_fraction : float
+        Share of the training split each network trains on (its own random subset); 1 = all.
+    network_block : int
+        Networks per stored block (the unit a shard owns).
+    """
+
+    data: DataConfig
+    groups: tuple[GroupConfig, ...]
+    epochs: int = 20
+    seed: int = 0
+    vary: tuple[str, ...] = RANDOMNESS
+    record_every: int = 0
+    subset_fraction: float = 1.0
+    network_block: int = 32
+
+    @property
+    def num_networks(self) -> int:
+        return sum(g.networks for g in self.groups)
+
+    def group_ranges(self) -> list[tuple[int, int]]:
+        """Network-id range ``[start, stop)`` of each group."""
+        ranges, start = [], 0
+        for group in self.groups:
+            ranges.append((start, start + group.networks))
+            start += group.networks
+        return ranges
+
+    def validate(self) -> None:
+        self.data.validate()
+        if not self.groups:
+            raise ConfigError("a study needs at least one group")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"group names must be unique, got {names}")
+        if self.epochs < 1:
+            raise ConfigError("epochs must be >= 1")
+        if self.record_every < 0:
+            raise ConfigError("--record-every must be >= 0 steps")
+        if not 0 < self.subset_fraction <= 1:
+            raise ConfigError("--subset-fraction must lie in (0, 1]")
+        if not self.vary or any(v not in RANDOMNESS for v in self.vary):
+            raise ConfigError(f"--vary takes one or both of {','.join(RANDOMNESS)}, got "
+                              f"{','.join(self.vary) or 'nothing'}")
+        if self.network_block < 1:
+            raise ConfigError("network_block must be >= 1")
+        for group in self.groups:
+            group.validate(self.epochs)
+        if self.record_every and len({g.batch_size for g in self.groups}) > 1:
+            raise ConfigError("--record-every needs one batch size for every group (the store "
+                              "has one checkpoint axis)")
+
+    def to_json(self) -> dict:
+        """The settings that determine the store's content (not where or how fast it runs)."""
+        return {
+            "data": self.data.to_json(),
+            "groups": [{"name": g.name, "arch": g.arch, "networks": g.networks,
+                        **g.hyperparameters()} for g in self.groups],
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "vary": sorted(self.vary),
+            "record_every": self.record_every,
+            "subset_fraction": self.subset_fraction,
+            "network_block": self.network_block,
+        }
+
+    def fingerprint_json(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+def config_differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configuration dicts."""
+    keys = sorted(set(saved) | set(wanted))
+    differences = []
+    for key in keys:
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += config_differences(a, b, f"{prefix}{key}.")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(
+                isinstance(x, dict) for x in a + b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                differences += config_differences(x, y, f"{prefix}{key}[{i}].")
+        elif a != b:
+            differences.append(f"{prefix}{key} ({a!r} in the store, {b!r} now)")
+    return differences
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How and where a study runs; none of it changes the store's content.
+
+    Attributes
+    ----------
+    device : str
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    networks : (int, int), optional
+        Network-id range this process trains (whole stored blocks).
+    shard : (int, int), optional
+        ``(index, count)``: train the index-th of count equal runs of stored blocks.
+    group_size : int
+        Networks trained together in one batched computation (0: all owned networks of a group).
+    eval_batch : int
+        Examples per evaluation batch (all networks at once).
+    quiet : bool
+        No progress bars.
+    keep_state : bool
+        Keep each block's final weights in the state folder instead of deleting them.
+    """
+
+    device: str = "auto"
+    networks: tuple[int, int] | None = None
+    shard: tuple[int, int] | None = None
+    group_size: int = 0
+    eval_batch: int = 1024
+    quiet: bool = False
+    keep_state: bool = False
+    command: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def with_(self, **changes) -> RunOptions:
+        return replace(self, **changes)

@@ -1,0 +1,281 @@
+"""Batched architectures: N networks of one architecture computed as one set of tensor operations.
+
+Every parameter is stacked along a leading ``networks`` dimension. Two activation layouts:
+
+- flat ``(networks, batch, features)``: linear layers are one ``baddbmm``;
+- channels ``(batch, networks * channels, *spatial)``: network n owns channels
+  ``[n*C, (n+1)*C)``, so a convolution is one grouped convolution (``groups = networks``), and
+  batch norm, ReLU and pooling, which act per channel, are the ordinary functions: batch norm
+  keeps its running statistics per network for free.
+
+Evaluation feeds the same examples to every network (``shared=True``): the first layer is then
+one dense product (a matrix product against all networks' weights side by side, or an ungrouped
+convolution with ``networks * channels`` output channels), so the input is never copied per
+network. Training feeds each network its own mini-batch ``(networks, batch, *input_shape)``.
+
+Initialisation follows PyTorch's defaults (uniform with bound 1/sqrt(fan_in) for weights and
+biases of linear and convolution layers, ones and zeros for batch norm), drawn per network from a
+``torch.Generator`` seeded with that network's init seed, on the CPU, in a fixed parameter order:
+network i's initial weights are the same whatever the group it is trained in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from engine.errors import ConfigError
+from engine.train.config import GroupConfig
+
+BATCH_NORM_MOMENTUM = 0.1
+BATCH_NORM_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    shape: tuple[int, ...]  # one network's shape
+    fan_in: int  # 0: batch-norm scale (ones) or shift (zeros), see ``fill``
+    fill: float = 0.0
+
+
+class BatchedModel:
+    """A plan of batched operations for one architecture, and its per-network initialisation.
+
+    Parameters
+    ----------
+    group : GroupConfig
+    kind : str
+        Data kind: ``image`` (C, H, W), ``sequence`` (C, L) or ``vector`` (D,).
+    input_shape : tuple of int
+    num_classes : int
+    """
+
+    def __init__(self, group: GroupConfig, kind: str, input_shape: tuple[int, ...],
+                 num_classes: int):
+        self.group = group
+        self.kind = kind
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.params: dict[str, ParamSpec] = {}
+        self.buffers: dict[str, tuple[int, ...]] = {}
+        self.plan: list[tuple] = []
+        #: Largest activation of one network on one example (floats), for sizing batches.
+        self.activation_size = int(math.prod(input_shape))
+        arch = group.arch
+        if arch in ("cnn", "resnet", "vgg") and kind not in ("image", "sequence"):
+            raise ConfigError(f"architecture {arch!r} needs images or sequences; data set kind "
+                              f"is {kind!r} (use linear or mlp)")
+        self.dim = len(input_shape) - 1 if kind in ("image", "sequence") else 0
+        getattr(self, f"_build_{arch}")()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _track(self, *shape: int) -> None:
+        self.activation_size = max(self.activation_size, int(math.prod(shape)))
+
+    def _linear(self, name: str, features_in: int, features_out: int, relu: bool) -> None:
+        self.params[f"{name}.weight"] = ParamSpec((features_in, features_out), features_in)
+        self.params[f"{name}.bias"] = ParamSpec((features_out,), features_in)
+        self.plan.append(("linear", name, relu))
+        self._track(features_out)
+
+    def _conv(self, name: str, channels_in: int, channels_out: int, spatial: tuple[int, ...],
+              kernel: int = 3) -> None:
+        fan_in = channels_in * kernel ** self.dim
+        bn = self.group.batch_norm
+        self.params[f"{name}.weight"] = ParamSpec((channels_out, channels_in)
+                                                  + (kernel,) * self.dim, fan_in)
+        if not bn:
+            self.params[f"{name}.bias"] = ParamSpec((channels_out,), fan_in)
+        self.plan.append(("conv", name, kernel))
+        if bn:
+            self.params[f"{name}.bn.weight"] = ParamSpec((channels_out,), 0, 1.0)
+            self.params[f"{name}.bn.bias"] = ParamSpec((channels_out,), 0, 0.0)
+            self.buffers[f"{name}.bn.running_mean"] = (channels_out,)
+            self.buffers[f"{name}.bn.running_var"] = (channels_out,)
+            self.plan.append(("bn", name))
+        self._track(channels_out, *spatial)
+
+    def _pool(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        if min(spatial) >= 2:
+            self.plan.append(("pool",))
+            return tuple(s // 2 for s in spatial)
+        return spatial
+
+    def _build_linear(self) -> None:
+        self.plan.append(("flatten",))
+        self._linear("fc", int(math.prod(self.input_shape)), self.num_classes, relu=False)
+
+    def _build_mlp(self) -> None:
+        self.plan.append(("flatten",))
+        features = int(math.prod(self.input_shape))
+        width = self.group.resolved_width
+        for layer in range(self.group.resolved_depth):
+            self._linear(f"hidden{layer}", features, width, relu=True)
+            features = width
+        self._linear("fc", features, self.num_classes, relu=False)
+
+    def _build_cnn(self) -> None:
+        channels, spatial = self.input_shape[0], self.input_shape[1:]
+        for stage in range(self.group.resolved_depth):
+            out = self.group.resolved_width * 2 ** stage
+            self._conv(f"conv{stage}", channels, out, spatial)
+            self.plan.append(("relu",))
+            spatial = self._pool(spatial)
+            channels = out
+        self.plan.append(("flatten",))
+        self._linear("fc", channels * int(math.prod(spatial)), self.num_classes, relu=False)
+
+    def _build_vgg(self) -> None:
+        channels, spatial = self.input_shape[0], self.input_shape[1:]
+        for stage in range(self.group.resolved_depth):
+            out = self.group.resolved_width * 2 ** stage
+            for layer in range(2):
+                self._conv(f"conv{stage}_{layer}", channels, out, spatial)
+                self.plan.append(("relu",))
+                channels = out
+            spatial = self._pool(spatial)
+        self.plan.append(("global_pool",))
+        self._linear("fc", channels, self.num_classes, relu=False)
+
+    def _build_resnet(self) -> None:
+        channels, spatial = self.input_shape[0], self.input_shape[1:]
+        width = self.group.resolved_width
+        self._conv("stem", channels, width, spatial)
+        self.plan.append(("relu",))
+        channels = width
+        for stage in range(self.group.resolved_depth):
+            out = width * 2 ** stage
+            if stage:
+                self._conv(f"down{stage}", channels, out, spatial)
+                self.plan.append(("relu",))
+                spatial = self._pool(spatial)
+                channels = out
+            # A basic block: relu(x + bn(conv(relu(bn(conv(x)))))).
+            self.plan.append(("save",))
+            self._conv(f"block{stage}_0", channels, channels, spatial)
+            self.plan.append(("relu",))
+            self._conv(f"block{stage}_1", channels, channels, spatial)
+            self.plan.append(("add_saved",))
+            self.plan.append(("relu",))
+        self.plan.append(("global_pool",))
+        self._linear("fc", channels, self.num_classes, relu=False)
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def init_params(self, init_seeds, device) -> tuple[dict, dict]:
+        """Stacked initial parameters and batch-norm buffers of the networks whose init seeds
+        are given (one per network, in order).
+
+        Returns
+        -------
+        params : dict of str to Tensor, dims (networks, *shape), requiring grad
+        buffers : dict of str to Tensor, dims (networks, *shape)
+        """
+        per_network = {name: [] for name in self.params}
+        for seed in init_seeds:
+            generator = torch.Generator().manual_seed(int(seed))
+            for name, spec in self.params.items():
+                if spec.fan_in:
+                    bound = 1.0 / math.sqrt(spec.fan_in)
+                    values = (torch.rand(spec.shape, generator=generator) * 2 - 1) * bound
+                else:
+                    values = torch.full(spec.shape, spec.fill)
+                per_network[name].append(values)
+        params = {name: torch.stack(values).to(device).requires_grad_(True)
+                  for name, values in per_network.items()}
+        count = len(init_seeds)
+        buffers = {}
+        for name, shape in self.buffers.items():
+            fill = 1.0 if name.endswith("running_var") else 0.0
+            buffers[name] = torch.full((count, *shape), fill, device=device)
+        return params, buffers
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(self, params: dict, buffers: dict, inputs: torch.Tensor, *, train: bool,
+                shared: bool) -> torch.Tensor:
+        """Logits of every network, dims (networks, batch, classes).
+
+        Parameters
+        ----------
+        inputs : Tensor
+            ``(networks, batch, *input_shape)`` (each network its own examples) or, with
+            ``shared``, ``(batch, *input_shape)`` fed to every network.
+        train : bool
+            Batch norm uses batch statistics and updates its running statistics.
+        """
+        networks = next(iter(params.values())).shape[0]
+        batch = inputs.shape[0] if shared else inputs.shape[1]
+        h = inputs
+        layout = "shared" if shared else "stacked"  # -> "channels" or "flat"
+        saved = None
+        conv = F.conv2d if self.dim == 2 else F.conv1d
+        pool = F.max_pool2d if self.dim == 2 else F.max_pool1d
+        for op in self.plan:
+            kind = op[0]
+            if kind == "flatten":
+                if layout == "channels":
+                    h = h.reshape(batch, networks, -1).transpose(0, 1)
+                elif layout == "shared":
+                    h = h.reshape(batch, -1)
+                else:
+                    h = h.reshape(networks, batch, -1)
+                layout = "flat" if layout != "shared" else "flat_shared"
+            elif kind == "linear":
+                _, name, relu = op
+                weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+                if layout == "flat_shared":
+                    # One dense product against every network's weights side by side.
+                    features_in, features_out = weight.shape[1], weight.shape[2]
+                    stacked = weight.permute(1, 0, 2).reshape(features_in, networks * features_out)
+                    h = (h @ stacked).reshape(batch, networks, features_out).transpose(0, 1)
+                    h = h + bias[:, None, :]
+                    layout = "flat"
+                else:
+                    h = torch.baddbmm(bias[:, None, :], h, weight)
+                if relu:
+                    h = F.relu(h, inplace=True)
+            elif kind == "conv":
+                _, name, kernel = op
+                weight = params[f"{name}.weight"]
+                out_channels = weight.shape[1]
+                weight = weight.reshape(networks * out_channels, *weight.shape[2:])
+                bias = params.get(f"{name}.bias")
+                bias = bias.reshape(-1) if bias is not None else None
+                if layout == "shared":
+                    h = conv(h, weight, bias, padding=kernel // 2)
+                else:
+                    if layout == "stacked":
+                        h = h.transpose(0, 1).reshape(batch, -1, *h.shape[3:])
+                    h = conv(h, weight, bias, padding=kernel // 2, groups=networks)
+                layout = "channels"
+            elif kind == "bn":
+                name = op[1]
+                h = F.batch_norm(h, buffers[f"{name}.bn.running_mean"].view(-1),
+                                 buffers[f"{name}.bn.running_var"].view(-1),
+                                 params[f"{name}.bn.weight"].reshape(-1),
+                                 params[f"{name}.bn.bias"].reshape(-1), training=train,
+                                 momentum=BATCH_NORM_MOMENTUM, eps=BATCH_NORM_EPS)
+            elif kind == "relu":
+                h = F.relu(h, inplace=saved is not h)
+            elif kind == "pool":
+                h = pool(h, 2)
+            elif kind == "global_pool":
+                h = h.mean(dim=tuple(range(2, h.dim())))
+                h = h.reshape(batch, networks, -1).transpose(0, 1)
+                layout = "flat"
+            elif kind == "save":
+                saved = h
+            elif kind == "add_saved":
+                h = h + saved
+            else:  # pragma: no cover - the plan is built above
+                raise AssertionError(kind)
+        return h
+
+    def parameter_count(self) -> int:
+        """Parameters of one network."""
+        return sum(math.prod(spec.shape) for spec in self.params.values())

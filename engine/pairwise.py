@@ -237,8 +237,14 @@ def _side_blocks(side: _Side, block: int):
     import dask
 
     population = side.population
-    packed = population.correct_packed(side.split)[:, side.checkpoint, :]
-    predictions = population.predictions(side.split) if side.num_classes else None
+    # Read whole blocks of networks per call: zarr's per-call overhead (~2 ms) would otherwise
+    # cost more than the kernels at a few thousand networks.
+    store_block = population.attrs["network_block"]
+    read_block = max(store_block, block - block % store_block)
+    packed = population.correct_packed(side.split, chunks=(read_block, 1, -1))
+    packed = packed[:, side.checkpoint, :]
+    predictions = (population.predictions(side.split, chunks=(read_block, 1, -1))
+                   if side.num_classes else None)
     if predictions is not None:
         predictions = predictions[:, side.checkpoint, :]
     if side.size != population.num_networks or not np.array_equal(
@@ -356,15 +362,14 @@ def _pairwise_tile(block_0, block_1, rows, columns, diagonal, mirror, target, gr
 
     n0, n1 = both.shape
     pair_mask = np.triu(np.ones((n0, n1), bool), 1) if diagonal else np.ones((n0, n1), bool)
-    scale = 1.0 / num_examples if num_examples else np.nan
     kappa_valid = pair_mask & ~np.isnan(kappa)
+    # Agreement enters as counts (exact in float32 below 2^24), divided by X in the summary.
     values = {
-        "agreement": np.where(pair_mask, agree * np.float32(scale), 0).astype(np.float32),
+        "agreement": np.where(pair_mask, agree, 0).astype(np.float32),
         "kappa": np.where(kappa_valid, kappa, 0).astype(np.float32),
     }
     if same is not None:
-        values["prediction_agreement"] = np.where(pair_mask, same * np.float32(scale),
-                                                  0).astype(np.float32)
+        values["prediction_agreement"] = np.where(pair_mask, same, 0).astype(np.float32)
     onehot_0 = np.eye(num_groups_0, dtype=np.float64)[groups_0]
     onehot_1 = np.eye(num_groups_1, dtype=np.float64)[groups_1]
     sums = {}
@@ -527,6 +532,8 @@ def _summarise(side_0, side_1, symmetric, results, info_0, info_1, bootstrap, rn
         point = sum(r["sums"][name]["point"] for r in results)
         boot = sum(r["sums"][name]["boot"] for r in results)
         stacked = np.concatenate([point[..., None], boot.transpose(1, 2, 0)], axis=2)
+        if name != "kappa":
+            stacked = stacked / num_examples if num_examples else stacked * np.nan
         totals[name] = _fold(stacked, symmetric)
     pairs = _pair_weights(side_0, side_1, symmetric)
     # Kappa is undefined for pairs whose networks are both always right or both always wrong.

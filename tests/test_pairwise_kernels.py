@@ -1,0 +1,102 @@
+"""The pairwise kernels equal their NumPy references (tests/reference_pairwise.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from kernels import pairwise as kernels
+from tests import reference_pairwise as reference
+
+
+@st.composite
+def verdicts(draw, max_networks=5, max_examples=200):
+    """bool (networks, examples): random, all right or all wrong; sizes not multiples of 64."""
+    networks = draw(st.integers(1, max_networks))
+    examples = draw(st.integers(0, max_examples))
+    kind = draw(st.sampled_from(["random", "all right", "all wrong"]))
+    if kind == "all right":
+        return np.ones((networks, examples), bool)
+    if kind == "all wrong":
+        return np.zeros((networks, examples), bool)
+    return draw(hnp.arrays(bool, (networks, examples)))
+
+
+@given(verdicts())
+def test_pack_bits(correct):
+    np.testing.assert_array_equal(kernels.pack_bits(correct), reference.pack_bits(correct))
+
+
+@given(st.integers(1, 4), st.integers(0, 150), st.integers(1, 6), st.data())
+def test_pack_classes(networks, examples, classes, data):
+    predictions = data.draw(hnp.arrays(np.int16, (networks, examples),
+                                       elements=st.integers(-1, classes - 1)))
+    np.testing.assert_array_equal(kernels.pack_classes(predictions, classes),
+                                  reference.pack_classes(predictions, classes))
+
+
+@given(verdicts(), verdicts())
+def test_co_correct_counts(first, second):
+    examples = min(first.shape[1], second.shape[1])
+    a = kernels.pack_bits(np.ascontiguousarray(first[:, :examples]))
+    b = kernels.pack_bits(np.ascontiguousarray(second[:, :examples]))
+    np.testing.assert_array_equal(kernels.co_correct_counts(a, b),
+                                  reference.co_correct_counts(a, b))
+
+
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 140), st.integers(1, 4), st.data())
+def test_prediction_agreement_counts(n0, n1, examples, classes, data):
+    draw = lambda n: data.draw(hnp.arrays(np.int16, (n, examples),  # noqa: E731
+                                          elements=st.integers(-1, classes - 1)))
+    p0, p1 = draw(n0), draw(n1)
+    expected = reference.prediction_agreement_counts(p0, p1)
+    np.testing.assert_array_equal(kernels.prediction_agreement_counts(p0, p1), expected)
+    # The bit-plane route counts the same.
+    planes = kernels.co_correct_counts(kernels.pack_classes(p0, classes),
+                                       kernels.pack_classes(p1, classes))
+    np.testing.assert_array_equal(planes, expected)
+
+
+@given(verdicts(), verdicts())
+def test_agreement_and_kappa(first, second):
+    examples = min(first.shape[1], second.shape[1])
+    c0 = first[:, :examples].astype(np.int64)
+    c1 = second[:, :examples].astype(np.int64)
+    both = (c0 @ c1.T).astype(np.int32)
+    args = (both, c0.sum(axis=1), c1.sum(axis=1), examples)
+    agree, kappa = kernels.agreement_and_kappa(*args)
+    expected_agree, expected_kappa = reference.agreement_and_kappa(*args)
+    np.testing.assert_array_equal(agree, expected_agree)
+    np.testing.assert_allclose(kappa, expected_kappa, rtol=1e-5, atol=1e-6, equal_nan=True)
+    # Straight from the definition: agreement counts examples where both are right or wrong.
+    np.testing.assert_array_equal(agree, (c0[:, None, :] == c1[None, :, :]).sum(axis=2))
+
+
+def test_one_network_agrees_with_itself():
+    correct = np.array([[True, False, True, True, False]])
+    packed = kernels.pack_bits(correct)
+    both = kernels.co_correct_counts(packed, packed)
+    agree, kappa = kernels.agreement_and_kappa(both, np.array([3]), np.array([3]), 5)
+    assert both[0, 0] == 3 and agree[0, 0] == 5 and kappa[0, 0] == pytest.approx(1.0)
+
+
+def test_two_networks_known_kappa():
+    # a = 1101, b = 1011: c_obs = 2/4, a_i = a_j = 3/4, c_exp = 10/16, kappa = -1/3.
+    correct = np.array([[1, 1, 0, 1], [1, 0, 1, 1]], bool)
+    packed = kernels.pack_bits(correct)
+    both = kernels.co_correct_counts(packed, packed)
+    agree, kappa = kernels.agreement_and_kappa(both, correct.sum(1), correct.sum(1), 4)
+    assert agree[0, 1] == 2
+    assert kappa[0, 1] == pytest.approx(-1 / 3, rel=1e-6)
+
+
+def test_degenerate_kappa_is_nan():
+    right = np.ones((2, 70), bool)
+    packed = kernels.pack_bits(right)
+    _, kappa = kernels.agreement_and_kappa(kernels.co_correct_counts(packed, packed),
+                                           np.full(2, 70), np.full(2, 70), 70)
+    assert np.isnan(kappa).all()
+    _, kappa = kernels.agreement_and_kappa(np.zeros((1, 1), np.int32), np.zeros(1, np.int64),
+                                           np.zeros(1, np.int64), 0)
+    assert np.isnan(kappa).all()

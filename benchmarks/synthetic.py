@@ -156,9 +156,11 @@ def make_store(
                                       delay=delay if name == "train" else None)
             _write_block(writer, name, (start, stop), correct, labels[name],
                          block_rng if splits[name].predictions else None, classes)
-        last = checkpoints if stop <= complete else checkpoints - 1
-        for checkpoint in range(last):
-            writer.mark_checkpoint(checkpoint, (start, stop))
+        for checkpoint in range(checkpoints):
+            if checkpoint < checkpoints - 1:
+                writer.mark_checkpoint(checkpoint, (start, stop))
+            elif start < complete:
+                writer.mark_checkpoint(checkpoint, (start, min(stop, complete)))
         if progress and (start // network_block) % 8 == 0:
             elapsed = time.perf_counter() - started
             print(f"  networks {stop}/{networks} written in {elapsed:.0f} s", flush=True)

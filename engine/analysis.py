@@ -242,11 +242,12 @@ def class_block(handle: StoreHandle, split: str, networks: tuple[int, int],
     return out
 
 
-def _add(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    total = {name: value.astype(np.int64) for name, value in parts[0].items()}
+def _add(fields: tuple[str, ...], *parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sum the named fields of several tasks' counts."""
+    total = {name: parts[0][name].astype(np.int64) for name in fields}
     for part in parts[1:]:
-        for name, value in part.items():
-            total[name] += value
+        for name in fields:
+            total[name] += part[name]
     return total
 
 
@@ -321,6 +322,7 @@ def _task_ranges(population, split: str, name: str, networks_per_task, examples_
 def _tree(parts: list, combine, split_every: int = 8):
     import dask
 
+    parts = [dask.delayed(combine, pure=True)(*parts)] if len(parts) == 1 else parts
     while len(parts) > 1:
         parts = [dask.delayed(combine, pure=True)(*parts[i: i + split_every])
                  for i in range(0, len(parts), split_every)]
@@ -335,16 +337,20 @@ def _assemble(blocks: dict[tuple[int, int], Any], network_ranges, example_ranges
     import dask.array as da
 
     result = {}
-    by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))
-                         if (i, j) in blocks], _add) for j in range(len(example_ranges))]
+    import functools
+
+    add_examples = functools.partial(_add, tuple(example_fields))
+    add_networks = functools.partial(_add, tuple(network_fields))
+    by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
+                  for j in range(len(example_ranges))]
     for name in example_fields:
         lead, trail = shapes[name]
         pieces = [da.from_delayed(dask.delayed(_pick, pure=True)(part, name),
                                   shape=(*lead, x1 - x0, *trail), dtype=dtype)
                   for part, (x0, x1) in zip(by_example, example_ranges, strict=True)]
         result[name] = da.concatenate(pieces, axis=len(lead))
-    by_network = {i: _tree([blocks[(i, j)] for j in range(len(example_ranges))], _add)
-                  for i in range(len(network_ranges)) if (i, 0) in blocks}
+    by_network = {i: _tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
+                  for i in range(len(network_ranges))}
     for name in network_fields:
         trail = shapes[name][1]
         pieces = []

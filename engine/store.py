@@ -671,11 +671,17 @@ class Population:
             raise StoreError(f"split {split!r} does not exist in {self.path}; it has "
                              f"{', '.join(self.splits)}")
 
-    def _read(self, name: str) -> np.ndarray:
+    def _array(self, name: str):
         try:
-            return self._root[name][:]
+            return self._root[name]
         except KeyError as error:
-            raise StoreError(f"{self.path} lacks the array {name!r}") from error
+            raise StoreError(f"{self.path} lacks the array {name!r}: not a complete "
+                             f"population store of format {FORMAT_VERSION}") from error
+
+    def _read(self, name: str) -> np.ndarray:
+        array = self._array(name)
+        try:
+            return array[:]
         except Exception as error:
             raise StoreError(f"corrupt or unreadable array {name!r} in {self.path}: "
                              f"{type(error).__name__}") from error
@@ -742,15 +748,16 @@ class Population:
 
     def _lazy(self, name: str, shape: tuple[int, ...], chunks=None):
         import dask.array as da
+        from dask.base import tokenize
 
-        array = self._root[name]
+        array = self._array(name)
         native = array.chunks
         chunks = chunks if chunks is not None else native
         view = _CheckedZarr(array, f"{self.path}/{name}", shape)
-        # asarray=False keeps zarr's own array type out of dask's graph-level assumptions;
-        # the name is stable so that the same store read twice shares its tasks.
-        return da.from_array(view, chunks=chunks, asarray=True, fancy=False,
-                             name=f"{name.replace('/', '-')}-{hashlib.md5(self.path.encode()).hexdigest()[:8]}-{shape}-{chunks}")
+        # A deterministic name lets two reads of the same store share their tasks in one graph.
+        token = tokenize(self.path, name, shape, chunks)
+        return da.from_array(view, chunks=chunks, fancy=False,
+                             name=f"{name.replace('/', '-')}-{token}")
 
     def correct_packed(self, split: str, chunks=None):
         """Correctness bits as stored: packed along examples, 8 to a byte, little bit order.

@@ -36,7 +36,8 @@ def make_store(path, *, networks=5, checkpoints=3, examples=(13, 7), classes=4, 
         path, dataset_name=dataset, splits=splits, groups=groups,
         checkpoint_epochs=np.arange(checkpoints), checkpoint_steps=np.arange(checkpoints) * 10,
         network_block=network_block, checkpoint_block=checkpoint_block,
-        example_block=example_block, init_seeds=np.arange(networks), order_seeds=np.arange(networks) + 100,
+        example_block=example_block, init_seeds=np.arange(networks),
+        order_seeds=np.arange(networks) + 100,
         membership_split="train" if membership else None,
     )
     rng = np.random.default_rng(seed)
@@ -91,7 +92,7 @@ def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, trai
     table = population.networks
     assert table["complete"].all()
     np.testing.assert_allclose(table["final_accuracy_train"],
-                               ((recorded["train"][:, -1] == labels["train"])).mean(axis=1),
+                               (recorded["train"][:, -1] == labels["train"]).mean(axis=1),
                                rtol=1e-6)
     assert table["final_accuracy_probe"].isna().all()
     assert list(population.checkpoints["step"]) == list(np.arange(checkpoints) * 10)
@@ -311,7 +312,7 @@ def test_corrupt_chunk_is_detected_never_silently_read(tmp_path):
     path, _, _ = make_store(tmp_path / "p.zarr", networks=4, network_block=2)
     corrupt_one_chunk(path)
     population = engine.open_population(path)
-    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*splits/train/correct_packed"):
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*train/correct_packed"):
         population.correct("train").compute()
     # Other arrays stay readable.
     assert population.correct("test").compute().shape == (4, 3, 7)
@@ -321,4 +322,5 @@ def test_import_kernels_is_ours():
     import kernels
 
     assert kernels.PROJECT == "created-equal"
-    assert Path(kernels.__file__).resolve().parent == Path(__file__).resolve().parents[1] / "kernels"
+    ours = Path(__file__).resolve().parents[1] / "kernels"
+    assert Path(kernels.__file__).resolve().parent == ours

@@ -158,6 +158,8 @@ def _open_root(path: str | os.PathLike, mode: str, storage_options: dict | None 
     try:
         root = zarr.open_group(str(path), mode=mode, storage_options=storage_options)
     except Exception as error:  # zarr raises several types for a folder that is not a group
+        if type(error).__name__ == "GroupNotFoundError":
+            raise StoreError(f"{path} is not a population store: no Zarr group there") from error
         raise StoreError(f"{path} is not a population store: {type(error).__name__}") from error
     meta = root.attrs.get(ATTRS_KEY)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:

@@ -290,6 +290,15 @@ def test_missing_and_foreign_paths(tmp_path):
         engine.open_population(tmp_path / "plain.zarr")
 
 
+def test_open_by_url(tmp_path):
+    path, labels, recorded = make_store(tmp_path / "p.zarr")
+    population = engine.open_population(path.resolve().as_uri())
+    np.testing.assert_array_equal(population.correct("test").compute(),
+                                  recorded["test"] == labels["test"])
+    with pytest.raises(StoreError, match="no Zarr group there"):
+        engine.open_population((tmp_path / "none.zarr").resolve().as_uri())
+
+
 def test_newer_format_version_is_refused(tmp_path):
     path, _, _ = make_store(tmp_path / "p.zarr")
     meta_file = path / "zarr.json"

@@ -648,27 +648,43 @@ def _kappa_sample(side_0: _Side, side_1: _Side, symmetric: bool, rng) -> dict:
 def _kappa_example_bootstrap(sample: dict, example_weights: np.ndarray, symmetric: bool):
     """Mean kappa over the sample's pairs for each replicate of example weights.
 
-    Weighted counts C diag(w) C^T are integers below 2^24 here (w sums to X), so float32
-    products are exact and the kappa kernel applies unchanged.
+    Weighted counts B_w[i, j] = sum_x w_x C_ix C_jx for every pair and replicate come from one
+    product (pairs x examples) @ (examples x replicates), taken over slices of examples. Its
+    entries are integers below 2^24, so float32 products are exact.
     """
-    from kernels.pairwise import agreement_and_kappa
-
     c0, c1 = sample["correct_0"], sample["correct_1"]
     num_examples = c0.shape[1]
-    means = np.full(example_weights.shape[0], np.nan)
+    replicates = example_weights.shape[0]
+    means = np.full(replicates, np.nan)
     if c0.shape[0] == 0 or c1.shape[0] == 0 or (symmetric and c0.shape[0] < 2):
         return means
-    mask = (np.triu(np.ones((c0.shape[0], c1.shape[0]), bool), 1) if symmetric
-            else np.ones((c0.shape[0], c1.shape[0]), bool))
-    for r, weights in enumerate(example_weights.astype(np.float32)):
-        both = np.rint((c0 * weights) @ c1.T).astype(np.int32)
-        count_0 = np.rint(c0 @ weights).astype(np.int64)
-        count_1 = np.rint(c1 @ weights).astype(np.int64)
-        _, kappa = agreement_and_kappa(both, count_0, count_1, num_examples)
-        chosen = kappa[mask]
-        chosen = chosen[np.isfinite(chosen)]
-        if chosen.size:
-            means[r] = chosen.mean(dtype=np.float64)
+    if symmetric:
+        first, second = np.triu_indices(c0.shape[0], 1)
+    else:
+        first, second = (a.ravel() for a in np.meshgrid(np.arange(c0.shape[0]),
+                                                       np.arange(c1.shape[0]), indexing="ij"))
+    both = np.zeros((first.size, replicates))
+    count_0 = np.zeros((c0.shape[0], replicates))
+    count_1 = np.zeros((c1.shape[0], replicates))
+    step = 4096
+    for start in range(0, num_examples, step):
+        stop = min(num_examples, start + step)
+        weights = np.ascontiguousarray(example_weights[:, start:stop].T, dtype=np.float32)
+        both += (c0[first, start:stop] * c1[second, start:stop]) @ weights
+        count_0 += c0[:, start:stop] @ weights
+        count_1 += c1[:, start:stop] @ weights
+    ci = np.rint(count_0[first]).astype(np.int64)
+    cj = np.rint(count_1[second]).astype(np.int64)
+    total = np.int64(num_examples)
+    agree = total - ci - cj + 2 * np.rint(both).astype(np.int64)
+    expected = ci * cj + (total - ci) * (total - cj)
+    denominator = (total * total - expected).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = np.where(denominator != 0, (agree * total - expected) / denominator, np.nan)
+    valid = np.isfinite(kappa)
+    counts = valid.sum(axis=0)
+    sums = np.where(valid, kappa, 0).sum(axis=0)
+    means[counts > 0] = sums[counts > 0] / counts[counts > 0]
     return means
 
 

@@ -213,3 +213,20 @@ def test_cli(population, tmp_path, capsys):
         assert main(args) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_kappa_example_bootstrap_with_unit_weights_is_the_sample_mean():
+    from engine.pairwise import _kappa_example_bootstrap
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((6, 150)) < 0.6
+    correct[0] = True  # a degenerate network: its pairs with itself are left out
+    sample = {"correct_0": correct.astype(np.float32), "correct_1": correct.astype(np.float32)}
+    weights = np.ones((2, 150), np.int64)
+    weights[1] = rng.multinomial(150, np.full(150, 1 / 150))
+    means = _kappa_example_bootstrap(sample, weights, True)
+    kappa = pairwise_matrices(correct)["kappa"].astype(np.float64)
+    assert means[0] == pytest.approx(_pair_mean(kappa), rel=1e-6)
+    resampled = np.repeat(correct, weights[1], axis=1)
+    assert means[1] == pytest.approx(
+        _pair_mean(pairwise_matrices(resampled)["kappa"].astype(np.float64)), rel=1e-6)

@@ -205,6 +205,7 @@ def verdict_block(handle: StoreHandle, split: str, networks: tuple[int, int],
     # The kernel counts changes along checkpoints; their running sum is the count.
     np.cumsum(out["tpa_count"], axis=2, out=out["tpa_count"])
     np.cumsum(out["holdout_count"], axis=2, out=out["holdout_count"])
+    out["half_sum"] = out["half_sum"].astype(np.int64)
     keep = min(xb, num_examples - 8 * b0)
     for name in _EXAMPLE_FIELDS:
         out[name] = out[name][..., :keep, :] if out[name].ndim == 3 and name != "half_sum" \
@@ -244,7 +245,8 @@ def class_block(handle: StoreHandle, split: str, networks: tuple[int, int],
 
 def _add(fields: tuple[str, ...], *parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Sum the named fields of several tasks' counts."""
-    total = {name: parts[0][name].astype(np.int64) for name in fields}
+    # Counts stay int32 (each is at most networks x checkpoints); half sums are int64.
+    total = {name: parts[0][name].copy() for name in fields}
     for part in parts[1:]:
         for name in fields:
             total[name] += part[name]
@@ -329,8 +331,17 @@ def _tree(parts: list, combine, split_every: int = 8):
     return parts[0]
 
 
+def _join(fields: tuple[str, ...], *parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Concatenate the named fields of consecutive blocks of networks."""
+    return {name: np.concatenate([part[name] for part in parts], axis=0) for name in fields}
+
+
+def _dtype(name: str):
+    return np.int64 if name == "half_sum" else np.int32
+
+
 def _assemble(blocks: dict[tuple[int, int], Any], network_ranges, example_ranges, shapes,
-              example_fields, network_fields, dtype=np.int64):
+              example_fields, network_fields):
     """Lazy arrays of every field: example fields summed over blocks of networks and joined
     along examples; network fields summed over blocks of examples and joined along networks."""
     import dask
@@ -346,21 +357,19 @@ def _assemble(blocks: dict[tuple[int, int], Any], network_ranges, example_ranges
     for name in example_fields:
         lead, trail = shapes[name]
         pieces = [da.from_delayed(dask.delayed(_pick, pure=True)(part, name),
-                                  shape=(*lead, x1 - x0, *trail), dtype=dtype)
+                                  shape=(*lead, x1 - x0, *trail), dtype=_dtype(name))
                   for part, (x0, x1) in zip(by_example, example_ranges, strict=True)]
-        result[name] = da.concatenate(pieces, axis=len(lead))
-    by_network = {i: _tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
-                  for i in range(len(network_ranges))}
+        result[name] = pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=len(lead))
+    by_network = [_tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
+                  for i in range(len(network_ranges))]
+    # One task joins the per-network sums: they are small, and one task per block of networks
+    # and field would cost more to schedule than to compute.
+    joined = dask.delayed(functools.partial(_join, tuple(network_fields)), pure=True)(
+        *by_network)
+    total = network_ranges[-1][1]
     for name in network_fields:
-        trail = shapes[name][1]
-        pieces = []
-        for i, (n0, n1) in enumerate(network_ranges):
-            if i in by_network:
-                pieces.append(da.from_delayed(dask.delayed(_pick, pure=True)(by_network[i], name),
-                                              shape=(n1 - n0, *trail), dtype=dtype))
-            else:
-                pieces.append(da.zeros((n1 - n0, *trail), dtype=dtype))
-        result[name] = da.concatenate(pieces, axis=0)
+        result[name] = da.from_delayed(dask.delayed(_pick, pure=True)(joined, name),
+                                       shape=(total, *shapes[name][1]), dtype=_dtype(name))
     return result
 
 

@@ -23,6 +23,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,9 @@ def numpy_measures(population, split: str = "train") -> tuple[float, dict]:
     learned = first < total
     with np.errstate(invalid="ignore", divide="ignore"):
         first_mean = np.where(learned, first, 0).sum(axis=0) / learned.sum(axis=0)
-    first_median = np.nanmedian(np.where(learned, first, np.nan), axis=0)
+    with warnings.catch_warnings():  # examples no network learns have no median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        first_median = np.nanmedian(np.where(learned, first, np.nan), axis=0)
     row = correct.sum(axis=1)
     rng = np.random.default_rng(0)
     reliabilities = []

@@ -162,7 +162,7 @@ def train_population(
 
 QUICKSTART_STUDY = """\
 # engine quickstart: two architectures on scikit-learn's digits, with artificial probes.
-epochs = 8
+epochs = 10
 seed = 0
 
 [data]
@@ -178,12 +178,12 @@ schedule = "cosine"
 [[groups]]
 name = "linear"
 arch = "linear"
-networks = 32
+networks = 64
 
 [[groups]]
 name = "mlp"
 arch = "mlp"
-networks = 32
+networks = 64
 width = 64
 """
 

@@ -264,3 +264,19 @@ def test_bad_configuration_values():
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, subset_fraction=0)
     with pytest.raises(ConfigError, match="unknown optimizer"):
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, optimizer="lbfgs")
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_cpu_at_initialisation_and_learns(digits):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    for arch in ("mlp", "cnn"):
+        study = study_from_flags(dataset="digits", arch=arch, networks=16, epochs=2, width=16)
+        on_gpu = MemoryRecorder(16, len(study_checkpoints(study, digits).epochs), digits)
+        train_population(study, None, RunOptions(device="cuda", quiet=True), dataset=digits,
+                         recorder=on_gpu)
+        on_cpu = _train_memory(study, digits)
+        initial = on_gpu.predictions["test"][:, 0] == on_cpu.predictions["test"][:, 0]
+        assert initial.mean() >= 0.99
+        final = on_gpu.predictions["test"][:, -1] == digits.splits["test"].labels
+        assert final.mean() > 0.8

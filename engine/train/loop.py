@@ -370,10 +370,9 @@ def evaluate(model, params, buffers, data: DeviceData, split: str, eval_batch: i
             predictions[:, start:stop] = logits.argmax(dim=2).to(torch.int16)
             batch_labels = labels[start:stop]
             if split == "train":
-                per_example = F.cross_entropy(
-                    logits.reshape(-1, logits.shape[2]),
-                    batch_labels.clamp(min=0).repeat(networks), reduction="none",
-                ).reshape(networks, -1)
+                log_probabilities = F.log_softmax(logits, dim=2)
+                target = batch_labels.clamp(min=0).view(1, -1, 1).expand(networks, -1, 1)
+                per_example = -log_probabilities.gather(2, target).squeeze(2)
                 if members is not None:
                     per_example = per_example * members[:, start:stop]
                 loss_sum += per_example.sum(dim=1, dtype=torch.float64)

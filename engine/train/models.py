@@ -232,8 +232,8 @@ class BatchedModel:
                     # One dense product against every network's weights side by side.
                     features_in, features_out = weight.shape[1], weight.shape[2]
                     stacked = weight.permute(1, 0, 2).reshape(features_in, networks * features_out)
-                    h = (h @ stacked).reshape(batch, networks, features_out).transpose(0, 1)
-                    h = h + bias[:, None, :]
+                    h = torch.addmm(bias.reshape(1, -1), h, stacked)
+                    h = h.reshape(batch, networks, features_out).transpose(0, 1)
                     layout = "flat"
                 else:
                     h = torch.baddbmm(bias[:, None, :], h, weight)

@@ -1,0 +1,252 @@
+"""Batched population training against a plain one-network-at-a-time PyTorch loop.
+
+Both sides do the same work: the same architecture, data (resident on the device), epochs,
+batch size, per-network mini-batch order, SGD with momentum and a cosine schedule, and the same
+recording (predictions on every split and the training loss at initialisation and after every
+epoch, kept in memory). Throughput is in network-epochs per second; the ratio compares the two
+in this run. The batched trainer's recording time (evaluation and writes) is reported apart, in
+memory and into a real Zarr store.
+
+The baseline may be timed on a subset of the networks (``--baseline-networks``) and extrapolated
+per network: each network in the loop costs the same.
+
+CPU (this machine)::
+
+    python benchmarks/bench_train.py --dataset digits --arch mlp --networks 64 --epochs 5
+
+GPU (H100)::
+
+    python benchmarks/bench_train.py --dataset mnist1d --arch mlp --networks 512 --epochs 5 \\
+        --device cuda --baseline-networks 16 --cnn-networks 512
+
+It prints one JSON line with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.data import DataConfig, load_dataset  # noqa: E402
+from engine.train.config import RunOptions  # noqa: E402
+from engine.train.loop import (  # noqa: E402
+    DeviceData,
+    MemoryRecorder,
+    epoch_order,
+    learning_rate,
+    study_checkpoints,
+    study_seeds,
+    train_population,
+)
+from engine.train.study import study_from_flags  # noqa: E402
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_network(arch: str, group, input_shape, classes: int) -> nn.Module:
+    """The same architecture as an ordinary PyTorch module."""
+    features = math.prod(input_shape)
+    if arch == "linear":
+        return nn.Sequential(nn.Flatten(), nn.Linear(features, classes))
+    if arch == "mlp":
+        layers, width = [nn.Flatten()], group.resolved_width
+        for _ in range(group.resolved_depth):
+            layers += [nn.Linear(features, width), nn.ReLU()]
+            features = width
+        return nn.Sequential(*layers, nn.Linear(features, classes))
+    if arch == "cnn":
+        dim = len(input_shape) - 1
+        conv = nn.Conv2d if dim == 2 else nn.Conv1d
+        norm = nn.BatchNorm2d if dim == 2 else nn.BatchNorm1d
+        pool = nn.MaxPool2d if dim == 2 else nn.MaxPool1d
+        channels, spatial, layers = input_shape[0], list(input_shape[1:]), []
+        for stage in range(group.resolved_depth):
+            out = group.resolved_width * 2 ** stage
+            layers += [conv(channels, out, 3, padding=1, bias=not group.batch_norm)]
+            layers += [norm(out)] if group.batch_norm else []
+            layers += [nn.ReLU()]
+            if min(spatial) >= 2:
+                layers += [pool(2)]
+                spatial = [s // 2 for s in spatial]
+            channels = out
+        return nn.Sequential(*layers, nn.Flatten(),
+                             nn.Linear(channels * math.prod(spatial), classes))
+    raise SystemExit(f"the baseline loop supports linear, mlp and cnn, not {arch}")
+
+
+def baseline(study, dataset, device, count: int) -> dict:
+    """Train ``count`` networks one at a time with the same work; return seconds."""
+    group = study.groups[0]
+    data = DeviceData.build(dataset, device)
+    seeds = study_seeds(study)
+    train_count = len(dataset.splits["train"])
+    per_epoch = math.ceil(train_count / group.batch_size)
+    predictions = {s: np.empty((study.epochs + 1, len(split)), np.int16)
+                   for s, split in dataset.splits.items()}
+    train_seconds = record_seconds = 0.0
+
+    def record(net):
+        net.eval()
+        with torch.no_grad():
+            for split in dataset.splits:
+                logits = net(data.inputs[split])
+                predictions[split][0] = logits.argmax(1).cpu().numpy()
+                if split == "train":
+                    float(F.cross_entropy(logits, data.labels[split]))
+        net.train()
+
+    for network in range(count):
+        torch.manual_seed(int(seeds["init"][network]))
+        net = plain_network(group.arch, group, dataset.input_shape,
+                            dataset.num_classes).to(device)
+        optimizer = torch.optim.SGD(net.parameters(), lr=group.lr, momentum=group.momentum,
+                                    weight_decay=group.weight_decay, fused=True)
+        _sync(device)
+        started = time.perf_counter()
+        record(net)
+        _sync(device)
+        record_seconds += time.perf_counter() - started
+        step = 0
+        for epoch in range(study.epochs):
+            started = time.perf_counter()
+            order, _ = epoch_order(seeds["order"][network], epoch, np.arange(train_count))
+            order = torch.from_numpy(order).to(device)
+            for start in range(0, train_count, group.batch_size):
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = learning_rate(group, step, per_epoch, study.epochs)
+                index = order[start:start + group.batch_size]
+                loss = F.cross_entropy(net(data.inputs["train"][index]),
+                                       data.labels["train"][index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+            _sync(device)
+            train_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            record(net)
+            _sync(device)
+            record_seconds += time.perf_counter() - started
+    return {"train_seconds": train_seconds, "record_seconds": record_seconds,
+            "networks": count}
+
+
+def batched(study, dataset, device, store: Path | None = None) -> dict:
+    recorder = None
+    if store is None:
+        recorder = MemoryRecorder(study.num_networks,
+                                  len(study_checkpoints(study, dataset).epochs), dataset)
+    _sync(device)
+    started = time.perf_counter()
+    summary = train_population(study, store, RunOptions(device=str(device), quiet=True),
+                               dataset=dataset, recorder=recorder)
+    _sync(device)
+    seconds = time.perf_counter() - started
+    result = {"seconds": seconds, "train_seconds": summary.timings["train"],
+              "record_seconds": summary.timings["record"]}
+    if recorder is not None:
+        test = recorder.predictions["test"][:, -1]
+        result["final_test_accuracy"] = float((test == dataset.splits["test"].labels).mean())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--samples", type=int, default=0, help="mnist1d examples (0: 5000)")
+    parser.add_argument("--arch", default="mlp")
+    parser.add_argument("--networks", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--width", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads for both sides (0: torch's default)")
+    parser.add_argument("--baseline-networks", type=int, default=0,
+                        help="networks timed in the loop (0: all), extrapolated per network")
+    parser.add_argument("--cnn-networks", type=int, default=0,
+                        help="also time a population of small CNNs (throughput only)")
+    parser.add_argument("--no-store", action="store_true", help="skip the Zarr store run")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = DataConfig(args.dataset, samples=args.samples)
+    dataset = load_dataset(data)
+    hyper = dict(batch_size=args.batch_size, **({"width": args.width} if args.width else {}))
+    study = study_from_flags(dataset=args.dataset, arch=args.arch, networks=args.networks,
+                             epochs=args.epochs, data=data, **hyper)
+    # Warm up both paths (allocator, kernels, lazy initialisation) on a short run.
+    warm = study_from_flags(dataset=args.dataset, arch=args.arch, networks=args.networks,
+                            epochs=1, data=data, **hyper)
+    batched(warm, dataset, device)
+    baseline(warm, dataset, device, 1)
+
+    ours = batched(study, dataset, device)
+    count = args.baseline_networks or args.networks
+    loop = baseline(study, dataset, device, count)
+    network_epochs = args.networks * args.epochs
+    loop_per_network = (loop["train_seconds"] + loop["record_seconds"]) / count
+    loop_train_per_network = loop["train_seconds"] / count
+    result = {
+        "benchmark": "train",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "dataset": args.dataset, "arch": args.arch, "networks": args.networks,
+        "epochs": args.epochs, "batch_size": args.batch_size,
+        "width": study.groups[0].resolved_width,
+        "batched_network_epochs_per_s": network_epochs / ours["seconds"],
+        "baseline_network_epochs_per_s": args.epochs / loop_per_network,
+        "baseline_networks_timed": count,
+        "ratio": (network_epochs / ours["seconds"]) / (args.epochs / loop_per_network),
+        "train_only_ratio": (network_epochs / ours["train_seconds"])
+        / (args.epochs / loop_train_per_network),
+        "batched_seconds": ours["seconds"],
+        "batched_train_seconds": ours["train_seconds"],
+        "batched_record_seconds_memory": ours["record_seconds"],
+        "baseline_seconds_extrapolated": loop_per_network * args.networks,
+        "baseline_record_seconds_extrapolated": loop["record_seconds"] / count * args.networks,
+        "final_test_accuracy": ours["final_test_accuracy"],
+    }
+    if not args.no_store:
+        folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
+        try:
+            stored = batched(study, dataset, device, folder / "pop.zarr")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        result["batched_record_seconds_store"] = stored["record_seconds"]
+        result["store_write_overhead_seconds"] = stored["record_seconds"] - ours["record_seconds"]
+        result["batched_network_epochs_per_s_with_store"] = network_epochs / stored["seconds"]
+    if args.cnn_networks:
+        cnn = study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
+                               epochs=args.epochs, data=data, batch_size=args.batch_size)
+        batched(study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
+                                 epochs=1, data=data, batch_size=args.batch_size),
+                dataset, device)
+        timed = batched(cnn, dataset, device)
+        result["cnn_networks"] = args.cnn_networks
+        result["cnn_network_epochs_per_s"] = args.cnn_networks * args.epochs / timed["seconds"]
+        result["cnn_train_network_epochs_per_s"] = (args.cnn_networks * args.epochs
+                                                    / timed["train_seconds"])
+        result["cnn_final_test_accuracy"] = timed["final_test_accuracy"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

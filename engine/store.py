@@ -638,6 +638,8 @@ class Population:
 
     def __init__(self, path: str | os.PathLike, storage_options: dict | None = None):
         self.path = str(path)
+        #: fsspec options of a URL store, kept so that workers can reopen it by path.
+        self.storage_options = storage_options
         self._root, self.attrs = _open_root(path, mode="r", storage_options=storage_options)
         self.num_networks: int = self.attrs["num_networks"]
         self.num_checkpoints: int = self.attrs["num_checkpoints"]

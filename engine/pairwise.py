@@ -26,6 +26,8 @@ Summaries (see docs/pairwise.md):
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +51,14 @@ EXAMPLE_BOOTSTRAP_NETWORKS = 64
 HEATMAP_NETWORKS = 300
 #: Histogram of pairwise kappa: bins over [-1, 1].
 KAPPA_BINS = 200
+#: Blosc settings of the stored matrices (None: uncompressed), chosen by
+#: benchmarks/bench_pairwise.py (see docs/pairwise.md, "Outputs").
+COUNT_COMPRESSORS: dict | None = {"cname": "lz4", "clevel": 1, "shuffle": "shuffle"}
+KAPPA_COMPRESSORS: dict | None = {"cname": "lz4", "clevel": 1, "shuffle": "shuffle"}
 
 STATISTICS = ("agreement", "kappa", "prediction_agreement")
+#: N x N matrices stored per split and checkpoint (agreement counts are derived on read).
+MATRICES = ("both_correct", "kappa", "prediction_agree")
 ATTRS_KEY = "created_equal_pairwise"
 
 
@@ -70,6 +78,7 @@ class _Side:
     group_names: list[str]
     weights: np.ndarray  # float32 (networks, replicates): bootstrap multiplicities
     num_classes: int  # 0 where predictions are not compared
+    group_codes: np.ndarray  # the store's group index per network, int16, dims (networks,)
 
     @property
     def size(self) -> int:
@@ -174,13 +183,17 @@ def _network_weights(groups: np.ndarray, replicates: int, rng) -> np.ndarray:
     return weights
 
 
-def _make_side(population, split, checkpoint, ids, replicates, rng, num_classes) -> _Side:
-    all_groups = population.network_groups()[ids].astype(np.int64)
+def _make_side(population, split, checkpoint, ids, replicates, rng, num_classes,
+               network_groups=None) -> _Side:
+    # network_groups: the store's group of every network, read once per report (one zarr read
+    # of a small array costs ~25 ms, one chunk per 32 networks).
+    codes = (population.network_groups() if network_groups is None else network_groups)[ids]
+    all_groups = codes.astype(np.int64)
     present = np.unique(all_groups)
     names = [population.attrs["groups"][g]["name"] for g in present]
     groups = np.searchsorted(present, all_groups)
     return _Side(population, split, checkpoint, ids, groups, names,
-                 _network_weights(groups, replicates, rng), num_classes)
+                 _network_weights(groups, replicates, rng), num_classes, codes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,109 +343,156 @@ def _tile_counts(block_0: dict, block_1: dict, device: str):
     return both, same
 
 
-def _open_target(target: str, group: str, names: Sequence[str]):
+#: Zarr arrays of the output opened once per process and matrix (opening the group and its
+#: arrays costs ~2.5 ms, as much as writing a tile). Keyed by a token unique to each run, so a
+#: later run into the same folder (new shapes, dtypes) never sees stale metadata.
+_OPENED: dict = {}
+_OPENED_LOCK = threading.Lock()
+_OPENED_LIMIT = 16
+
+
+def _open_target(target: str, group: str, token: str) -> dict:
     import zarr
 
-    root = zarr.open_group(target, mode="r+")
-    return {name: root[f"{group}/{name}"] for name in names}
+    key = (target, group, token)
+    with _OPENED_LOCK:
+        arrays = _OPENED.get(key)
+        if arrays is None:
+            matrices = zarr.open_group(target, mode="r+")[group]
+            arrays = {name: matrices[name] for name in MATRICES if name in matrices}
+            while len(_OPENED) >= _OPENED_LIMIT:
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[key] = arrays
+    return arrays
 
 
-def _pairwise_tile(block_0, block_1, rows, columns, diagonal, mirror, target, group,
+def _count_dtype(num_examples: int):
+    """Stored dtype of counts: uint16 up to 65,535 examples, else uint32."""
+    return np.uint16 if num_examples <= np.iinfo(np.uint16).max else np.uint32
+
+
+def _bootstrap_sums(both, same, block_0, block_1, num_examples, diagonal, groups_0, groups_1,
+                    num_groups_0, num_groups_1, weights_0, weights_1):
+    """Network-bootstrap replicate sums of one tile: W_g^T S W_h per statistic and group pair,
+    (replicates, groups_0, groups_1), by float32 BLAS products."""
+    from kernels.pairwise import agreement_and_kappa
+
+    agree, kappa = agreement_and_kappa(both, block_0["correct_count"], block_1["correct_count"],
+                                       num_examples)
+    # Agreement enters as counts, exact in float32 (row sums of a tile stay below 2^24), and is
+    # divided by X in the summary; undefined kappa enters as 0 (the denominators leave it out).
+    values = {"agreement": agree.astype(np.float32), "kappa": np.nan_to_num(kappa, nan=0.0)}
+    if same is not None:
+        values["prediction_agreement"] = same.astype(np.float32)
+    replicates = weights_0.shape[1]
+    boots = {}
+    for name, matrix in values.items():
+        if diagonal:
+            matrix = np.triu(matrix, 1)
+        boot = np.zeros((replicates, num_groups_0, num_groups_1))
+        for h in range(num_groups_1):
+            columns_h = weights_1 * (groups_1 == h)[:, None]
+            product = matrix @ columns_h  # (n0, r), float32 BLAS
+            for g in range(num_groups_0):
+                rows_g = weights_0 * (groups_0 == g)[:, None]
+                boot[:, g, h] = (rows_g * product).sum(axis=0, dtype=np.float64)
+        boots[name] = boot
+    return boots
+
+
+def _pairwise_tile(block_0, block_1, rows, columns, diagonal, mirror, target, group, token,
                    num_examples, groups_0, groups_1, num_groups_0, num_groups_1,
-                   weights_0, weights_1, same_groups, device, with_histogram=True):
+                   weights_0, weights_1, same_groups, device):
     """Counts of one tile, written to the zarr target; returns the tile's sums.
 
     ``diagonal``: the tile pairs a block with itself (pairs i < j only are summed).
     ``mirror``: also write the transposed tile (symmetric matrices).
     ``same_groups``: both sides use one set of groups (within/between histograms).
     """
-    from kernels.pairwise import agreement_and_kappa
+    from kernels.pairwise import tile_statistics
 
     both, same = _tile_counts(block_0, block_1, device)
-    agree, kappa = agreement_and_kappa(both, block_0["correct_count"], block_1["correct_count"],
-                                       num_examples)
-    arrays = {"both_correct": both, "agree": agree, "kappa": kappa}
+    n0, n1 = both.shape
+    dtype = _count_dtype(num_examples)
+    kappa = np.empty((n0, n1), np.float32)
+    both_out = np.empty((n0, n1), dtype)
+    if same is None:
+        same_in = np.zeros((0, 0), np.int32)
+        same_out = np.zeros((0, 0), dtype)
+    else:
+        same_in = np.ascontiguousarray(same, dtype=np.int32)
+        same_out = np.empty((n0, n1), dtype)
+    # One numba pass: kappa, the stored counts, per group-pair sums, pair counts, histogram.
+    point, pairs, histogram = tile_statistics(
+        both, same_in, block_0["correct_count"], block_1["correct_count"], num_examples,
+        groups_0, groups_1, num_groups_0, num_groups_1, diagonal, same_groups, KAPPA_BINS,
+        kappa, both_out, same_out)
+    arrays = {"both_correct": both_out, "kappa": kappa}
     if same is not None:
-        arrays["prediction_agree"] = same
-    outputs = _open_target(target, group, list(arrays))
+        arrays["prediction_agree"] = same_out
+    outputs = _open_target(target, group, token)
     for name, values in arrays.items():
         outputs[name][rows, columns] = values
         if mirror and not diagonal:
             outputs[name][columns, rows] = values.T
-
-    n0, n1 = both.shape
-    # Agreement enters as counts, exact in float32 (row sums of a tile stay below 2^24), and is
-    # divided by X in the summary; undefined kappa enters as 0 and leaves the pair count there.
-    values = {"agreement": agree.astype(np.float32), "kappa": np.nan_to_num(kappa, nan=0.0)}
-    if same is not None:
-        values["prediction_agreement"] = same.astype(np.float32)
-    if diagonal:
-        for name in values:
-            values[name] = np.triu(values[name], 1)
-    onehot_0 = np.eye(num_groups_0, dtype=np.float64)[groups_0]
-    onehot_1 = np.eye(num_groups_1, dtype=np.float32)[groups_1]
+    boots = {}
+    if weights_0.shape[1]:
+        boots = _bootstrap_sums(both, same, block_0, block_1, num_examples, diagonal, groups_0,
+                                groups_1, num_groups_0, num_groups_1, weights_0, weights_1)
     sums = {}
-    replicates = weights_0.shape[1]
-    for name, matrix in values.items():
-        # Point sums per (group of i, group of j): float32 row sums, float64 across rows.
-        point = onehot_0.T @ (matrix @ onehot_1).astype(np.float64)
-        boot = np.zeros((replicates, num_groups_0, num_groups_1))
-        if replicates:
-            for h in range(num_groups_1):
-                columns_h = weights_1 * (groups_1 == h)[:, None]
-                product = matrix @ columns_h  # (n0, r), float32 BLAS
-                for g in range(num_groups_0):
-                    rows_g = weights_0 * (groups_0 == g)[:, None]
-                    boot[:, g, h] = (rows_g * product).sum(axis=0, dtype=np.float64)
-        sums[name] = {"point": point, "boot": boot}
-    histogram = None
-    if with_histogram:
-        # Row 0: pairs in the same group; row 1: other groups (or the other store).
-        valid = ~np.isnan(kappa)
-        if diagonal:
-            valid &= np.triu(np.ones((n0, n1), bool), 1)
-        if same_groups:
-            same_group = groups_0[:, None] == groups_1[None, :]
-        else:
-            same_group = np.zeros((n0, n1), bool)
-        bins = np.clip(((values["kappa"] + 1) * (KAPPA_BINS / 2)).astype(np.int64), 0,
-                       KAPPA_BINS - 1)
-        histogram = np.zeros((2, KAPPA_BINS), np.int64)
-        for index, selection in enumerate((same_group, ~same_group)):
-            histogram[index] = np.bincount(bins[valid & selection], minlength=KAPPA_BINS)
-    return {"sums": sums, "histogram": histogram}
+    for index, name in enumerate(STATISTICS):
+        if name == "prediction_agreement" and same is None:
+            continue
+        sums[name] = {"point": point[index],
+                      "boot": boots.get(name, np.zeros((0, num_groups_0, num_groups_1)))}
+    return {"sums": sums, "pairs": pairs, "histogram": histogram}
 
 
 # ----------------------------------------------------------------------------------------------
 # The zarr output
 
 
-def _create_matrix_group(root, group: str, side_0: _Side, side_1: _Side, block: int,
-                         with_predictions: bool, attrs: dict):
+def _compressors(name: str):
     from zarr.codecs import BloscCodec
 
+    if name == "kappa":
+        return KAPPA_COMPRESSORS and [BloscCodec(**KAPPA_COMPRESSORS)]
+    return COUNT_COMPRESSORS and [BloscCodec(**COUNT_COMPRESSORS)]
+
+
+def _create_matrix_group(root, group: str, side_0: _Side, side_1: _Side, block: int,
+                         with_predictions: bool, attrs: dict) -> str:
+    """Create one matrix group's arrays; returns the token that names this run's arrays."""
     target = root.require_group(group)
     target.attrs.update(attrs)
     shape = (side_0.size, side_1.size)
     chunks = (max(1, min(block, shape[0])), max(1, min(block, shape[1])))
     dims = ("networks_0", "networks_1")
-    # lz4 (level 1) with byte shuffle: counts compress about 2x at ~400 MB/s on two cores,
-    # faster than writing them raw; zstd halves the speed for 5% less (measured).
-    compressors = [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
-    specs = [("both_correct", "int32", 0), ("agree", "int32", 0), ("kappa", "float32", np.nan)]
+    count_dtype = np.dtype(_count_dtype(attrs["examples"])).name
+    specs = [("both_correct", count_dtype, 0), ("kappa", "float32", np.nan)]
     if with_predictions:
-        specs.append(("prediction_agree", "int32", 0))
+        specs.append(("prediction_agree", count_dtype, 0))
     for name, dtype, fill in specs:
+        # Tiles are whole chunks, never empty: skip zarr's check of each chunk against the fill.
         target.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                            dimension_names=dims, compressors=compressors, overwrite=True)
+                            dimension_names=dims, compressors=_compressors(name),
+                            config={"write_empty_chunks": True}, overwrite=True)
     for index, side in enumerate((side_0, side_1)):
         dim = f"networks_{index}"
         target.create_array(dim, shape=(side.size,), dtype="int64", dimension_names=(dim,),
                             overwrite=True)[:] = side.ids
         target.create_array(f"network_group_{index}", shape=(side.size,), dtype="int16",
-                            dimension_names=(dim,), overwrite=True)[:] = (
-            side.population.network_groups()[side.ids])
-    return target
+                            dimension_names=(dim,), overwrite=True)[:] = side.group_codes
+    return uuid.uuid4().hex
+
+
+def _write_correct_counts(root, group: str, info_0: dict, info_1: dict) -> None:
+    """Examples each network gets right, per side: with both_correct they give agreement."""
+    for name, dim, info in (("correct_count", "networks_0", info_0),
+                            ("correct_count_1", "networks_1", info_1)):
+        counts = info["network_correct"]
+        root[group].create_array(name, shape=counts.shape, dtype="int64",
+                                 dimension_names=(dim,), overwrite=True)[:] = counts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,7 +500,7 @@ def _create_matrix_group(root, group: str, side_0: _Side, side_1: _Side, block: 
 
 
 def _compute_matrix(side_0: _Side, side_1: _Side, symmetric: bool, target: str, group: str,
-                    block: int, device: str, with_histogram: bool = True):
+                    token: str, block: int, device: str):
     """Run every tile of one split/checkpoint matrix; return the tiles' results and the blocks'
     per-example counts (sums over each side's networks)."""
     import dask
@@ -459,10 +519,9 @@ def _compute_matrix(side_0: _Side, side_1: _Side, symmetric: bool, target: str, 
                 continue
             tiles.append(dask.delayed(_pairwise_tile, pure=False)(
                 blocks_0[i], blocks_1[j], rows, columns, symmetric and i == j, symmetric,
-                target, group, num_examples,
+                target, group, token, num_examples,
                 side_0.groups[rows], side_1.groups[columns], ng0, ng1,
-                side_0.weights[rows], side_1.weights[columns], symmetric, device,
-                with_histogram))
+                side_0.weights[rows], side_1.weights[columns], symmetric, device))
 
     def gather(blocks):
         def total(*loaded):
@@ -950,22 +1009,23 @@ def pairwise_report(population, out_dir: Path, *, splits=None, checkpoints="last
     target, root = _open_output(out_dir, {k: v for k, v in report.items()
                                           if k not in ("splits", "figures")})
     epochs = population.checkpoints["epoch"].to_numpy()
+    network_groups = population.network_groups()
     for split in splits:
         num_classes = _num_classes(population, split)
         split_report = {"examples": population.num_examples(split),
                         "predictions": bool(num_classes), "checkpoints": {}}
         for t in checkpoint_list:
-            side = _make_side(population, split, t, ids, bootstrap, rng, num_classes)
+            side = _make_side(population, split, t, ids, bootstrap, rng, num_classes,
+                              network_groups)
             group = f"{split}/checkpoint_{t}"
-            _create_matrix_group(root, group, side, side, block, bool(num_classes),
-                                 {"split": split, "checkpoint": t, "epoch": float(epochs[t]),
-                                  "examples": population.num_examples(split)})
+            token = _create_matrix_group(
+                root, group, side, side, block, bool(num_classes),
+                {"split": split, "checkpoint": t, "epoch": float(epochs[t]),
+                 "examples": population.num_examples(split)})
             draw = figures and t == checkpoint_list[-1]
-            results, info, _ = _compute_matrix(side, side, True, target, group, block, device,
-                                               draw)
-            root[group].create_array("correct_count", shape=(side.size,), dtype="int64",
-                                     dimension_names=("networks_0",),
-                                     overwrite=True)[:] = info["network_correct"]
+            results, info, _ = _compute_matrix(side, side, True, target, group, token, block,
+                                               device)
+            _write_correct_counts(root, group, info, info)
             sample = _kappa_sample(side, side, True, rng) if bootstrap else None
             summary = _summarise(side, side, True, results, info, info, bootstrap, rng, sample)
             summary["epoch"] = float(epochs[t])
@@ -1038,13 +1098,14 @@ def cross_pairwise_report(populations: list, out_dir: Path, *, split="test", che
             side_1 = _make_side(sides_input[b][0], split, sides_input[b][1], sides_input[b][2],
                                 bootstrap, rng, side_0.num_classes)
             group = f"stores_{a}_{b}/{split}"
-            _create_matrix_group(root, group, side_0, side_1, block, bool(side_0.num_classes),
-                                 {"split": split, "stores": [populations[a].path,
-                                                             populations[b].path],
-                                  "checkpoints": [side_0.checkpoint, side_1.checkpoint],
-                                  "examples": first.num_examples(split)})
+            token = _create_matrix_group(
+                root, group, side_0, side_1, block, bool(side_0.num_classes),
+                {"split": split, "stores": [populations[a].path, populations[b].path],
+                 "checkpoints": [side_0.checkpoint, side_1.checkpoint],
+                 "examples": first.num_examples(split)})
             results, info_0, info_1 = _compute_matrix(side_0, side_1, False, target, group,
-                                                      block, device, figures)
+                                                      token, block, device)
+            _write_correct_counts(root, group, info_0, info_1)
             sample = _kappa_sample(side_0, side_1, False, rng) if bootstrap else None
             summary = _summarise(side_0, side_1, False, results, info_0, info_1, bootstrap,
                                  rng, sample)
@@ -1063,5 +1124,84 @@ def cross_pairwise_report(populations: list, out_dir: Path, *, split="test", che
     return report
 
 
-__all__ = ["cross_pairwise_report", "kappa_distribution", "kappa_heatmap", "pairwise_report",
-           "resolve_checkpoints", "synthetic_population", "words_from_bytes"]
+def open_pairwise(path, split: str | None = None, checkpoint: int | None = None, *,
+                  group: str | None = None, lazy: bool = True) -> dict:
+    """The matrices of one split and checkpoint of a ``pairwise.zarr``, agreement derived.
+
+    ``agree`` is not stored: A_ij = X - c_i - c_j + 2 B_ij from ``both_correct`` and the stored
+    ``correct_count`` of each side, computed here (lazily by default).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder of :func:`pairwise_report` or the ``pairwise.zarr`` in it.
+    split : str, optional
+        Default: the only split stored (an error where there are several).
+    checkpoint : int, optional
+        Default: the latest checkpoint stored for the split.
+    group : str, optional
+        A matrix group instead of split and checkpoint, e.g. ``"stores_0_1/test"`` of
+        :func:`cross_pairwise_report`.
+    lazy : bool
+        Dask arrays chunked as stored (True) or NumPy arrays (False).
+
+    Returns
+    -------
+    dict
+        ``both_correct`` (uint16/uint32), ``agree`` (same dtype), ``agreement`` (float32, A / X),
+        ``kappa`` (float32, NaN where undefined), ``prediction_agree`` (or None), all dims
+        (networks_0, networks_1); ``networks_0``, ``networks_1`` (ids), ``correct_count_0``,
+        ``correct_count_1`` (int64) and ``examples`` (X).
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    if path.name != "pairwise.zarr" and (path / "pairwise.zarr").exists():
+        path = path / "pairwise.zarr"
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as error:
+        raise StoreError(f"no pairwise.zarr at {path}") from error
+    if group is None:
+        splits = [name for name in root.group_keys() if not name.startswith("stores_")]
+        if split is None:
+            if len(splits) != 1:
+                raise ConfigError(f"{path} holds splits {', '.join(splits) or 'none'}: "
+                                  "name one")
+            split = splits[0]
+        if split not in splits:
+            raise StoreError(f"split {split!r} is not in {path}; it has {', '.join(splits)}")
+        stored = sorted(int(name.removeprefix("checkpoint_"))
+                        for name in root[split].group_keys())
+        if checkpoint is None:
+            checkpoint = stored[-1]
+        if checkpoint not in stored:
+            raise StoreError(f"checkpoint {checkpoint} of split {split!r} is not in {path}; it "
+                             f"has {', '.join(map(str, stored))}")
+        group = f"{split}/checkpoint_{checkpoint}"
+    if group not in root:
+        raise StoreError(f"{path} has no group {group!r}")
+    matrices = root[group]
+    examples = int(matrices.attrs["examples"])
+    count_0 = matrices["correct_count"][:]
+    count_1 = (matrices["correct_count_1"][:] if "correct_count_1" in matrices else count_0)
+
+    def load(name):
+        if name not in matrices:
+            return None
+        array = matrices[name]
+        return da.from_array(array, chunks=array.chunks) if lazy else array[:]
+
+    both = load("both_correct")
+    wide = both.astype(np.int64) * 2 + (examples - count_0[:, None] - count_1[None, :])
+    agree = wide.astype(both.dtype)
+    agreement = (wide / examples if examples else wide * np.nan).astype(np.float32)
+    return {"both_correct": both, "agree": agree, "agreement": agreement,
+            "kappa": load("kappa"), "prediction_agree": load("prediction_agree"),
+            "networks_0": matrices["networks_0"][:], "networks_1": matrices["networks_1"][:],
+            "correct_count_0": count_0, "correct_count_1": count_1, "examples": examples}
+
+
+__all__ = ["cross_pairwise_report", "kappa_distribution", "kappa_heatmap", "open_pairwise",
+           "pairwise_report", "resolve_checkpoints", "synthetic_population", "words_from_bytes"]

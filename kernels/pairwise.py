@@ -224,3 +224,85 @@ def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
             else:
                 kappa[i, j] = np.float64(count * total - expected) / np.float64(denominator)
     return agree, kappa
+
+
+@njit(nogil=True, cache=True)
+def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
+                    num_groups_0, num_groups_1, diagonal, same_groups, num_bins,
+                    kappa, both_out, same_out):
+    """One pass over a tile: kappa, stored counts, and the summary's sufficient statistics.
+
+    Parameters
+    ----------
+    both_correct : ndarray of int32, dims (networks_0, networks_1)
+        Co-correct counts B.
+    same : ndarray of int32, dims (networks_0, networks_1) or (0, 0)
+        Prediction agreement counts; (0, 0) where predictions are not compared.
+    correct_0, correct_1 : ndarray of int64, dims (networks_0,), (networks_1,)
+    num_examples : int
+    groups_0, groups_1 : ndarray of int64, group index (0..num_groups - 1) of each network
+    num_groups_0, num_groups_1 : int
+    diagonal : bool
+        The tile pairs a block with itself: only pairs i < j enter the sums and histogram.
+    same_groups : bool
+        Both sides share one set of groups: histogram row 0 is within groups, row 1 between;
+        otherwise every pair goes to row 1.
+    num_bins : int
+        Histogram bins over [-1, 1].
+    kappa : ndarray of float32, dims (networks_0, networks_1), written
+        Error consistency, NaN where undefined (as :func:`agreement_and_kappa`).
+    both_out, same_out : ndarray of an unsigned integer dtype, written
+        B and the prediction agreement counts in the stored dtype (same shapes as the inputs).
+
+    Returns
+    -------
+    sums : ndarray of float64, dims (3, groups_0, groups_1)
+        Per (group of i, group of j): sums of agreement counts A, of kappa (defined pairs only)
+        and of prediction agreement counts.
+    pairs : ndarray of int64, dims (2, groups_0, groups_1)
+        Pairs summed, and pairs whose kappa is defined.
+    histogram : ndarray of int64, dims (2, num_bins)
+        Defined kappa binned by int((kappa + 1) * num_bins / 2), clipped to the bins.
+    """
+    n0, n1 = both_correct.shape
+    has_same = same.shape[0] == n0 and same.shape[1] == n1 and same.size > 0
+    sums = np.zeros((3, num_groups_0, num_groups_1), np.float64)
+    pairs = np.zeros((2, num_groups_0, num_groups_1), np.int64)
+    histogram = np.zeros((2, num_bins), np.int64)
+    total = np.int64(num_examples)
+    square = total * total
+    half_bins = num_bins / 2.0
+    for i in range(n0):
+        ci = correct_0[i]
+        gi = groups_0[i]
+        start = i + 1 if diagonal else 0
+        for j in range(n1):
+            cj = correct_1[j]
+            b = np.int64(both_correct[i, j])
+            both_out[i, j] = b
+            if has_same:
+                same_out[i, j] = same[i, j]
+            count = total - ci - cj + 2 * b
+            expected = ci * cj + (total - ci) * (total - cj)
+            denominator = square - expected
+            if denominator == 0:
+                value = np.float32(np.nan)
+            else:
+                value = np.float32(np.float64(count * total - expected) / np.float64(denominator))
+            kappa[i, j] = value
+            if j < start:
+                continue
+            gj = groups_1[j]
+            sums[0, gi, gj] += count
+            pairs[0, gi, gj] += 1
+            if has_same:
+                sums[2, gi, gj] += same[i, j]
+            if denominator != 0:
+                kappa_64 = np.float64(value)
+                sums[1, gi, gj] += kappa_64
+                pairs[1, gi, gj] += 1
+                index = int((kappa_64 + 1.0) * half_bins)
+                index = min(max(index, 0), num_bins - 1)
+                row = 0 if (same_groups and gi == gj) else 1
+                histogram[row, index] += 1
+    return sums, pairs, histogram

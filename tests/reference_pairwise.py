@@ -88,3 +88,52 @@ def pairwise_matrices(correct, predictions=None):
     if predictions is not None:
         result["prediction_agree"] = prediction_agreement_counts(predictions, predictions)
     return result
+
+
+def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
+                    num_groups_0, num_groups_1, diagonal, same_groups, num_bins,
+                    kappa, both_out, same_out):
+    """Kappa, stored counts, per group-pair sums and the kappa histogram of one tile, with
+    whole-array NumPy (kappa from :func:`agreement_and_kappa`, science.md's definition)."""
+    both_correct = np.asarray(both_correct)
+    n0, n1 = both_correct.shape
+    # Kappa as the integer form (A X - E) / (X^2 - E) of science.md's definition, which
+    # test_agreement_and_kappa holds equal to the rates' form; here it must match bit for bit.
+    ci = np.asarray(correct_0, np.int64)[:, None]
+    cj = np.asarray(correct_1, np.int64)[None, :]
+    agree = num_examples - ci - cj + 2 * both_correct.astype(np.int64)
+    expected = ci * cj + (num_examples - ci) * (num_examples - cj)
+    denominator = num_examples * num_examples - expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tile_kappa = np.where(denominator != 0, (agree * num_examples - expected)
+                              / denominator.astype(np.float64), np.nan).astype(np.float32)
+    kappa[...] = tile_kappa
+    both_out[...] = both_correct
+    has_same = same.shape == (n0, n1) and same.size > 0
+    if has_same:
+        same_out[...] = same
+    chosen = np.ones((n0, n1), bool)
+    if diagonal:
+        chosen &= np.triu(np.ones((n0, n1), bool), 1)
+    defined = chosen & ~np.isnan(tile_kappa)
+    sums = np.zeros((3, num_groups_0, num_groups_1))
+    pairs = np.zeros((2, num_groups_0, num_groups_1), np.int64)
+    for g in range(num_groups_0):
+        for h in range(num_groups_1):
+            cell = chosen & (np.asarray(groups_0) == g)[:, None] & (np.asarray(groups_1) == h)[None]
+            cell_defined = cell & defined
+            sums[0, g, h] = agree[cell].astype(np.float64).sum()
+            sums[1, g, h] = tile_kappa[cell_defined].astype(np.float64).sum()
+            if has_same:
+                sums[2, g, h] = np.asarray(same)[cell].astype(np.float64).sum()
+            pairs[0, g, h] = cell.sum()
+            pairs[1, g, h] = cell_defined.sum()
+    within = (np.equal.outer(np.asarray(groups_0), np.asarray(groups_1)) if same_groups
+              else np.zeros((n0, n1), bool))
+    bins = np.clip(np.floor((tile_kappa.astype(np.float64) + 1) * (num_bins / 2)), 0,
+                   num_bins - 1)
+    histogram = np.zeros((2, num_bins), np.int64)
+    for row, selection in enumerate((within, ~within)):
+        histogram[row] = np.bincount(bins[defined & selection].astype(np.int64),
+                                     minlength=num_bins)
+    return sums, pairs, histogram

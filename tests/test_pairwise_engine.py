@@ -11,6 +11,7 @@ from engine.errors import ConfigError, EngineError, StoreError
 from engine.pairwise import (
     _network_weights,
     cross_pairwise_report,
+    open_pairwise,
     pairwise_report,
     synthetic_population,
 )
@@ -33,7 +34,7 @@ def direct(population):
 
 
 def _read(out, t, name="kappa"):
-    return zarr.open_group(str(out / "pairwise.zarr"), mode="r")[f"test/checkpoint_{t}/{name}"][:]
+    return open_pairwise(out, "test", t, lazy=False)[name]
 
 
 def _pair_mean(matrix, mask=None):
@@ -48,12 +49,17 @@ def test_tiles_equal_direct_computation(population, direct, tmp_path):
     report = pairwise_report(population, tmp_path, checkpoints="all", block=16, bootstrap=20)
     root = zarr.open_group(str(tmp_path / "pairwise.zarr"), mode="r")
     for t in range(3):
-        group = root[f"test/checkpoint_{t}"]
+        group = open_pairwise(tmp_path, "test", t, lazy=False)
         for name in ("both_correct", "agree", "prediction_agree"):
-            np.testing.assert_array_equal(group[name][:], direct[t][name])
-        np.testing.assert_allclose(group["kappa"][:], direct[t]["kappa"], rtol=1e-6,
+            np.testing.assert_array_equal(group[name], direct[t][name])
+        np.testing.assert_allclose(group["kappa"], direct[t]["kappa"], rtol=1e-6,
                                    equal_nan=True)
-        assert group["kappa"].metadata.dimension_names == ("networks_0", "networks_1")
+        stored = root[f"test/checkpoint_{t}"]
+        assert stored["kappa"].metadata.dimension_names == ("networks_0", "networks_1")
+        # Agreement is derived on read, counts are stored as uint16 (X = 130).
+        assert "agree" not in stored
+        assert stored["both_correct"].dtype == np.uint16
+        assert stored["prediction_agree"].dtype == np.uint16
         summary = report["splits"]["test"]["checkpoints"][str(t)]
         assert summary["pairs"] == 45 * 44 // 2
         assert summary["kappa"]["all"]["mean"] == pytest.approx(
@@ -134,8 +140,10 @@ def test_cross_stores(population, direct, tmp_path):
     # The same store twice: the cross matrix is the full square matrix.
     report = cross_pairwise_report([population, population.path], tmp_path, bootstrap=10,
                                    block=16)
-    root = zarr.open_group(str(tmp_path / "pairwise.zarr"), mode="r")
-    np.testing.assert_array_equal(root["stores_0_1/test/agree"][:], direct[2]["agree"])
+    matrices = open_pairwise(tmp_path, group="stores_0_1/test", lazy=False)
+    np.testing.assert_array_equal(matrices["agree"], direct[2]["agree"])
+    np.testing.assert_array_equal(matrices["correct_count_1"],
+                                  direct[2]["both_correct"].diagonal())
     kappa = direct[2]["kappa"].astype(np.float64)
     comparison = report["comparisons"][0]
     assert comparison["kappa"]["all"]["mean"] == pytest.approx(np.nanmean(kappa), rel=1e-5)
@@ -230,3 +238,35 @@ def test_kappa_example_bootstrap_with_unit_weights_is_the_sample_mean():
     resampled = np.repeat(correct, weights[1], axis=1)
     assert means[1] == pytest.approx(
         _pair_mean(pairwise_matrices(resampled)["kappa"].astype(np.float64)), rel=1e-6)
+
+
+def test_open_pairwise(population, direct, tmp_path):
+    pairwise_report(population, tmp_path, checkpoints="0,2", block=16, bootstrap=0,
+                    figures=False)
+    lazy = open_pairwise(tmp_path / "pairwise.zarr")  # the only split, the last checkpoint
+    assert isinstance(lazy["agree"], dask.array.Array)
+    assert lazy["agree"].chunks[0] == (16, 16, 13)
+    eager = open_pairwise(tmp_path, "test", 0, lazy=False)
+    np.testing.assert_array_equal(lazy["agree"].compute(), direct[2]["agree"])
+    np.testing.assert_array_equal(eager["agree"], direct[0]["agree"])
+    assert eager["agree"].dtype == np.uint16 and eager["examples"] == 130
+    np.testing.assert_allclose(eager["agreement"], direct[0]["agree"] / 130, rtol=1e-6)
+    np.testing.assert_array_equal(eager["correct_count_0"], direct[0]["both_correct"].diagonal())
+    for kwargs, message in [(dict(split="train"), "not in"), (dict(checkpoint=1), "not in")]:
+        with pytest.raises(StoreError, match=message):
+            open_pairwise(tmp_path, **kwargs)
+    with pytest.raises(StoreError, match="no pairwise.zarr"):
+        open_pairwise(tmp_path / "nothing")
+
+
+def test_many_examples_store_uint32_counts(tmp_path):
+    """Above 65,535 examples counts no longer fit uint16: both_correct is uint32."""
+    population = synthetic_population(tmp_path / "wide.zarr", networks=3, examples=70_001,
+                                      seed=4)
+    pairwise_report(population, tmp_path / "out", bootstrap=0, figures=False)
+    matrices = open_pairwise(tmp_path / "out", lazy=False)
+    correct = population.correct("test")[:, -1].compute()
+    expected = pairwise_matrices(correct)
+    assert matrices["both_correct"].dtype == np.uint32
+    np.testing.assert_array_equal(matrices["both_correct"], expected["both_correct"])
+    np.testing.assert_array_equal(matrices["agree"], expected["agree"])

@@ -100,3 +100,41 @@ def test_degenerate_kappa_is_nan():
     _, kappa = kernels.agreement_and_kappa(np.zeros((1, 1), np.int32), np.zeros(1, np.int64),
                                            np.zeros(1, np.int64), 0)
     assert np.isnan(kappa).all()
+
+
+@given(verdicts(max_networks=7, max_examples=150), verdicts(max_networks=7, max_examples=150),
+       st.integers(1, 3), st.booleans(), st.booleans(), st.booleans(), st.data())
+def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide, data):
+    examples = min(first.shape[1], second.shape[1])
+    c0 = first[:, :examples].astype(np.int64)
+    c1 = c0 if diagonal else second[:, :examples].astype(np.int64)
+    both = (c0 @ c1.T).astype(np.int32)
+    n0, n1 = both.shape
+    draw_groups = lambda n: data.draw(hnp.arrays(np.int64, n,  # noqa: E731
+                                                 elements=st.integers(0, num_groups - 1)))
+    groups_0 = draw_groups(n0)
+    groups_1 = groups_0 if diagonal else draw_groups(n1)
+    if predictions:
+        same = data.draw(hnp.arrays(np.int32, (n0, n1), elements=st.integers(0, examples)))
+    else:
+        same = np.zeros((0, 0), np.int32)
+    dtype = np.uint32 if wide else np.uint16
+    args = (both, same, c0.sum(axis=1), c1.sum(axis=1), examples, groups_0, groups_1,
+            num_groups, num_groups, diagonal, diagonal or wide, 20)
+    outputs = {}
+    for name, module in (("kernel", kernels), ("reference", reference)):
+        kappa = np.zeros((n0, n1), np.float32)
+        both_out = np.zeros((n0, n1), dtype)
+        same_out = np.zeros(same.shape, dtype)
+        result = module.tile_statistics(*args, kappa, both_out, same_out)
+        outputs[name] = (kappa, both_out, same_out) + tuple(result)
+    kernel, expected = outputs["kernel"], outputs["reference"]
+    np.testing.assert_array_equal(kernel[0], expected[0])  # kappa, bit for bit
+    for k in (1, 2, 4, 5):  # stored counts, pair counts, histogram
+        np.testing.assert_array_equal(kernel[k], expected[k])
+    np.testing.assert_allclose(kernel[3], expected[3], rtol=1e-12, atol=1e-9)
+    assert kernel[1].dtype == dtype
+    # The sums hold what the tile's definition says: all pairs counted once.
+    pairs = n0 * (n0 - 1) // 2 if diagonal else n0 * n1
+    assert kernel[4][0].sum() == pairs
+    assert kernel[5].sum() == kernel[4][1].sum()

@@ -4,7 +4,8 @@ Prints one JSON object. For N networks and X examples of a synthetic store (rand
 verdicts, written with engine.create_population in a child process):
 
 - ``engine_matrix_s``: ``pairwise_report`` with no bootstrap and no figures: read the store, count
-  every tile, write both_correct, agree and kappa to pairwise.zarr (the whole matrix);
+  every tile, write both_correct (uint16) and kappa (float32) to pairwise.zarr, both whole N x N
+  matrices (agreement is derived on read, see docs/pairwise.md);
 - ``engine_report_s``: the same with the default 200 bootstrap replicates and the figures
   (``--report``);
 - ``kernel_s``: the bare kernels on the in-memory verdicts (pack, tiles on dask threads, agree);
@@ -32,10 +33,12 @@ from pathlib import Path
 import numpy as np
 
 
-def _make_store(path: str, networks: int, examples: int, seed: int) -> None:
+def _make_store(path: str, networks: int, examples: int, seed: int,
+                checkpoint_block: int) -> None:
     from engine.pairwise import synthetic_population
 
-    synthetic_population(path, networks=networks, examples=examples, seed=seed)
+    synthetic_population(path, networks=networks, examples=examples, seed=seed,
+                         checkpoint_block=checkpoint_block)
 
 
 def _peak_rss_mb() -> float:
@@ -105,6 +108,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-kernel", action="store_true", help="skip the bare kernel timing")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-block", type=int, default=None,
+                        help="checkpoints per store chunk; default 1 (the store holds one "
+                             "checkpoint); 16 is a trained store's default chunking")
     args = parser.parse_args(argv)
 
     import dask
@@ -121,7 +127,8 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     # A child process writes the store, so that this process's peak memory is the engine's.
     child = multiprocessing.get_context("spawn").Process(
-        target=_make_store, args=(str(store), args.networks, args.examples, args.seed))
+        target=_make_store, args=(str(store), args.networks, args.examples, args.seed,
+                                  args.checkpoint_block))
     child.start()
     child.join()
     if child.exitcode:
@@ -138,6 +145,8 @@ def main(argv=None) -> dict:
     comparisons = pairs * args.examples
     result: dict = {
         "networks": args.networks, "examples": args.examples, "device": args.device,
+        "store_chunks": list(population._array("splits/test/correct_packed").chunks),
+        "load_average": os.getloadavg(),
         "pairs": pairs, "example_comparisons": comparisons,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "store_write_s": round(store_s, 2),

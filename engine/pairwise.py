@@ -864,13 +864,17 @@ def _figures(target: str, group: str, side_0: _Side, side_1: _Side, symmetric: b
 
 def synthetic_population(path, *, networks: int, examples: int, checkpoints: int = 1,
                          groups: Sequence[int] | None = None, predictions: bool = False,
-                         num_classes: int = 10, seed: int = 0, batch: int = 1024):
+                         num_classes: int = 10, seed: int = 0, batch: int = 1024,
+                         checkpoint_block: int | None = None):
     """A store with random but correlated verdicts, as real populations have.
 
     Network n at checkpoint t is right on example x with probability
     sigmoid(skill_n + 1.5 t / T - difficulty_x), difficulty shared by all networks; a wrong
     prediction is the example's own confusing class half of the time. Each group gets its own
-    skill offset. Returns the opened :class:`~engine.store.Population`.
+    skill offset. Store chunks hold ``checkpoint_block`` checkpoints, by default
+    ``min(16, checkpoints)`` (a chunk longer than the store only adds padding to decode: reading
+    one checkpoint of a 16-checkpoint chunk decodes 16). Returns the opened
+    :class:`~engine.store.Population`.
     """
     import engine
     from engine.store import SplitSpec
@@ -891,7 +895,8 @@ def synthetic_population(path, *, networks: int, examples: int, checkpoints: int
         splits={"test": SplitSpec(labels=labels, predictions=predictions,
                                   fingerprint=f"synthetic-{examples}-{seed}")},
         groups=group_specs, checkpoint_epochs=list(range(checkpoints)),
-        class_names=[str(k) for k in range(num_classes)], command="synthetic_population")
+        class_names=[str(k) for k in range(num_classes)], command="synthetic_population",
+        checkpoint_block=checkpoint_block or min(16, checkpoints))
     step = max(32, batch - batch % 32)
     for start in range(0, networks, step):
         stop = min(networks, start + step)

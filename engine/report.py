@@ -601,7 +601,7 @@ def _write_report(out_dir: Path, title: str, summary: dict, figures: list, readi
     ]
     for figure in figures:
         path = Path(figure)
-        if not path.is_absolute():
+        if not path.exists():  # pairwise figures are named relative to out_dir
             path = out_dir / path
         if path.exists():
             encoded = base64.b64encode(path.read_bytes()).decode("ascii")

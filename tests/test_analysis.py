@@ -4,6 +4,7 @@ different chunkings and schedulers, its output schemas, and every bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -254,3 +255,15 @@ def test_pairwise_measures_go_into_the_summary(small_store, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pairwise"] is not None
     assert "test" in summary["pairwise"].get("splits", {"test": None})
+
+
+def test_report_embeds_every_figure_with_a_relative_out_dir(small_store, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = analyze_store(small_store.path, Path("results"), pairwise_checkpoints="none",
+                           progress=False)
+    page = report.read_text()
+    figures = sorted(Path("results").glob("*.png"))
+    assert {"accuracy.png", "tpa_histogram_train.png", "learning_curves_test.png",
+            "consensus_probe.png"} <= {f.name for f in figures}
+    assert page.count("data:image/png;base64,") == len(figures)

@@ -118,7 +118,12 @@ def main(argv=None) -> dict:
 
     from engine.pairwise import pairwise_report
     from engine.store import open_population
-    from kernels.pairwise import agreement_and_kappa, co_correct_counts, pack_bits
+    from kernels.pairwise import (
+        agreement_and_kappa,
+        co_correct_counts,
+        pack_bits,
+        tile_statistics,
+    )
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pairwise-"))
     store = workdir / "population.zarr"
@@ -139,6 +144,10 @@ def main(argv=None) -> dict:
     warm = np.ones((4, 130), bool)
     packed = pack_bits(warm)
     agreement_and_kappa(co_correct_counts(packed, packed), np.full(4, 130), np.full(4, 130), 130)
+    tile_statistics(co_correct_counts(packed, packed), np.zeros((0, 0), np.int32),
+                    np.full(4, 130), np.full(4, 130), 130, np.zeros(4, np.int64),
+                    np.zeros(4, np.int64), 1, 1, True, True, 10, np.empty((4, 4), np.float32),
+                    np.empty((4, 4), np.uint16), np.zeros((0, 0), np.uint16))
 
     population = open_population(store)
     pairs = args.networks * (args.networks - 1) / 2

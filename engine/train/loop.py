@@ -35,7 +35,8 @@ from engine.train.config import GroupConfig, RunOptions, StudyConfig, config_dif
 
 STATE_FORMAT = 1
 STREAMS = {"init": 0, "order": 1, "subset": 2}
-#: Floats of activations per evaluation batch (all networks together), to bound memory.
+#: Floats of activations per evaluation batch (all networks together), to bound memory; eight
+#: times as many on a GPU.
 EVAL_ACTIVATION_BUDGET = 64 * 2**20
 
 
@@ -387,8 +388,9 @@ def _record(context, block, model, params, buffers, checkpoint, members) -> tupl
     """Evaluate and write every split at a checkpoint, then mark it; return loss and accuracy."""
     started = time.perf_counter()
     networks = (block.start, block.stop)
+    budget = EVAL_ACTIVATION_BUDGET * (8 if context.data.labels["train"].is_cuda else 1)
     batch = max(16, min(context.eval_batch,
-                        EVAL_ACTIVATION_BUDGET // max(1, block.size * model.activation_size)))
+                        budget // max(1, block.size * model.activation_size)))
     loss = accuracy = float("nan")
     for split in context.dataset.splits:
         predictions, split_loss = evaluate(model, params, buffers, context.data, split, batch,

@@ -54,7 +54,7 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
 
 # A module-level option: typer needs a list type here, which ruff's B008 rejects inline.
 _NETWORKS_OPTION = typer.Option(
-    None, "--networks", help="N: networks in the study; A:B: the network ids this process "
+    None, "--networks", help="N: networks in the study; A:B, the network ids this process "
     "trains (whole blocks). May be given twice.")
 
 

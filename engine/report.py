@@ -637,18 +637,13 @@ def compare_stores(stores: list[str], out_dir: Path, *, splits=None, scheduler: 
     """
     from engine.analysis import num_classes_of
     from engine.compare import compare_measures, generalisation_row
-    from engine.store import open_population
+    from engine.store import open_population, require_same_dataset
 
     if len(stores) < 2:
         raise ConfigError("compare needs at least two stores")
     populations = [open_population(s) for s in stores]
+    require_same_dataset(populations, "compare")
     first = populations[0]
-    for other in populations[1:]:
-        if other.dataset_fingerprint != first.dataset_fingerprint:
-            raise StoreError(
-                f"cannot compare {other.path} with {first.path}: they hold different data sets "
-                f"({other.attrs['dataset']['name']} {other.dataset_fingerprint[:12]} vs "
-                f"{first.attrs['dataset']['name']} {first.dataset_fingerprint[:12]})")
     common = [s for s in first.splits if all(s in p.splits for p in populations)]
     chosen = _resolve_splits(first, splits) if splits is not None else common
     for population in populations:

@@ -956,6 +956,19 @@ def add_checkpoints(
     return old, stop
 
 
+def require_same_dataset(populations: Sequence[Population], action: str) -> None:
+    """Raise a one-line StoreError unless every store holds the same examples in the same order
+    (equal data set fingerprints); ``action`` names what was attempted ("merge", "compare")."""
+    first = populations[0]
+    for other in populations[1:]:
+        if other.dataset_fingerprint != first.dataset_fingerprint:
+            raise StoreError(
+                f"cannot {action} {first.path} and {other.path}: they hold different data sets "
+                f"({first.attrs['dataset']['name']} {first.dataset_fingerprint[:12]} vs "
+                f"{other.attrs['dataset']['name']} {other.dataset_fingerprint[:12]})"
+            )
+
+
 def merge_populations(
     inputs: Sequence[str | os.PathLike], output: str | os.PathLike, command: str | None = None
 ) -> Population:
@@ -978,14 +991,9 @@ def merge_populations(
     if len(inputs) < 2:
         raise StoreError("merge needs at least two stores")
     populations = [open_population(p) for p in inputs]
+    require_same_dataset(populations, "merge")
     first = populations[0]
     for other in populations[1:]:
-        if other.dataset_fingerprint != first.dataset_fingerprint:
-            raise StoreError(
-                f"cannot merge {other.path} into {first.path}: they hold different data sets "
-                f"({other.attrs['dataset']['name']} {other.dataset_fingerprint[:12]} vs "
-                f"{first.attrs['dataset']['name']} {first.dataset_fingerprint[:12]})"
-            )
         if other.attrs["splits"] != first.attrs["splits"]:
             raise StoreError(f"cannot merge {other.path}: its splits differ from {first.path}'s")
         if not other.checkpoints[["epoch", "step"]].equals(first.checkpoints[["epoch", "step"]]):

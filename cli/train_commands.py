@@ -103,6 +103,13 @@ def train_population(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: its default)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep final weights."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Address of a Dask scheduler: "
+                                       "train one shard per task on its workers (the store "
+                                       "must be on a file system they share)."),
+    cluster_tasks: int = typer.Option(0, "--cluster-tasks", help="Shards to submit with "
+                                      "--cluster (0: one per stored block)."),
+    worker_resources: str | None = typer.Option(None, "--worker-resources", help="Resources "
+                                                "each task needs with --cluster, e.g. GPU=1."),
 ) -> None:
     """Train a population of networks many at a time and record every verdict in a store.
 
@@ -149,6 +156,14 @@ def train_population(
     options = RunOptions(device=device, networks=network_range, shard=_parse_shard(shard),
                          group_size=group_size, quiet=quiet, keep_state=keep_state,
                          command=" ".join(["engine", *sys.argv[1:]]))
+    if cluster is not None:
+        from engine.train.cluster import parse_resources, train_on_cluster
+
+        summaries = train_on_cluster(config, out, cluster, options, tasks=cluster_tasks,
+                                     resources=parse_resources(worker_resources))
+        trained = sum(s.trained_networks for s in summaries)
+        typer.echo(f"{out}: trained {trained} networks in {len(summaries)} tasks on {cluster}")
+        return
     from engine.train.loop import train_population as train
 
     summary = train(config, out, options)

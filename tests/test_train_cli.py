@@ -219,3 +219,33 @@ def test_quickstart_trains_and_points_at_results(tmp_path, capsys, monkeypatch):
     else:
         assert "report.html" in printed
         assert any(out.rglob("report.html"))
+
+
+@pytest.mark.distributed
+def test_dask_cluster_tasks_fill_one_store(tmp_path, reference, capsys):
+    from distributed import LocalCluster
+
+    store = tmp_path / "pop.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      resources={"GPU": 1}, dashboard_address=None) as cluster:
+        code = main([*COMMAND, "--out", str(store), "--cluster", cluster.scheduler_address,
+                     "--worker-resources", "GPU=1"])
+    assert code == 0, capsys.readouterr().err
+    assert "in 2 tasks" in capsys.readouterr().out
+    assert_same_store(store, reference)
+
+
+def test_unreachable_training_cluster_is_one_line(tmp_path, capsys):
+    code = main([*COMMAND, "--out", str(tmp_path / "pop.zarr"), "--cluster",
+                 "tcp://127.0.0.1:9", "--cluster-tasks", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot reach the Dask scheduler" in err and err.count("\n") == 1
+    assert not (tmp_path / "pop.zarr").exists()
+
+
+def test_bad_worker_resources_are_one_line(tmp_path, capsys):
+    code = main([*COMMAND, "--out", str(tmp_path / "pop.zarr"), "--cluster",
+                 "tcp://127.0.0.1:9", "--worker-resources", "GPU"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--worker-resources takes NAME=AMOUNT" in err
+    assert not (tmp_path / "pop.zarr").exists()

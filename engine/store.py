@@ -316,7 +316,9 @@ def create_population(
     # Build in a sibling folder and rename, so a crash never leaves a half-made store at path.
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
     root = zarr.open_group(str(staging), mode="w")
-    nb, tb = network_block, checkpoint_block
+    # A chunk never spans more checkpoints than the store has: reading one checkpoint decodes
+    # the whole chunk.
+    nb, tb = network_block, min(checkpoint_block, num_checkpoints)
     _create_array(root, "networks", shape=(num_networks,), chunks=(nb,), dtype="int64",
                   dims=("networks",), fill=-1)[:] = np.arange(num_networks)
     group_index = np.repeat(np.arange(len(groups)), [g.networks for g in groups])

@@ -224,12 +224,8 @@ def quickstart(
                     RunOptions(device="cpu", quiet=quiet, command="engine quickstart"))
     typer.echo(f"trained {summary.trained_networks} networks in {summary.seconds:.1f} s; "
                f"store: {store}")
-    try:
-        from engine.report import analyze_store
-    except ImportError:
-        typer.echo("analysis is not available in this version (engine.report is missing); "
-                   f"inspect the store with: engine info {store}")
-        return
+    from engine.report import analyze_store
+
     report = analyze_store(str(store), out / "report", progress=not quiet)
     typer.echo(f"report: {report}")
     typer.echo(f"study: {study_file}  (edit it and run engine train-population --study "

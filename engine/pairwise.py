@@ -825,7 +825,8 @@ def kappa_distribution(histogram: np.ndarray, labels: Sequence[str], path: Path,
     axes.set_xlabel("error consistency (kappa)")
     axes.set_ylabel("density")
     axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=8)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -836,6 +837,10 @@ def _figures(target: str, group: str, side_0: _Side, side_1: _Side, symmetric: b
     import zarr
 
     written = []
+    if not histogram.any():
+        # Kappa is undefined for every pair (a split without labels, or networks that are all
+        # always right): a heatmap of NaN and an empty distribution would say nothing.
+        return written
     kappa_array = zarr.open_group(target, mode="r")[f"{group}/kappa"]
     if symmetric:
         positions = _sample_positions(side_0, HEATMAP_NETWORKS, rng)

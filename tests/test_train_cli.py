@@ -4,7 +4,6 @@ together, quickstart, and a one-line error for every bad input with nothing writ
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import signal
@@ -197,8 +196,6 @@ def test_study_file_and_flags_do_not_mix(tmp_path, capsys):
     assert code == 1 and "drop --epochs" in capsys.readouterr().err
 
 
-# The report draws legends that may be empty for so small a study; matplotlib then warns.
-@pytest.mark.filterwarnings("ignore:No artists with labels:UserWarning")
 def test_quickstart_trains_and_points_at_results(tmp_path, capsys, monkeypatch):
     import cli.train_commands as commands
 
@@ -214,11 +211,11 @@ def test_quickstart_trains_and_points_at_results(tmp_path, capsys, monkeypatch):
     assert population.group_names == ["linear", "mlp"]
     assert len(population.complete_networks()) == 8
     assert "probe_noise" in population.splits
-    if importlib.util.find_spec("engine.report") is None:
-        assert "analysis is not available" in printed
-    else:
-        assert "report.html" in printed
-        assert any(out.rglob("report.html"))
+    report = out / "report" / "report.html"
+    assert f"report: {report}" in printed
+    page = report.read_text()
+    assert "TP-agreement" in page or "tpa_histogram" in page
+    assert page.count("data:image/png;base64,") == len(list((out / "report").glob("*.png")))
 
 
 @pytest.mark.distributed

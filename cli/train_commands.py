@@ -88,6 +88,8 @@ def train_population(
     batch_size: int | None = typer.Option(None, "--batch-size"),
     augment: bool | None = typer.Option(None, "--augment/--no-augment",
                                         help="Random crop and flip (images)."),
+    precision: str | None = typer.Option(None, "--precision", help="fp32 (default) or bf16: "
+                                         "mixed-precision forward passes, fp32 weights."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder or .npz of users' data."),
     download: bool = typer.Option(False, "--download", help="Fetch a public data set."),
     samples: int | None = typer.Option(None, "--samples", help="Examples to generate "
@@ -125,7 +127,7 @@ def train_population(
     hyper = {k: v for k, v in dict(
         width=width, depth=depth, batch_norm=batch_norm, optimizer=optimizer, lr=lr,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, gamma=gamma,
-        batch_size=batch_size, augment=augment,
+        batch_size=batch_size, augment=augment, precision=precision,
         milestones=_int_list(milestones, "--milestones") if milestones else None,
     ).items() if v is not None}
     study_flags = {k: v for k, v in dict(

@@ -136,6 +136,7 @@ SMALL = ["train-population", "--dataset", "digits", "--arch", "linear", "--netwo
     (["--networks", "0:9"], "outside 0:2"),
     (["--networks", "0:2", "--shard", "0/1"], "not both"),
     (["--vary", "everything"], "--vary"),
+    (["--precision", "fp16"], "unknown precision 'fp16'"),
     (["--dataset", "mnist"], "give --data-dir"),
     (["--dataset", "cifar10", "--data-dir", "EMPTY"], "has no cifar-10-batches-py"),
     (["--dataset", "svhn", "--data-dir", "MISSING"], "does not exist"),
@@ -169,12 +170,25 @@ def test_existing_store_with_another_configuration_is_left_intact(tmp_path, caps
     assert err.count("\n") == 1
     code = main([*SMALL, "--lr", "0.2", "--out", str(store)])
     assert code == 1 and "lr (0.05 in the store, 0.2 now)" in capsys.readouterr().err
+    code = main([*SMALL, "--precision", "bf16", "--out", str(store)])
+    assert code == 1 and "precision ('fp32' in the store, 'bf16' now)" in capsys.readouterr().err
     assert _digest(store) == before
     # A folder that is a Zarr store of something else is refused too.
     other = tmp_path / "other.zarr"
     other.mkdir()
     assert main([*SMALL, "--out", str(other)]) == 1
     assert "not a population store" in capsys.readouterr().err
+
+
+def test_bf16_store_does_not_resume_as_fp32(tmp_path, capsys):
+    store = tmp_path / "pop.zarr"
+    assert main([*SMALL, "--precision", "bf16", "--out", str(store)]) == 0
+    groups = engine.open_population(store).attrs["groups"]
+    assert groups[0]["hyperparameters"]["precision"] == "bf16"
+    assert main([*SMALL, "--precision", "bf16", "--out", str(store)]) == 0  # same study: reuse
+    capsys.readouterr()
+    code = main([*SMALL, "--out", str(store)])
+    assert code == 1 and "precision ('bf16' in the store, 'fp32' now)" in capsys.readouterr().err
 
 
 def test_cuda_request_without_cuda(tmp_path, capsys):

@@ -18,6 +18,8 @@ ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
 RANDOMNESS = ("init", "order")
+#: Floating-point precision of forward passes: ``fp32``, or ``bf16`` mixed precision (autocast).
+PRECISIONS = ("fp32", "bf16")
 
 #: Width and depth an architecture gets when a group leaves them at 0.
 DEFAULT_WIDTH = {"linear": 0, "mlp": 128, "cnn": 32, "resnet": 16, "vgg": 16}
@@ -61,6 +63,10 @@ class GroupConfig:
         Examples per mini-batch per network.
     augment : bool
         Random crop (padding of 1/8 of the side) and horizontal flip, images only.
+    precision : str
+        ``fp32``, or ``bf16``: mixed precision, forward passes (training and evaluation) under
+        ``torch.autocast(dtype=bfloat16)``; parameters, optimiser state and losses stay fp32.
+        Recorded predictions are those of the bf16 forward pass.
     """
 
     name: str
@@ -78,6 +84,7 @@ class GroupConfig:
     gamma: float = 0.1
     batch_size: int = 64
     augment: bool = False
+    precision: str = "fp32"
 
     @property
     def resolved_width(self) -> int:
@@ -107,6 +114,9 @@ class GroupConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r} in {where}; choose one of "
                               f"{', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r} in {where}; choose "
+                              f"{' or '.join(PRECISIONS)}")
         if self.networks < 1 or self.batch_size < 1 or self.width < 0 or self.depth < 0:
             raise ConfigError(f"{where}: networks and batch_size must be >= 1, width and depth "
                               ">= 0")

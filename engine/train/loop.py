@@ -351,6 +351,9 @@ def evaluate(model, params, buffers, data: DeviceData, split: str, eval_batch: i
              members=None):
     """Predictions of every network on a split, and mean loss over each network's members.
 
+    The forward pass runs in the group's precision (bf16 autocast or fp32); the predictions
+    are the argmax of those logits, the loss is computed from them in fp32.
+
     Returns
     -------
     predictions : ndarray of int16, dims (networks, examples)
@@ -358,6 +361,8 @@ def evaluate(model, params, buffers, data: DeviceData, split: str, eval_batch: i
     """
     import torch
     import torch.nn.functional as F
+
+    from engine.train.models import forward_precision
 
     inputs, labels = data.inputs[split], data.labels[split]
     networks = next(iter(params.values())).shape[0]
@@ -367,7 +372,10 @@ def evaluate(model, params, buffers, data: DeviceData, split: str, eval_batch: i
     with torch.no_grad():
         for start in range(0, count, eval_batch):
             stop = min(start + eval_batch, count)
-            logits = model.forward(params, buffers, inputs[start:stop], train=False, shared=True)
+            with forward_precision(inputs.device, model.group.precision):
+                logits = model.forward(params, buffers, inputs[start:stop], train=False,
+                                       shared=True)
+            logits = logits.float()
             predictions[:, start:stop] = logits.argmax(dim=2).to(torch.int16)
             batch_labels = labels[start:stop]
             if split == "train":
@@ -424,7 +432,7 @@ def train_block(context: TrainContext, block: Block, completed: np.ndarray) -> N
     import torch
     import torch.nn.functional as F
 
-    from engine.train.models import BatchedModel
+    from engine.train.models import BatchedModel, forward_precision
 
     study, dataset, device = context.study, context.dataset, context.device
     group = block.group
@@ -478,7 +486,9 @@ def train_block(context: TrainContext, block: Block, completed: np.ndarray) -> N
             if crop:
                 batch = _augment(batch, draws[:, batch_start:batch_start + group.batch_size],
                                  crop)
-            logits = model.forward(params, buffers, batch, train=True, shared=False)
+            with forward_precision(device, group.precision):
+                logits = model.forward(params, buffers, batch, train=True, shared=False)
+            logits = logits.float()  # the loss and its reduction in fp32
             loss_value = F.cross_entropy(logits.reshape(-1, logits.shape[2]),
                                          train_labels[index].reshape(-1), reduction="sum")
             optimizer.zero_grad(set_to_none=True)
@@ -607,6 +617,8 @@ def _check_existing(study, dataset, path, fingerprints, config_json) -> None:
     if saved is None:
         raise ConfigError(f"{path} exists but was not made by engine train-population; choose "
                           "another --out")
+    for group in saved.get("groups", []):
+        group.setdefault("precision", "fp32")  # stores made before the option trained in fp32
     differences = config_differences(saved, json.loads(json.dumps(config_json)))
     if differences:
         raise ConfigError(f"{path} was made with a different configuration: "

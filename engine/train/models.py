@@ -17,10 +17,17 @@ Initialisation follows PyTorch's defaults (uniform with bound 1/sqrt(fan_in) for
 biases of linear and convolution layers, ones and zeros for batch norm), drawn per network from a
 ``torch.Generator`` seeded with that network's init seed, on the CPU, in a fixed parameter order:
 network i's initial weights are the same whatever the group it is trained in.
+
+Mixed precision (``precision = "bf16"``): the caller runs :meth:`BatchedModel.forward` inside
+:func:`forward_precision`, ``torch.autocast(dtype=bfloat16)``, whose lists cover every product
+used here on CPU and CUDA (``baddbmm``, ``addmm``, grouped and ungrouped ``convolution``; checked
+by a test); batch norm takes bf16 activations with fp32 parameters and statistics. The
+parameters stay fp32 (master weights), and the caller computes losses on ``logits.float()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -32,6 +39,15 @@ from engine.train.config import GroupConfig
 
 BATCH_NORM_MOMENTUM = 0.1
 BATCH_NORM_EPS = 1e-5
+
+
+def forward_precision(device, precision: str):
+    """Context for forward passes in ``precision``: bf16 autocast, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    raise ConfigError(f"unknown precision {precision!r}; choose fp32 or bf16")
 
 
 @dataclass(frozen=True)

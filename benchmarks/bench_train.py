@@ -3,9 +3,11 @@
 Both sides do the same work: the same architecture, data (resident on the device), epochs,
 batch size, per-network mini-batch order, SGD with momentum and a cosine schedule, and the same
 recording (predictions on every split and the training loss at initialisation and after every
-epoch, kept in memory). Throughput is in network-epochs per second; the ratio compares the two
-in this run. The batched trainer's recording time (evaluation and writes) is reported apart, in
-memory and into a real Zarr store.
+epoch, kept in memory), in the same precision (``--precision bf16``: both sides run their
+forward passes under ``torch.autocast(dtype=bfloat16)`` and compute the loss in fp32).
+Throughput is in network-epochs per second; the ratio compares the two in this run. The
+batched trainer's recording time (evaluation and writes) is reported apart, in memory and into
+a real Zarr store.
 
 The baseline may be timed on a subset of the networks (``--baseline-networks``) and extrapolated
 per network: each network in the loop costs the same.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -51,6 +54,7 @@ from engine.train.loop import (  # noqa: E402
     study_seeds,
     train_population,
 )
+from engine.train.models import forward_precision  # noqa: E402
 from engine.train.study import study_from_flags  # noqa: E402
 
 
@@ -105,7 +109,9 @@ def baseline(study, dataset, device, count: int) -> dict:
         net.eval()
         with torch.no_grad():
             for split in dataset.splits:
-                logits = net(data.inputs[split])
+                with forward_precision(device, group.precision):
+                    logits = net(data.inputs[split])
+                logits = logits.float()
                 predictions[split][0] = logits.argmax(1).cpu().numpy()
                 if split == "train":
                     float(F.cross_entropy(logits, data.labels[split]))
@@ -131,8 +137,9 @@ def baseline(study, dataset, device, count: int) -> dict:
                 for param_group in optimizer.param_groups:
                     param_group["lr"] = learning_rate(group, step, per_epoch, study.epochs)
                 index = order[start:start + group.batch_size]
-                loss = F.cross_entropy(net(data.inputs["train"][index]),
-                                       data.labels["train"][index])
+                with forward_precision(device, group.precision):
+                    logits = net(data.inputs["train"][index])
+                loss = F.cross_entropy(logits.float(), data.labels["train"][index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -176,6 +183,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="forward passes of both sides in fp32 or bf16 autocast")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads for both sides (0: torch's default)")
     parser.add_argument("--baseline-networks", type=int, default=0,
@@ -192,7 +201,8 @@ def main() -> None:
     device = torch.device(args.device)
     data = DataConfig(args.dataset, samples=args.samples)
     dataset = load_dataset(data)
-    hyper = dict(batch_size=args.batch_size, **({"width": args.width} if args.width else {}))
+    hyper = dict(batch_size=args.batch_size, precision=args.precision,
+                 **({"width": args.width} if args.width else {}))
     study = study_from_flags(dataset=args.dataset, arch=args.arch, networks=args.networks,
                              epochs=args.epochs, data=data, **hyper)
     # Warm up both paths (allocator, kernels, lazy initialisation) on a short run.
@@ -220,7 +230,7 @@ def main() -> None:
         "repeats": args.repeats,
         "dataset": args.dataset, "arch": args.arch, "networks": args.networks,
         "epochs": args.epochs, "batch_size": args.batch_size,
-        "width": study.groups[0].resolved_width,
+        "width": study.groups[0].resolved_width, "precision": args.precision,
         "batched_network_epochs_per_s": network_epochs / ours["seconds"],
         "baseline_network_epochs_per_s": args.epochs / loop_per_network,
         "baseline_networks_timed": count,
@@ -233,6 +243,7 @@ def main() -> None:
         "baseline_seconds_extrapolated": loop_per_network * args.networks,
         "baseline_record_seconds_extrapolated": loop["record_seconds"] / count * args.networks,
         "final_test_accuracy": ours["final_test_accuracy"],
+        "load_average_1min": os.getloadavg()[0],
     }
     if not args.no_store:
         folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -245,9 +256,11 @@ def main() -> None:
         result["batched_network_epochs_per_s_with_store"] = network_epochs / stored["seconds"]
     if args.cnn_networks:
         cnn = study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
-                               epochs=args.epochs, data=data, batch_size=args.batch_size)
+                               epochs=args.epochs, data=data, batch_size=args.batch_size,
+                               precision=args.precision)
         batched(study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
-                                 epochs=1, data=data, batch_size=args.batch_size),
+                                 epochs=1, data=data, batch_size=args.batch_size,
+                                 precision=args.precision),
                 dataset, device)
         timed = batched(cnn, dataset, device)
         result["cnn_networks"] = args.cnn_networks

@@ -579,6 +579,28 @@ def _key_rows(summary: dict) -> list[tuple[str, str]]:
             rows.append((f"{split}: consensus (last) / null",
                          f"{_number(s['consensus']['mean'][-1])} / "
                          f"{_number(s['consensus']['null_mean'][-1])}"))
+    return rows + _pairwise_rows(summary.get("pairwise"))
+
+
+def _pairwise_rows(pairwise: dict | None) -> list[tuple[str, str]]:
+    """Mean pairwise measures at the last checkpoint computed, with their network intervals."""
+    rows = []
+    labels = (("kappa", "mean pairwise kappa"), ("agreement", "mean pairwise agreement"),
+              ("prediction_agreement", "mean prediction agreement"))
+    for split, result in ((pairwise or {}).get("splits") or {}).items():
+        checkpoints = result.get("checkpoints") or {}
+        if not checkpoints:
+            continue
+        last = max(checkpoints, key=int)
+        for key, label in labels:
+            value = (checkpoints[last].get(key) or {}).get("all") or {}
+            if value.get("mean") is None:
+                continue
+            interval = value.get("networks_ci")
+            shown = _number(value["mean"])
+            if interval:
+                shown += f" [{_number(interval[0])}, {_number(interval[1])}]"
+            rows.append((f"{split}: {label} (checkpoint {last})", shown))
     return rows
 
 

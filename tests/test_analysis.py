@@ -251,10 +251,21 @@ def test_output_schemas(small_store, tmp_path):
 
 
 def test_pairwise_measures_go_into_the_summary(small_store, tmp_path):
-    analyze_store(small_store.path, tmp_path, splits=["test"], progress=False)
+    report = analyze_store(small_store.path, tmp_path, splits=["test"], progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["pairwise"] is not None
-    assert "test" in summary["pairwise"].get("splits", {"test": None})
+    last = str(small_store.num_checkpoints - 1)
+    kappa = summary["pairwise"]["splits"]["test"]["checkpoints"][last]["kappa"]["all"]
+    # Direct definition (science.md) over the complete networks at the last checkpoint.
+    complete = small_store.complete_networks()
+    correct = small_store.correct("test").compute()[complete, -1].astype(float)
+    accuracy = correct.mean(axis=1)
+    observed = 1 - np.abs(correct[:, None, :] - correct[None, :, :]).mean(axis=2)
+    expected = np.outer(accuracy, accuracy) + np.outer(1 - accuracy, 1 - accuracy)
+    pair_kappa = (observed - expected) / (1 - expected)
+    upper = np.triu_indices(len(complete), 1)
+    assert kappa["pairs"] == len(upper[0])
+    assert kappa["mean"] == pytest.approx(np.nanmean(pair_kappa[upper]), rel=1e-5)
+    assert f"test: mean pairwise kappa (checkpoint {last})" in report.read_text()
 
 
 def test_report_embeds_every_figure_with_a_relative_out_dir(small_store, tmp_path,

@@ -107,3 +107,18 @@ def test_incomplete_networks_are_left_out_and_said(stores, tmp_path):
     assert summary["networks"]["analysed"] == 5
     assert summary["networks"]["incomplete_left_out"] == 5
     assert "5 incomplete networks left out" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("array", ["correct_packed", "predictions"])
+def test_corrupt_chunk_fails_analyze_in_one_line(tmp_path, capsys, array):
+    from tests.test_store import corrupt_one_chunk, tree_digest
+
+    path = tmp_path / "pop.zarr"
+    make_store(path, networks=8, checkpoints=3, examples=40, test_examples=16, seed=2,
+               predictions=True)
+    corrupt_one_chunk(path, f"splits/train/{array}")
+    before = tree_digest(path)
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    error = _error(capsys)
+    assert "corrupt or unreadable" in error and array in error
+    assert tree_digest(path) == before

@@ -42,6 +42,8 @@ DEFAULT_CHECKPOINT_BLOCK = 16
 #: Examples per stored object (a multiple of 8, so that packed bytes never straddle chunks);
 #: larger splits are cut so one chunk stays a few MB.
 DEFAULT_EXAMPLE_BLOCK = 65536
+#: Networks per chunk of the arrays no writer owns (ids, groups, seeds).
+NETWORK_METADATA_BLOCK = 65536
 #: Bit order of ``correct_packed``, as numpy.packbits names it.
 BIT_ORDER = "little"
 
@@ -319,7 +321,10 @@ def create_population(
     # A chunk never spans more checkpoints than the store has: reading one checkpoint decodes
     # the whole chunk.
     nb, tb = network_block, min(checkpoint_block, num_checkpoints)
-    _create_array(root, "networks", shape=(num_networks,), chunks=(nb,), dtype="int64",
+    # Arrays written only here and by add_networks (one process, no writer active) are not
+    # owned by writers: one chunk of many networks keeps reading them cheap.
+    nc = max(nb, min(num_networks, NETWORK_METADATA_BLOCK))
+    _create_array(root, "networks", shape=(num_networks,), chunks=(nc,), dtype="int64",
                   dims=("networks",), fill=-1)[:] = np.arange(num_networks)
     group_index = np.repeat(np.arange(len(groups)), [g.networks for g in groups])
     if network_groups is not None:
@@ -329,10 +334,10 @@ def create_population(
         ):
             raise WriterError("network_groups does not agree with the group sizes")
         group_index = network_groups
-    _create_array(root, "network_group", shape=(num_networks,), chunks=(nb,), dtype="int16",
+    _create_array(root, "network_group", shape=(num_networks,), chunks=(nc,), dtype="int16",
                   dims=("networks",), fill=-1)[:] = group_index
     for label in ("init", "order"):
-        _create_array(root, f"network_{label}_seed", shape=(num_networks,), chunks=(nb,),
+        _create_array(root, f"network_{label}_seed", shape=(num_networks,), chunks=(nc,),
                       dtype="int64", dims=("networks",), fill=-1)[:] = seeds[label]
     _create_array(root, "checkpoints_completed", shape=(num_networks,), chunks=(nb,),
                   dtype="int32", dims=("networks",), fill=0)

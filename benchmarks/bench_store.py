@@ -86,17 +86,23 @@ def measure(name, config, tensor, checkpoint_block, network_block, repeat):
         write = time.perf_counter() - start
         stored = sum(f.stat().st_size for f in (folder / "a.zarr").rglob("c/**/*")
                      if f.is_file())
-        reads = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            back = zarr.open_array(folder / "a.zarr")[:]
-            reads.append(time.perf_counter() - start)
+        read, back = best_of(repeat, lambda: zarr.open_array(folder / "a.zarr")[:])
         if packed:
             back = np.unpackbits(back, axis=2, count=tensor.shape[2], bitorder="little")
         assert np.array_equal(back.astype(bool), tensor), name
     finally:
         shutil.rmtree(folder)
-    return stored, write, min(reads)
+    return stored, write, read
+
+
+def best_of(repeat, compute):
+    """The fastest of ``repeat`` runs of ``compute()``, in seconds, and its result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = compute()
+        best = min(best, time.perf_counter() - start)
+    return best, result
 
 
 def engine_path(tensors, repeat):
@@ -124,18 +130,10 @@ def engine_path(tensors, repeat):
             population = engine.open_population(folder / "p.zarr")
             stored += population.stored_bytes("splits/s/correct_packed")
             with dask.config.set(scheduler="synchronous"):
-                best = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    packed = population.correct_packed("s").compute()
-                    best.append(time.perf_counter() - start)
-                read_packed += min(best)
-                best = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    back = population.correct("s").compute()
-                    best.append(time.perf_counter() - start)
-                read_bool += min(best)
+                seconds, packed = best_of(repeat, population.correct_packed("s").compute)
+                read_packed += seconds
+                seconds, back = best_of(repeat, population.correct("s").compute)
+                read_bool += seconds
             assert packed.shape[2] == -(-examples // 8)
             assert np.array_equal(back, tensor), name
             entries += tensor.size

@@ -205,6 +205,17 @@ def _split_by_fraction(inputs, labels, ids, fraction, seed) -> tuple[Split, Spli
             Split(inputs[test], labels[test], ids[test]))
 
 
+def _with_test_split(splits: dict[str, Split], config: DataConfig) -> tuple[dict, int]:
+    """Splits with a ``test`` split (cut from train by ``test_fraction`` where the source has
+    none) placed second, and the test-id offset (train's size where test came separately)."""
+    if "test" in splits:
+        return splits, len(splits["train"])
+    train, test = _split_by_fraction(splits["train"].inputs, splits["train"].labels,
+                                     splits["train"].example_ids, config.test_fraction,
+                                     config.data_seed)
+    return {"train": train, "test": test, **{k: v for k, v in splits.items() if k != "train"}}, 0
+
+
 def hold_out_classes(dataset: Dataset, classes: tuple[int, ...]) -> Dataset:
     """Move every example of ``classes`` out of train and test into a label-free ``holdout``
     split and renumber the remaining classes 0..K'-1 (class names follow)."""
@@ -573,15 +584,7 @@ def _npz(config: DataConfig) -> Dataset:
         splits[name] = Split(inputs, labels, np.arange(len(inputs)))
     if len(kinds) != 1 or len({s.inputs.shape[1:] for s in splits.values()}) != 1:
         raise ConfigError(f"{path}: the x_ arrays differ in shape")
-    offset = len(splits["train"])
-    if "test" not in splits:
-        offset = 0
-        train = splits["train"]
-        splits["train"], splits["test"] = _split_by_fraction(
-            train.inputs, train.labels, train.example_ids, config.test_fraction,
-            config.data_seed)
-        splits = {"train": splits["train"], "test": splits["test"],
-                  **{k: v for k, v in splits.items() if k not in ("train", "test")}}
+    splits, offset = _with_test_split(splits, config)
     classes = int(max(s.labels.max(initial=-1) for s in splits.values())) + 1
     if classes < 2:
         raise ConfigError(f"{path}: y_train needs at least two classes")
@@ -633,13 +636,7 @@ def _imagefolder(config: DataConfig) -> Dataset:
         splits[split] = Split(np.stack(arrays) if arrays
                               else np.zeros((0, channels, size[1], size[0]), np.float32),
                               labels, np.arange(labels.size))
-    offset = len(splits["train"])
-    if "test" not in splits:
-        offset = 0
-        train = splits["train"]
-        splits["train"], splits["test"] = _split_by_fraction(
-            train.inputs, train.labels, train.example_ids, config.test_fraction,
-            config.data_seed)
+    splits, offset = _with_test_split(splits, config)
     return Dataset(folder.name, "image", len(class_names), class_names, splits, offset)
 
 

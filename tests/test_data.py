@@ -202,6 +202,35 @@ def test_npz_loader_vectors_images_and_probe_arrays(tmp_path):
         load_dataset(DataConfig("npz", data_dir=str(tmp_path / "broken.npz")))
 
 
+def test_npz_and_image_folder_without_test_cut_one_from_train(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "mixed.npz", x_train=rng.normal(size=(20, 4)), y_train=np.arange(20) % 2,
+             x_ood=rng.normal(size=(3, 4)))
+    npz = load_dataset(DataConfig("npz", data_dir=str(tmp_path / "mixed.npz"), test_fraction=0.25))
+    assert list(npz.splits) == ["train", "test", "ood"]
+    assert (len(npz.splits["train"]), len(npz.splits["test"])) == (15, 5)
+    # Train and test ids index one source array: no offset, and together they cover it.
+    assert npz.test_id_offset == 0
+    ids = np.concatenate([npz.splits["train"].example_ids, npz.splits["test"].example_ids])
+    assert sorted(ids) == list(range(20))
+    with_test = tmp_path / "with_test.npz"
+    np.savez(with_test, x_train=rng.normal(size=(8, 4)), y_train=np.arange(8) % 2,
+             x_test=rng.normal(size=(3, 4)), y_test=np.arange(3) % 2)
+    assert load_dataset(DataConfig("npz", data_dir=str(with_test))).test_id_offset == 8
+    for name in ("cat", "dog"):
+        (tmp_path / "flat" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (5, 5), dtype=np.uint8)).save(
+                tmp_path / "flat" / name / f"{i}.png")
+    flat = load_dataset(DataConfig("imagefolder", data_dir=str(tmp_path / "flat"),
+                                   test_fraction=0.25))
+    assert list(flat.splits) == ["train", "test"] and flat.test_id_offset == 0
+    assert (len(flat.splits["train"]), len(flat.splits["test"])) == (6, 2)
+    assert flat.input_shape == (1, 5, 5)
+
+
 def test_image_folder_loader(tmp_path):
     from PIL import Image
 

@@ -136,16 +136,31 @@ def read_stored_order(array, networks: tuple[int, int], checkpoints: tuple[int, 
                          f"{str(error).splitlines()[0] if str(error) else ''}") from error
 
 
-def _read_nonmember(handle: StoreHandle, split: str, networks, example_bytes) -> np.ndarray:
-    """Bits of the examples each network did not train on, dims (b, n), uint8."""
-    array = handle.open_array(f"splits/{split}/membership")
+def _read_nonmember(array, networks, example_bytes) -> np.ndarray:
+    """Bits of the examples each network did not train on, dims (b, n), uint8, from the
+    (networks, examples) bool ``membership`` array."""
     (n0, n1), (b0, b1) = networks, example_bytes
     try:
         member = np.asarray(array[n0:n1, 8 * b0: min(8 * b1, array.shape[1])])
     except Exception as error:
-        raise StoreError(f"corrupt or unreadable membership of {split} in {handle.path}: "
+        raise StoreError(f"corrupt or unreadable chunk in {array.store_path}: "
                          f"{type(error).__name__}") from error
     return np.packbits(~member.T, axis=0, bitorder="little")
+
+
+def _chunk_columns(network_group: np.ndarray, networks: tuple[int, int],
+                   examples: tuple[int, int], chunk_networks: int, chunk_examples: int):
+    """Each stored chunk column ``(a, b, c, d, groups)`` of a task: networks [a, b) by examples
+    (or example bytes) [c, d), with the groups of its networks; columns with no analysed
+    network are skipped."""
+    (n0, n1), (x0, x1) = networks, examples
+    for a in range(n0, n1, chunk_networks):
+        b = min(a + chunk_networks, n1)
+        groups = network_group[a - n0: b - n0]
+        if (groups < 0).all():
+            continue
+        for c in range(x0, x1, chunk_examples):
+            yield a, b, c, min(c + chunk_examples, x1), groups
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,30 +193,26 @@ def verdict_block(handle: StoreHandle, split: str, networks: tuple[int, int],
         "network_count": np.zeros((nb, total), np.int32),
         "network_forgetting": np.zeros(nb, np.int32),
     }
+    member_array = handle.open_array(f"splits/{split}/membership") if membership else None
     chunk_n, chunk_t, chunk_b = array.chunks
-    for a in range(n0, n1, chunk_n):
-        b = min(a + chunk_n, n1)
-        groups = network_group[a - n0: b - n0]
-        if (groups < 0).all():
-            continue
-        for c in range(b0, b1, chunk_b):
-            d = min(c + chunk_b, b1)
-            nonmember = (_read_nonmember(handle, split, (a, b), (c, d)) if membership
-                         else np.zeros((0, 0), np.uint8))
-            state = [np.zeros((d - c, b - a), np.uint8),
-                     np.full((8 * (d - c), b - a), total, np.int32),
-                     np.zeros((8 * (d - c), b - a), np.int32)]
-            xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
-            for t0 in range(0, total, chunk_t):
-                t1 = min(t0 + chunk_t, total)
-                block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
-                accumulate_verdicts(block, t0, groups, nonmember, *state,
-                                    out["tpa_count"][:, xs], out["holdout_count"][:, xs],
-                                    out["network_count"][ns], out["forgetting_count"][:, xs],
-                                    out["network_forgetting"][ns])
-            finish_verdicts(*state, groups, nonmember, network_half[:, a - n0: b - n0],
-                            out["first_learned_histogram"][:, xs], out["half_sum"][:, :, xs],
-                            out["holdout_networks"][:, xs])
+    for a, b, c, d, groups in _chunk_columns(network_group, networks, example_bytes, chunk_n,
+                                             chunk_b):
+        nonmember = (_read_nonmember(member_array, (a, b), (c, d)) if membership
+                     else np.zeros((0, 0), np.uint8))
+        state = [np.zeros((d - c, b - a), np.uint8),
+                 np.full((8 * (d - c), b - a), total, np.int32),
+                 np.zeros((8 * (d - c), b - a), np.int32)]
+        xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
+        for t0 in range(0, total, chunk_t):
+            t1 = min(t0 + chunk_t, total)
+            block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
+            accumulate_verdicts(block, t0, groups, nonmember, *state,
+                                out["tpa_count"][:, xs], out["holdout_count"][:, xs],
+                                out["network_count"][ns], out["forgetting_count"][:, xs],
+                                out["network_forgetting"][ns])
+        finish_verdicts(*state, groups, nonmember, network_half[:, a - n0: b - n0],
+                        out["first_learned_histogram"][:, xs], out["half_sum"][:, :, xs],
+                        out["holdout_networks"][:, xs])
     # The kernel counts changes along checkpoints; their running sum is the count.
     np.cumsum(out["tpa_count"], axis=2, out=out["tpa_count"])
     np.cumsum(out["holdout_count"], axis=2, out=out["holdout_count"])
@@ -227,19 +238,14 @@ def class_block(handle: StoreHandle, split: str, networks: tuple[int, int],
     out = {"class_count": np.zeros((num_groups, x1 - x0, kept, num_classes), np.int32),
            "network_class_count": np.zeros((n1 - n0, kept, num_classes), np.int32)}
     chunk_n, chunk_t, chunk_x = array.chunks
-    for a in range(n0, n1, chunk_n):
-        b = min(a + chunk_n, n1)
-        groups = network_group[a - n0: b - n0]
-        if (groups < 0).all():
-            continue
-        for c in range(x0, x1, chunk_x):
-            d = min(c + chunk_x, x1)
-            for t0 in range(first - first % chunk_t, stop, chunk_t):
-                t1 = min(t0 + chunk_t, stop)
-                block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
-                count_classes(block.astype(np.int16, copy=False), t0, first, groups,
-                              out["class_count"][:, c - x0: d - x0],
-                              out["network_class_count"][a - n0: b - n0])
+    for a, b, c, d, groups in _chunk_columns(network_group, networks, examples, chunk_n,
+                                             chunk_x):
+        for t0 in range(first - first % chunk_t, stop, chunk_t):
+            t1 = min(t0 + chunk_t, stop)
+            block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=direct)
+            count_classes(block.astype(np.int16, copy=False), t0, first, groups,
+                          out["class_count"][:, c - x0: d - x0],
+                          out["network_class_count"][a - n0: b - n0])
     return out
 
 
@@ -408,13 +414,14 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
     example_ranges = [(8 * b0, min(8 * b1, examples)) for b0, b1 in byte_ranges]
     groups, halvings = selection.num_groups, selection.network_half.shape[0]
     blocks = {}
+    token = _token(handle, selection)
     for i, (n0, n1) in enumerate(network_ranges):
         block_group = selection.network_group[n0:n1]
         for j, byte_range in enumerate(byte_ranges):
             blocks[(i, j)] = dask.delayed(verdict_block, pure=True)(
                 handle, split, (n0, n1), byte_range, examples, total, block_group,
                 selection.network_half[:, n0:n1], groups, membership, direct,
-                dask_key_name=f"verdict-block-{split}-{_token(handle, selection)}-{i}-{j}")
+                dask_key_name=f"verdict-block-{split}-{token}-{i}-{j}")
     shapes = {
         "tpa_count": ((groups,), (total,)), "holdout_count": ((groups,), (total,)),
         "forgetting_count": ((groups,), ()), "first_learned_histogram": ((groups,), (total + 1,)),

@@ -151,6 +151,8 @@ def train_population(
         data = DataConfig(name=dataset, data_dir=data_dir, download=download, **data_flags)
         config = study_from_flags(dataset=dataset, arch=arch, networks=count,
                                   data=data, **{"epochs": 20, **study_flags}, **hyper)
+    if threads < 0:
+        raise ConfigError("--threads must be >= 0 (0: torch's default)")
     if threads:
         import torch
 

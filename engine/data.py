@@ -129,6 +129,8 @@ class DataConfig:
                               "(0, 1)")
         if self.classes < 2 or self.dims < 1:
             raise ConfigError("synthetic data sets need classes >= 2 and dims >= 1")
+        if self.data_seed < 0 or self.image_size < 0:
+            raise ConfigError("data_seed and image_size must be >= 0")
 
 
 @dataclass

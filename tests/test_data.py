@@ -297,3 +297,5 @@ def test_unknown_names_and_missing_dir(tmp_path):
         load_dataset(DataConfig("mnist", data_dir=str(tmp_path / "nowhere")))
     with pytest.raises(ConfigError, match="--data-dir"):
         load_dataset(DataConfig("cifar10"))
+    with pytest.raises(ConfigError, match="data_seed and image_size must be >= 0"):
+        load_dataset(DataConfig("digits", data_seed=-1))

@@ -341,6 +341,11 @@ def test_bad_configuration_values():
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, optimizer="lbfgs")
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, precision="fp16")
+    # The seed is checked with the rest of the study, so TOML studies and --cluster fail early.
+    with pytest.raises(ConfigError, match="--seed must be >= 0"):
+        study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, seed=-1)
+    with pytest.raises(ConfigError, match="--group-size must be >= 0"):
+        RunOptions(group_size=-1).validate()
 
 
 @pytest.mark.gpu

@@ -140,6 +140,9 @@ SMALL = ["train-population", "--dataset", "digits", "--arch", "linear", "--netwo
     (["--dataset", "mnist"], "give --data-dir"),
     (["--dataset", "cifar10", "--data-dir", "EMPTY"], "has no cifar-10-batches-py"),
     (["--dataset", "svhn", "--data-dir", "MISSING"], "does not exist"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--group-size", "-1"], "--group-size must be >= 0"),
+    (["--threads", "-2"], "--threads must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()

@@ -67,6 +67,7 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
         raise ConfigError("--cluster shares the networks out itself: drop --networks A:B and "
                           "--shard")
     study.validate()
+    options.validate()
     blocks = math.ceil(study.num_networks / study.network_block)
     tasks = tasks or blocks
     if not 1 <= tasks <= blocks:

@@ -180,6 +180,8 @@ class StudyConfig:
             raise ConfigError(f"group names must be unique, got {names}")
         if self.epochs < 1:
             raise ConfigError("epochs must be >= 1")
+        if self.seed < 0:
+            raise ConfigError("--seed must be >= 0")
         if self.record_every < 0:
             raise ConfigError("--record-every must be >= 0 steps")
         if not 0 < self.subset_fraction <= 1:
@@ -261,6 +263,12 @@ class RunOptions:
     keep_state: bool = False
     command: str | None = None
     extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.group_size < 0:
+            raise ConfigError("--group-size must be >= 0 (0: the whole group)")
+        if self.eval_batch < 1:
+            raise ConfigError("eval_batch must be >= 1 examples")
 
     def with_(self, **changes) -> RunOptions:
         return replace(self, **changes)

@@ -213,7 +213,14 @@ def resolve_device(name: str):
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was requested but CUDA is not available on this "
                               "machine (use --device cpu or auto)")
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"--device {name}: not a device; use cuda or cuda:N") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA devices")
+        return device
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
@@ -693,8 +700,7 @@ def train_population(study: StudyConfig, out: str | os.PathLike | None,
 
     options = options or RunOptions()
     study.validate()
-    if study.seed < 0:
-        raise ConfigError("--seed must be >= 0")
+    options.validate()
     device = resolve_device(options.device)
     owned = owned_range(study, options)
     dataset = dataset if dataset is not None else load_dataset(study.data)

@@ -317,8 +317,8 @@ def _ranges(size: int, step: int) -> list[tuple[int, int]]:
 def _task_ranges(population, split: str, name: str, networks_per_task, examples_per_task,
                  size: int):
     """Ranges of networks and of the array's last axis (examples, or example bytes) per task."""
-    array = population._root[f"splits/{split}/{name}"]
-    chunk_n, _, chunk_x = array.chunks
+    # _array: a store lacking the array is a one-line StoreError, not a KeyError.
+    chunk_n, _, chunk_x = population._array(f"splits/{split}/{name}").chunks
     per_unit = 8 if name == "correct_packed" else 1
     # Tasks own whole stored chunks, so that every chunk is decoded once.
     nb = chunk_n * max(1, math.ceil((networks_per_task or chunk_n) / chunk_n))

@@ -109,16 +109,28 @@ def test_incomplete_networks_are_left_out_and_said(stores, tmp_path):
     assert "5 incomplete networks left out" in (tmp_path / "report.html").read_text()
 
 
-@pytest.mark.parametrize("array", ["correct_packed", "predictions"])
+@pytest.mark.parametrize("array", ["correct_packed", "predictions", "membership"])
 def test_corrupt_chunk_fails_analyze_in_one_line(tmp_path, capsys, array):
     from tests.test_store import corrupt_one_chunk, tree_digest
 
     path = tmp_path / "pop.zarr"
     make_store(path, networks=8, checkpoints=3, examples=40, test_examples=16, seed=2,
-               predictions=True)
+               predictions=True, membership=True)
     corrupt_one_chunk(path, f"splits/train/{array}")
     before = tree_digest(path)
     assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
     error = _error(capsys)
     assert "corrupt or unreadable" in error and array in error
     assert tree_digest(path) == before
+
+
+def test_store_lacking_its_verdicts_fails_analyze_in_one_line(tmp_path, capsys):
+    import shutil
+
+    path = tmp_path / "pop.zarr"
+    make_store(path, networks=8, checkpoints=3, examples=40, seed=2)
+    shutil.rmtree(path / "splits" / "train" / "correct_packed")
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--pairwise-checkpoints", "none"]) == 1
+    error = _error(capsys)
+    assert "lacks the array 'splits/train/correct_packed'" in error

@@ -590,6 +590,10 @@ def _npz(config: DataConfig) -> Dataset:
     classes = int(max(s.labels.max(initial=-1) for s in splits.values())) + 1
     if classes < 2:
         raise ConfigError(f"{path}: y_train needs at least two classes")
+    if (splits["train"].labels < 0).any():
+        # The loss would fail mid-training (a device-side assert on CUDA), after the store exists.
+        raise ConfigError(f"{path}: y_train holds negative labels; every training example needs "
+                          "a class 0..K-1")
     kind = kinds.pop()
     if kind == "image" and splits["train"].inputs.shape[2] == 1:
         kind = "sequence"

@@ -197,6 +197,11 @@ def test_npz_loader_vectors_images_and_probe_arrays(tmp_path):
     images = load_dataset(DataConfig("npz", data_dir=str(tmp_path / "images.npz")))
     assert images.kind == "image" and images.input_shape == (3, 10, 10)
     assert len(images.splits["train"]) + len(images.splits["test"]) == 12
+    np.savez(tmp_path / "unlabelled.npz", x_train=rng.normal(size=(6, 5)),
+             y_train=np.array([0, 1, -1, 1, 0, 1]), x_test=rng.normal(size=(2, 5)),
+             y_test=np.array([-1, -1]))
+    with pytest.raises(ConfigError, match="y_train holds negative labels"):
+        load_dataset(DataConfig("npz", data_dir=str(tmp_path / "unlabelled.npz")))
     np.savez(tmp_path / "broken.npz", x_train=np.zeros((3, 2)))
     with pytest.raises(ConfigError, match="x_train and y_train"):
         load_dataset(DataConfig("npz", data_dir=str(tmp_path / "broken.npz")))

@@ -339,6 +339,8 @@ def test_bad_configuration_values():
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, subset_fraction=0)
     with pytest.raises(ConfigError, match="unknown optimizer"):
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, optimizer="lbfgs")
+    with pytest.raises(ConfigError, match="unknown schedule 'linear'.*one of constant, cosine"):
+        study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, schedule="linear")
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         study_from_flags(dataset="digits", arch="mlp", networks=2, epochs=1, precision="fp16")
     # The seed is checked with the rest of the study, so TOML studies and --cluster fail early.

@@ -105,18 +105,14 @@ class GroupConfig:
 
     def validate(self, epochs: int) -> None:
         where = f"group {self.name!r}"
-        if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"unknown architecture {self.arch!r} in {where}; choose one of "
-                              f"{', '.join(ARCHITECTURES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r} in {where}; choose "
-                              f"{' or '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r} in {where}; choose one of "
-                              f"{', '.join(SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r} in {where}; choose "
-                              f"{' or '.join(PRECISIONS)}")
+        for option, value, choices in (("architecture", self.arch, ARCHITECTURES),
+                                       ("optimizer", self.optimizer, OPTIMIZERS),
+                                       ("schedule", self.schedule, SCHEDULES),
+                                       ("precision", self.precision, PRECISIONS)):
+            if value not in choices:
+                listed = (" or ".join(choices) if len(choices) == 2
+                          else "one of " + ", ".join(choices))
+                raise ConfigError(f"unknown {option} {value!r} in {where}; choose {listed}")
         if self.networks < 1 or self.batch_size < 1 or self.width < 0 or self.depth < 0:
             raise ConfigError(f"{where}: networks and batch_size must be >= 1, width and depth "
                               ">= 0")

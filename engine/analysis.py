@@ -555,20 +555,20 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
     examples = labels.size
     labelled = labels >= 0
     if counts is not None and labelled.any() and size:
+        # Here x_count >= 1 and size >= 1.
         tpa_count = counts["tpa_count"][groups].sum(axis=0)[labelled].T  # (t, x)
         total, x_count = tpa_count.shape
         network_accuracy = counts["network_count"][in_groups] / x_count  # (n, t)
         tpa = tpa_count / size
         accuracy_mean = network_accuracy.mean(axis=0)
-        histogram = np.stack([np.bincount(row, minlength=size + 1) for row in tpa_count]) \
-            if x_count else np.zeros((total, size + 1), np.int64)
+        histogram = np.stack([np.bincount(row, minlength=size + 1) for row in tpa_count])
         null = np.stack([poisson_binomial(np.ascontiguousarray(network_accuracy[:, t]))
                          for t in range(total)]) * x_count
         binomial = np.stack([binom.pmf(np.arange(size + 1), size, p) for p in accuracy_mean]) \
             * x_count
-        extreme = (histogram[:, 0] + histogram[:, size]) / max(x_count, 1)
-        extreme_null = (null[:, 0] + null[:, size]) / max(x_count, 1) if size else null[:, 0]
-        variance = tpa.var(axis=1) if x_count else np.full(total, np.nan)
+        extreme = (histogram[:, 0] + histogram[:, size]) / x_count
+        extreme_null = (null[:, 0] + null[:, size]) / x_count
+        variance = tpa.var(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             excess = ((variance / (accuracy_mean * (1 - accuracy_mean)) - 1 / size)
                       / (1 - 1 / size)) if size > 1 else np.full(total, np.nan)
@@ -586,6 +586,8 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             reliabilities.append(spearman_brown(rho))
         histogram_first = counts["first_learned_histogram"][groups].sum(axis=0)[labelled]
         first_mean, first_median = histogram_mean_median(histogram_first.astype(np.int64))
+        never_learned = histogram_first[:, -1] / size
+        forgetting = counts["forgetting_count"][groups].sum(axis=0)[labelled] / size
         summary.update({
             "checkpoints": total,
             "examples": int(x_count),
@@ -602,12 +604,9 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             "split_half_spearman": _nan_float(np.mean(reliabilities)) if reliabilities
             else None,
             "split_half_spearman_each": _nan_list(np.asarray(reliabilities)),
-            "accessibility_mean": _nan_float(accessibility.mean()) if x_count else None,
-            "never_learned_share": _nan_float((histogram_first[:, -1] / size).mean())
-            if x_count else None,
-            "forgetting_mean": _nan_float(
-                (counts["forgetting_count"][groups].sum(axis=0)[labelled] / size).mean())
-            if x_count else None,
+            "accessibility_mean": _nan_float(accessibility.mean()),
+            "never_learned_share": _nan_float(never_learned.mean()),
+            "forgetting_mean": _nan_float(forgetting.mean()),
             "tpa_mean_by_accessibility": _learning_curves(tpa, accessibility),
         })
         fill = np.full(examples, np.nan)
@@ -616,9 +615,8 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             "tpa_last": _scatter(fill, labelled, tpa[-1]),
             "first_learned_mean": _scatter(fill, labelled, first_mean),
             "first_learned_median": _scatter(fill, labelled, first_median),
-            "never_learned_share": _scatter(fill, labelled, histogram_first[:, -1] / size),
-            "forgetting_mean": _scatter(
-                fill, labelled, counts["forgetting_count"][groups].sum(axis=0)[labelled] / size),
+            "never_learned_share": _scatter(fill, labelled, never_learned),
+            "forgetting_mean": _scatter(fill, labelled, forgetting),
         })
         per_example["learning_order"] = np.full(examples, -1, np.int64)
         order = np.argsort(-accessibility, kind="stable")

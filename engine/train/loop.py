@@ -232,7 +232,6 @@ class DeviceData:
 
     inputs: dict  # split -> Tensor (examples, *input_shape) float32
     labels: dict  # split -> Tensor (examples,) int64
-    train_labels_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @staticmethod
     def build(dataset: Dataset, device) -> DeviceData:
@@ -240,7 +239,7 @@ class DeviceData:
 
         inputs = {n: torch.from_numpy(s.inputs).to(device) for n, s in dataset.splits.items()}
         labels = {n: torch.from_numpy(s.labels).to(device) for n, s in dataset.splits.items()}
-        return DeviceData(inputs, labels, dataset.splits["train"].labels)
+        return DeviceData(inputs, labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,7 +406,7 @@ def _record(context, block, model, params, buffers, checkpoint, members) -> tupl
     """Evaluate and write every split at a checkpoint, then mark it; return loss and accuracy."""
     started = time.perf_counter()
     networks = (block.start, block.stop)
-    budget = (EVAL_ACTIVATION_BUDGET_CUDA if context.data.labels["train"].is_cuda
+    budget = (EVAL_ACTIVATION_BUDGET_CUDA if context.device.type == "cuda"
               else EVAL_ACTIVATION_BUDGET_CPU)
     batch = max(16, min(context.eval_batch,
                         budget // max(1, block.size * model.activation_size)))

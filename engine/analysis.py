@@ -17,7 +17,9 @@ The final measures (:func:`split_measures`) are plain NumPy on the counts, which
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +32,10 @@ DEFAULT_HALVINGS = 10
 #: Samples of the consensus null per checkpoint.
 CONSENSUS_NULL_SAMPLES = 512
 
-#: Counts indexed by example, summed over blocks of networks: name -> (leading dims, trailing).
+#: Counts indexed by example, summed over blocks of networks.
 _EXAMPLE_FIELDS = ("tpa_count", "holdout_count", "forgetting_count", "first_learned_histogram",
                    "half_sum", "holdout_networks")
+#: Counts indexed by network, summed over blocks of examples.
 _NETWORK_FIELDS = ("network_count", "network_forgetting")
 
 
@@ -72,7 +75,7 @@ def _stored_order_codecs(array):
     if not all(isinstance(c, BloscCodec | ZstdCodec | Crc32cCodec) for c in rest):
         return None
     if array.dtype.itemsize > 1 and codecs[1].endian is not None and \
-            codecs[1].endian.value != __import__("sys").byteorder:
+            codecs[1].endian.value != sys.byteorder:
         return None
     return rest
 
@@ -297,11 +300,10 @@ def select_networks(population, *, networks: np.ndarray | None = None,
     group = np.where(keep, group, -1)
     rng = np.random.default_rng(seed)
     half = np.zeros((halvings, population.num_networks), np.uint8)
+    members = [np.flatnonzero(group == g) for g in range(len(population.group_names))]
     for s in range(halvings):
-        for g in range(len(population.group_names)):
-            members = np.flatnonzero(group == g)
-            picked = rng.permutation(members)[: members.size // 2]
-            half[s, picked] = 1
+        for group_members in members:
+            half[s, rng.permutation(group_members)[: group_members.size // 2]] = 1
     return NetworkSelection(group, tuple(population.group_names), half)
 
 
@@ -354,8 +356,6 @@ def _assemble(blocks: dict[tuple[int, int], Any], network_ranges, example_ranges
     import dask.array as da
 
     result = {}
-    import functools
-
     add_examples = functools.partial(_add, tuple(example_fields))
     add_networks = functools.partial(_add, tuple(network_fields))
     by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
@@ -396,7 +396,7 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
 
     Returns
     -------
-    dict of dask.array.Array, int64
+    dict of dask.array.Array, int32 (``half_sum`` int64)
         ``tpa_count`` (g, x, t), ``holdout_count`` (g, x, t), ``forgetting_count`` (g, x),
         ``first_learned_histogram`` (g, x, t + 1), ``half_sum`` (g, s, x),
         ``holdout_networks`` (g, x), ``network_count`` (n, t), ``network_forgetting`` (n,).
@@ -413,6 +413,14 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
                                                -(-examples // 8))
     example_ranges = [(8 * b0, min(8 * b1, examples)) for b0, b1 in byte_ranges]
     groups, halvings = selection.num_groups, selection.network_half.shape[0]
+    shapes = {
+        "tpa_count": ((groups,), (total,)), "holdout_count": ((groups,), (total,)),
+        "forgetting_count": ((groups,), ()), "first_learned_histogram": ((groups,), (total + 1,)),
+        "half_sum": ((groups, halvings), ()), "holdout_networks": ((groups,), ()),
+        "network_count": ((), (total,)), "network_forgetting": ((), ()),
+    }
+    if not example_ranges:
+        return _empty(shapes, _EXAMPLE_FIELDS, _NETWORK_FIELDS, population.num_networks)
     blocks = {}
     token = _token(handle, selection)
     for i, (n0, n1) in enumerate(network_ranges):
@@ -422,27 +430,19 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
                 handle, split, (n0, n1), byte_range, examples, total, block_group,
                 selection.network_half[:, n0:n1], groups, membership, direct,
                 dask_key_name=f"verdict-block-{split}-{token}-{i}-{j}")
-    shapes = {
-        "tpa_count": ((groups,), (total,)), "holdout_count": ((groups,), (total,)),
-        "forgetting_count": ((groups,), ()), "first_learned_histogram": ((groups,), (total + 1,)),
-        "half_sum": ((groups, halvings), ()), "holdout_networks": ((groups,), ()),
-        "network_count": ((), (total,)), "network_forgetting": ((), ()),
-    }
-    if not example_ranges:
-        return _empty_verdicts(population, groups, halvings, total)
     return _assemble(blocks, network_ranges, example_ranges, shapes, _EXAMPLE_FIELDS,
                      _NETWORK_FIELDS)
 
 
-def _empty_verdicts(population, groups, halvings, total):
+def _empty(shapes, example_fields, network_fields, num_networks: int) -> dict[str, Any]:
+    """The lazy fields of a split without examples (see :func:`_assemble`)."""
     import dask.array as da
 
-    n = population.num_networks
-    zero = {"tpa_count": (groups, 0, total), "holdout_count": (groups, 0, total),
-            "forgetting_count": (groups, 0), "first_learned_histogram": (groups, 0, total + 1),
-            "half_sum": (groups, halvings, 0), "holdout_networks": (groups, 0),
-            "network_count": (n, total), "network_forgetting": (n,)}
-    return {name: da.zeros(shape, dtype=np.int64) for name, shape in zero.items()}
+    result = {name: da.zeros((*shapes[name][0], 0, *shapes[name][1]), dtype=_dtype(name))
+              for name in example_fields}
+    result.update({name: da.zeros((num_networks, *shapes[name][1]), dtype=_dtype(name))
+                   for name in network_fields})
+    return result
 
 
 def _token(handle: StoreHandle, selection: NetworkSelection) -> str:
@@ -459,7 +459,7 @@ def class_statistics(population, split: str, selection: NetworkSelection, num_cl
 
     Returns
     -------
-    dict of dask.array.Array, int64
+    dict of dask.array.Array, int32
         ``class_count`` (g, x, t, k) and ``network_class_count`` (n, t, k), over the checkpoints
         ``checkpoints`` (default: all).
     """
@@ -473,12 +473,11 @@ def class_statistics(population, split: str, selection: NetworkSelection, num_cl
                                                   networks_per_task, examples_per_task,
                                                   population.num_examples(split))
     groups, kept = selection.num_groups, stop - first
+    shapes = {"class_count": ((groups,), (kept, num_classes)),
+              "network_class_count": ((), (kept, num_classes))}
     if not example_ranges:
-        import dask.array as da
-
-        return {"class_count": da.zeros((groups, 0, kept, num_classes), dtype=np.int64),
-                "network_class_count": da.zeros((population.num_networks, kept, num_classes),
-                                                dtype=np.int64)}
+        return _empty(shapes, ("class_count",), ("network_class_count",),
+                      population.num_networks)
     blocks = {}
     token = _token(handle, selection)
     for i, (n0, n1) in enumerate(network_ranges):
@@ -487,8 +486,6 @@ def class_statistics(population, split: str, selection: NetworkSelection, num_cl
                 handle, split, (n0, n1), (x0, x1), (first, stop),
                 selection.network_group[n0:n1], groups, num_classes, direct,
                 dask_key_name=f"class-block-{split}-{token}-{first}-{i}-{j}")
-    shapes = {"class_count": ((groups,), (kept, num_classes)),
-              "network_class_count": ((), (kept, num_classes))}
     return _assemble(blocks, network_ranges, example_ranges, shapes, ("class_count",),
                      ("network_class_count",))
 

@@ -278,3 +278,36 @@ def test_report_embeds_every_figure_with_a_relative_out_dir(small_store, tmp_pat
     assert {"accuracy.png", "tpa_histogram_train.png", "learning_curves_test.png",
             "consensus_probe.png"} <= {f.name for f in figures}
     assert page.count("data:image/png;base64,") == len(figures)
+
+
+def test_split_without_examples_has_empty_counts_of_the_same_kind(tmp_path):
+    splits = {"train": engine.SplitSpec(labels=np.array([0, 1, 1], np.int32), predictions=True,
+                                        fingerprint="a"),
+              "empty": engine.SplitSpec(labels=np.zeros(0, np.int32), predictions=True,
+                                        fingerprint="b")}
+    writer = engine.create_population(
+        tmp_path / "e.zarr", dataset_name="e", splits=splits,
+        groups=[engine.GroupSpec("g", "mlp", 4, {})], checkpoint_epochs=[0, 1],
+        class_names=["a", "b"])
+    for t in range(2):
+        writer.record("train", t, (0, 4), predictions=np.ones((4, 3), int))
+        writer.record("empty", t, (0, 4), predictions=np.zeros((4, 0), int))
+        writer.mark_checkpoint(t, (0, 4))
+    population = engine.open_population(tmp_path / "e.zarr")
+    selection = analysis.select_networks(population)
+    for build in (analysis.verdict_statistics,
+                  lambda p, s, sel: analysis.class_statistics(p, s, sel, 2)):
+        full, empty = build(population, "train", selection), build(population, "empty", selection)
+        assert set(full) == set(empty)
+        for name in full:
+            assert empty[name].dtype == full[name].dtype, name
+            assert empty[name].ndim == full[name].ndim, name
+            if name.startswith("network"):
+                assert empty[name].shape == full[name].shape, name
+            else:
+                assert 0 in empty[name].shape, name
+    analyze_store(population.path, tmp_path / "out", pairwise_checkpoints="none",
+                  progress=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["splits"]["empty"]["examples"] == 0
+    assert summary["splits"]["train"]["accuracy_mean"] == pytest.approx([2 / 3, 2 / 3])

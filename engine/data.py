@@ -399,22 +399,30 @@ def download(name: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for url in DOWNLOAD_URLS[name]:
         target = folder / url.rsplit("/", 1)[-1]
-        if target.exists():
-            continue
-        partial = target.with_name(target.name + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            partial.unlink(missing_ok=True)
-            reason = getattr(error, "reason", error)
-            raise ConfigError(f"cannot download {name} from {url} ({reason}); put the files "
-                              f"in {folder} instead") from error
-        os.replace(partial, target)
+        if not target.exists():
+            partial = target.with_name(target.name + ".part")
+            try:
+                with (urllib.request.urlopen(url, timeout=30) as response,
+                      open(partial, "wb") as out):
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                partial.unlink(missing_ok=True)
+                reason = getattr(error, "reason", error)
+                raise ConfigError(f"cannot download {name} from {url} ({reason}); put the "
+                                  f"files in {folder} instead") from error
+            os.replace(partial, target)
         if target.name.endswith(".tar.gz"):
-            with tarfile.open(target) as archive:
-                archive.extractall(folder, filter="data")
+            # Unpacked even when the archive was already there: we are called because its
+            # files are missing (an earlier run stopped while unpacking, say).
+            try:
+                with tarfile.open(target) as archive:
+                    archive.extractall(folder, filter="data")
+            except (tarfile.TarError, EOFError, OSError) as error:
+                target.unlink(missing_ok=True)
+                reason = (str(error).splitlines() or [type(error).__name__])[0].rstrip(":")
+                raise ConfigError(f"cannot unpack {target} ({reason}); removed it, run again "
+                                  "to download it anew") from error
 
 
 def _find(folder: Path, names: list[str], subfolders: list[str]) -> Path | None:

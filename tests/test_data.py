@@ -272,6 +272,21 @@ def test_download_from_mirror(tmp_path, monkeypatch):
                         [(tmp_path / "cifar-10-python.tar.gz").as_uri()])
     cifar = load_dataset(DataConfig("cifar10", data_dir=str(tmp_path / "c"), download=True))
     assert len(cifar.splits["train"]) == 30
+    # An archive downloaded but never unpacked (a run stopped in between) is unpacked now ...
+    monkeypatch.setitem(data_module.DOWNLOAD_URLS, "cifar10",
+                        [(tmp_path / "nowhere.tar.gz").as_uri()])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "nowhere.tar.gz").write_bytes(
+        (tmp_path / "cifar-10-python.tar.gz").read_bytes())
+    again = load_dataset(DataConfig("cifar10", data_dir=str(tmp_path / "d"), download=True))
+    assert len(again.splits["train"]) == 30
+    # ... and a damaged one is a one-line error that removes it, so a rerun downloads it anew.
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "nowhere.tar.gz").write_bytes(b"not an archive")
+    with pytest.raises(ConfigError, match="cannot unpack") as error:
+        load_dataset(DataConfig("cifar10", data_dir=str(tmp_path / "e"), download=True))
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "e" / "nowhere.tar.gz").exists()
 
 
 def test_download_without_connection_is_one_line(tmp_path, monkeypatch):

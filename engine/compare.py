@@ -11,10 +11,8 @@ from typing import Any
 
 import numpy as np
 
-
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
+from engine.analysis import _nan_float as _finite
+from engine.analysis import _spearman
 
 
 def learning_order_correlation(accessibility_0: np.ndarray, accessibility_1: np.ndarray) -> dict:
@@ -48,8 +46,6 @@ def compare_measures(name_0: str, measures_0: dict, name_1: str, measures_1: dic
         Results of :func:`engine.analysis.split_measures` (``summary`` and ``examples``) on the
         same examples.
     """
-    from scipy.stats import spearmanr
-
     summary_0, summary_1 = measures_0["summary"], measures_1["summary"]
     examples_0, examples_1 = measures_0["examples"], measures_1["examples"]
     result: dict[str, Any] = {"populations": [name_0, name_1]}
@@ -60,12 +56,8 @@ def compare_measures(name_0: str, measures_0: dict, name_1: str, measures_1: dic
                                              examples_1["accessibility"][labelled]))
     tpa_0, tpa_1 = examples_0["tpa"], examples_1["tpa"]
     common = min(tpa_0.shape[0], tpa_1.shape[0])
-    per_checkpoint = []
-    for t in range(common):
-        a, b = tpa_0[t], tpa_1[t]
-        per_checkpoint.append(_finite(spearmanr(a, b).statistic)
-                              if a.size > 1 and np.ptp(a) > 0 and np.ptp(b) > 0 else None)
-    result["spearman_per_checkpoint"] = per_checkpoint
+    result["spearman_per_checkpoint"] = [_finite(_spearman(tpa_0[t], tpa_1[t]))
+                                         for t in range(common)]
     ceiling_0 = summary_0.get("split_half_spearman")
     ceiling_1 = summary_1.get("split_half_spearman")
     result["split_half_spearman"] = [ceiling_0, ceiling_1]

@@ -320,7 +320,7 @@ _REQUIRED = ("accuracy_mean", "tpa_histogram", "null_histogram", "extreme_fracti
              "extreme_fraction_null", "agreement_excess", "split_half_spearman")
 
 
-def _split_summary(population, split, result, selection) -> dict:
+def _split_summary(population, split, result) -> dict:
     summary = {"checkpoints": list(range(population.num_checkpoints)),
                "epochs": _epochs(population),
                "examples": population.num_examples(split),
@@ -362,7 +362,7 @@ def _summary(population, splits, measures, selection, missing, pairwise, executi
         "groups": [dict(g, networks=int((selection.network_group == i).sum()))
                    for i, g in enumerate(population.attrs["groups"])],
         "checkpoints": population.num_checkpoints,
-        "splits": {split: _split_summary(population, split, measures[split], selection)
+        "splits": {split: _split_summary(population, split, measures[split])
                    for split in splits},
         "pairwise": pairwise,
         "execution": execution,
@@ -710,7 +710,7 @@ def compare_stores(stores: list[str], out_dir: Path, *, splits=None, scheduler: 
             name: {"networks": {"total": p.num_networks,
                                 "analysed": int((s[0].network_group >= 0).sum()),
                                 "incomplete_left_out": s[1]},
-                   "splits": {split: _split_summary(p, split, m[split], s[0])
+                   "splits": {split: _split_summary(p, split, m[split])
                               for split in chosen}}
             for name, p, m, s in zip(names, populations, measures, selections, strict=True)},
         "pairs": pairs,

@@ -364,3 +364,41 @@ def test_cuda_training_matches_cpu_at_initialisation_and_learns(digits):
         assert initial.mean() >= 0.99
         final = on_gpu.predictions["test"][:, -1] == digits.splits["test"].labels
         assert final.mean() > 0.8
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_resume_after_a_crash_between_mark_and_state_gives_the_uninterrupted_store(
+        tmp_path, monkeypatch, digits, device):
+    """The worst moment to die: a checkpoint is marked but its state not saved, so the rerun
+    starts from the state before it (weights, momentum, batch-norm statistics moved back onto the
+    device) and redoes that stretch, augmentation draws included."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import engine.train.loop as loop
+
+    study = study_from_flags(dataset="digits", arch="cnn", networks=3, epochs=2, width=4,
+                             depth=1, record_every=9, augment=True, subset_fraction=0.9)
+    options = RunOptions(device=device, quiet=True)
+    train_population(study, tmp_path / "whole.zarr", options, dataset=digits)
+    save_state = loop._save_state
+
+    def dies_saving_checkpoint_3(context, block, params, buffers, optimizer, checkpoint, step):
+        if checkpoint == 3:
+            raise RuntimeError("killed")
+        save_state(context, block, params, buffers, optimizer, checkpoint, step)
+
+    monkeypatch.setattr(loop, "_save_state", dies_saving_checkpoint_3)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_population(study, tmp_path / "crashed.zarr", options, dataset=digits)
+    monkeypatch.undo()
+    crashed = engine.open_population(tmp_path / "crashed.zarr")
+    assert (crashed.checkpoints_completed() == 4).all()  # checkpoints 0..3 marked, state at 2
+    summary = train_population(study, tmp_path / "crashed.zarr", options, dataset=digits)
+    assert summary.trained_networks == 3
+    whole = engine.open_population(tmp_path / "whole.zarr")
+    for split in whole.splits:
+        np.testing.assert_array_equal(crashed.predictions(split).compute(),
+                                      whole.predictions(split).compute(), err_msg=split)
+    np.testing.assert_array_equal(crashed.train_loss().compute(), whole.train_loss().compute())
+    assert (crashed.checkpoints_completed() == whole.num_checkpoints).all()
+    assert not (tmp_path / ".crashed.zarr.train-state").exists()

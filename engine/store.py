@@ -538,7 +538,8 @@ class PopulationWriter:
                 f"correct for split {split!r} has shape {correct.shape}, "
                 f"expected (networks, examples) = {expected}"
             )
-        correct = correct.astype(bool, copy=False)
+        # An example without a label is never correct (docs/store-format.md), however recorded.
+        correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
         group["correct_packed"][start:stop, checkpoint, :] = np.packbits(
             correct, axis=1, bitorder=BIT_ORDER)
         if checkpoint == self.num_checkpoints - 1:

@@ -113,6 +113,19 @@ def test_empty_split_round_trips(tmp_path):
     assert population.correct("train").compute()[:, 1].tolist() == [[False, True, True]] * 2
 
 
+def test_examples_without_labels_are_never_correct(tmp_path):
+    labels = np.array([0, -1, 2, -1])
+    writer = engine.create_population(
+        tmp_path / "p.zarr", dataset_name="toy",
+        splits={"mixed": engine.SplitSpec(labels=labels, predictions=False)},
+        groups=[engine.GroupSpec("a", "mlp", 2)], checkpoint_epochs=[0])
+    writer.record("mixed", 0, (0, 2), correct=np.ones((2, 4), bool))
+    writer.mark_checkpoint(0, (0, 2))
+    population = engine.open_population(tmp_path / "p.zarr")
+    assert population.correct("mixed").compute()[:, 0].tolist() == [[True, False, True, False]] * 2
+    assert population.networks["final_accuracy_mixed"].tolist() == [1.0, 1.0]
+
+
 def test_incomplete_networks_are_visible_as_such(tmp_path):
     writer = engine.create_population(
         tmp_path / "p.zarr", dataset_name="toy",

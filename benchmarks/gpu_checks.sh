@@ -33,6 +33,8 @@ step() {  # step NAME SECONDS COMMAND...
 step pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider -W ignore tests
 step bench_train 180 python3 benchmarks/bench_train.py --dataset mnist1d --arch mlp \
   --networks 512 --epochs 5 --device cuda --baseline-networks 16 --cnn-networks 512 --repeats 1
+step bench_train_bf16 150 python3 benchmarks/bench_train.py --dataset mnist1d --arch mlp \
+  --networks 512 --epochs 5 --device cuda --baseline-networks 16 --repeats 1 --precision bf16
 step bench_pairwise 180 python3 benchmarks/bench_pairwise.py --networks 10000 --examples 60000 \
   --device cuda --repeat 1 --no-kernel --no-numpy
 

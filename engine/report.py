@@ -274,10 +274,11 @@ def analyze_store(store: str, out_dir: Path, *, splits=None, scheduler: str = "t
     splits = _resolve_splits(population, splits)
     selection, missing = _selection(population, require_complete)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     options = {"networks_per_task": networks_per_task, "examples_per_task": examples_per_task}
     started = time.perf_counter()
     with dask_scheduler(scheduler, workers, cluster) as client:
+        # Only once the flags are valid and the cluster answers: bad input writes nothing.
+        out_dir.mkdir(parents=True, exist_ok=True)
         graphs = _graphs(population, splits, selection, num_classes_of(population), options)
         paths, collections = _flatten(graphs)
         values = compute_with_progress(collections, client=client, progress=progress)
@@ -674,9 +675,9 @@ def compare_stores(stores: list[str], out_dir: Path, *, splits=None, scheduler: 
     names = [_store_name(p.path, taken) for p in populations]
     selections = [_selection(p, require_complete) for p in populations]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with dask_scheduler(scheduler, workers, cluster) as client:
+        out_dir.mkdir(parents=True, exist_ok=True)
         all_graphs = [_graphs(p, chosen, s[0], num_classes_of(p), {})
                       for p, s in zip(populations, selections, strict=True)]
         flat = [_flatten(g) for g in all_graphs]

@@ -88,15 +88,17 @@ def test_bad_inputs_are_one_line_errors(stores, tmp_path, capsys):
     assert "device" in _error(capsys)
     assert main(["compare", stores["a"], "--out", out]) == 1
     assert "at least two" in _error(capsys)
+    assert not (tmp_path / "out").exists()  # bad input writes nothing, not even the folder
 
 
 def test_unreachable_cluster_is_a_quick_one_line_error(stores, tmp_path, capsys):
     import time
 
     started = time.perf_counter()
-    assert main(["analyze", stores["a"], "--out", str(tmp_path), "--cluster",
+    assert main(["analyze", stores["a"], "--out", str(tmp_path / "out"), "--cluster",
                  "tcp://127.0.0.1:9"]) == 1
     assert "cannot reach the Dask scheduler" in _error(capsys)
+    assert not (tmp_path / "out").exists()
     assert time.perf_counter() - started < 30
 
 

@@ -432,6 +432,13 @@ class PopulationWriter:
                 )
         self.networks = (start, stop)
         self._labels: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, Any] = {}
+
+    def _array(self, name: str):
+        """An array of the store, opened once: opening reads its metadata from the store."""
+        if name not in self._arrays:
+            self._arrays[name] = self._root[name]
+        return self._arrays[name]
 
     # -- properties -------------------------------------------------------------------------
 
@@ -446,13 +453,13 @@ class PopulationWriter:
     def labels(self, split: str) -> np.ndarray:
         if split not in self._labels:
             self._check_split(split)
-            self._labels[split] = self._root[f"splits/{split}/labels"][:]
+            self._labels[split] = self._array(f"splits/{split}/labels")[:]
         return self._labels[split]
 
     def checkpoints_completed(self) -> np.ndarray:
         """Completed checkpoints of each owned network, dims (networks,)."""
         start, stop = self.networks
-        return self._root["checkpoints_completed"][start:stop]
+        return self._array("checkpoints_completed")[start:stop]
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -509,7 +516,7 @@ class PopulationWriter:
         checkpoint = self._check_checkpoint(checkpoint)
         labels = self.labels(split)
         expected = (stop - start, labels.size)
-        group = self._root[f"splits/{split}"]
+        stores_predictions = self._meta["splits"][split]["predictions"]
         if predictions is None and correct is None:
             raise WriterError("record needs predictions or correct")
         if predictions is not None:
@@ -525,10 +532,11 @@ class PopulationWriter:
             if correct is not None and not np.array_equal(np.asarray(correct, bool), derived):
                 raise WriterError("correct disagrees with predictions and labels")
             correct = derived
-            if "predictions" in group:
-                group["predictions"][start:stop, checkpoint, :] = predictions.astype(np.int16)
+            if stores_predictions:
+                self._array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
+                    predictions.astype(np.int16))
         else:
-            if self._meta["splits"][split]["predictions"]:
+            if stores_predictions:
                 raise WriterError(
                     f"split {split!r} stores predictions: record predictions, not correct alone"
                 )
@@ -540,13 +548,13 @@ class PopulationWriter:
             )
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
-        group["correct_packed"][start:stop, checkpoint, :] = np.packbits(
+        self._array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
             correct, axis=1, bitorder=BIT_ORDER)
         if checkpoint == self.num_checkpoints - 1:
             labeled = labels != NO_LABEL
             accuracy = (correct[:, labeled].mean(axis=1) if labeled.any()
                         else np.full(stop - start, np.nan))
-            group["final_accuracy"][start:stop] = accuracy.astype(np.float32)
+            self._array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
 
     def record_loss(self, checkpoint: int, networks, loss: np.ndarray) -> None:
         """Record each network's training loss at a checkpoint, dims (networks,)."""
@@ -555,7 +563,7 @@ class PopulationWriter:
         loss = np.asarray(loss, dtype=np.float32)
         if loss.shape != (stop - start,):
             raise WriterError(f"loss has shape {loss.shape}, expected ({stop - start},)")
-        self._root["train_loss"][start:stop, checkpoint] = loss
+        self._array("train_loss")[start:stop, checkpoint] = loss
 
     def record_membership(self, networks, membership: np.ndarray) -> None:
         """Record which examples of the membership split each network trains on.
@@ -572,13 +580,13 @@ class PopulationWriter:
         membership = np.asarray(membership, dtype=bool)
         if membership.shape != expected:
             raise WriterError(f"membership has shape {membership.shape}, expected {expected}")
-        self._root[f"splits/{split}/membership"][start:stop] = membership
+        self._array(f"splits/{split}/membership")[start:stop] = membership
 
     def mark_checkpoint(self, checkpoint: int, networks) -> None:
         """Declare ``checkpoint`` recorded for every split: written last, trusted by readers."""
         start, stop = self._check_networks(networks)
         checkpoint = self._check_checkpoint(checkpoint)
-        completed = self._root["checkpoints_completed"]
+        completed = self._array("checkpoints_completed")
         done = completed[start:stop]
         completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
 

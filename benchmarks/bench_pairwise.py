@@ -154,7 +154,7 @@ def main(argv=None) -> dict:
     comparisons = pairs * args.examples
     result: dict = {
         "networks": args.networks, "examples": args.examples, "device": args.device,
-        "store_chunks": list(population._array("splits/test/correct_packed").chunks),
+        "store_chunks": list(population.array("splits/test/correct_packed").chunks),
         "load_average": os.getloadavg(),
         "pairs": pairs, "example_comparisons": comparisons,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

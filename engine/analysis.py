@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.errors import StoreError
+from engine.store import StoreHandle, read_stored_order
 
 #: Random halvings of the networks for the split-half reliability of the learning order.
 DEFAULT_HALVINGS = 10
+#: Name prefixes of the tasks that read one column of stored chunks (a progress bar counts them).
+VERDICT_TASK_PREFIX = "verdict-block-"
+CLASS_TASK_PREFIX = "class-block-"
+CHUNK_TASK_PREFIXES = (VERDICT_TASK_PREFIX, CLASS_TASK_PREFIX)
 #: Samples of the consensus null per checkpoint.
 CONSENSUS_NULL_SAMPLES = 512
 
@@ -37,106 +41,6 @@ _EXAMPLE_FIELDS = ("tpa_count", "holdout_count", "forgetting_count", "first_lear
                    "half_sum", "holdout_networks")
 #: Counts indexed by network, summed over blocks of examples.
 _NETWORK_FIELDS = ("network_count", "network_forgetting")
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading chunks in stored order
-
-
-@dataclass(frozen=True)
-class StoreHandle:
-    """What a task needs to open a store itself: a path or URL and fsspec options."""
-
-    path: str
-    storage_options: tuple = ()
-
-    def open_array(self, name: str):
-        import zarr
-
-        options = dict(self.storage_options) or None
-        try:
-            return zarr.open_array(f"{self.path.rstrip('/')}/{name}", mode="r",
-                                   storage_options=options)
-        except Exception as error:
-            raise StoreError(f"cannot open {name} in {self.path}: {type(error).__name__}") \
-                from error
-
-
-def _stored_order_codecs(array):
-    """The bytes-to-bytes codecs, outermost last, if the array stores chunks transposed to
-    (x, n, t) and then compresses them with codecs this module decodes directly; else None."""
-    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
-
-    codecs = list(array.metadata.codecs)
-    if (len(codecs) < 2 or not isinstance(codecs[0], TransposeCodec)
-            or tuple(codecs[0].order) != (2, 0, 1) or not isinstance(codecs[1], BytesCodec)):
-        return None
-    rest = codecs[2:]
-    if not all(isinstance(c, BloscCodec | ZstdCodec | Crc32cCodec) for c in rest):
-        return None
-    if array.dtype.itemsize > 1 and codecs[1].endian is not None and \
-            codecs[1].endian.value != sys.byteorder:
-        return None
-    return rest
-
-
-def _decode(raw: bytes, codecs) -> bytes:
-    import numcodecs
-
-    data = raw
-    for codec in reversed(codecs):
-        name = type(codec).__name__
-        if name == "Crc32cCodec":
-            import google_crc32c
-
-            body, stored = data[:-4], data[-4:]
-            if np.uint32(google_crc32c.value(body)).tobytes() != bytes(stored):
-                raise ValueError("crc32c checksum mismatch")
-            data = body
-        elif name == "BloscCodec":
-            data = numcodecs.blosc.decompress(data)
-        else:
-            data = numcodecs.Zstd().decode(data)
-    return data
-
-
-def read_stored_order(array, networks: tuple[int, int], checkpoints: tuple[int, int],
-                      examples: tuple[int, int], *, direct: bool = True) -> np.ndarray:
-    """Read a region of a (networks, checkpoints, examples) array as dims (x, n, t).
-
-    Where the region is one stored chunk of the store's own encoding (transposed to (x, n, t),
-    then Blosc or Zstd and crc32c), the chunk is decoded straight into that order, which saves
-    the transpose back that Zarr would do and that this module would undo. Any other region or
-    encoding goes through Zarr.
-    """
-    (n0, n1), (t0, t1), (x0, x1) = networks, checkpoints, examples
-    label = f"{array.store_path} at [{n0}:{n1}, {t0}:{t1}, {x0}:{x1}]"
-    chunk = array.chunks
-    codecs = _stored_order_codecs(array) if direct else None
-    aligned = (n0 % chunk[0] == 0 and t0 % chunk[1] == 0 and x0 % chunk[2] == 0
-               and n1 - n0 <= chunk[0] and t1 - t0 <= chunk[1] and x1 - x0 <= chunk[2])
-    try:
-        if codecs is not None and aligned:
-            from zarr.core.buffer import default_buffer_prototype
-            from zarr.core.sync import sync
-
-            key = array.metadata.encode_chunk_key((n0 // chunk[0], t0 // chunk[1],
-                                                   x0 // chunk[2]))
-            buffer = sync((array.store_path / key).get(prototype=default_buffer_prototype()))
-            shape = (chunk[2], chunk[0], chunk[1])
-            if buffer is None:
-                block = np.full(shape, array.fill_value, dtype=array.dtype)
-            else:
-                block = np.frombuffer(_decode(buffer.to_bytes(), codecs),
-                                      dtype=array.dtype).reshape(shape)
-            return block[: x1 - x0, : n1 - n0, : t1 - t0]
-        region = np.asarray(array[n0:n1, t0:t1, x0:x1])
-        return np.ascontiguousarray(region.transpose(2, 0, 1))
-    except StoreError:
-        raise
-    except Exception as error:
-        raise StoreError(f"corrupt or unreadable chunk in {label}: {type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else ''}") from error
 
 
 def _read_nonmember(array, networks, example_bytes) -> np.ndarray:
@@ -320,7 +224,7 @@ def _task_ranges(population, split: str, name: str, networks_per_task, examples_
                  size: int):
     """Ranges of networks and of the array's last axis (examples, or example bytes) per task."""
     # _array: a store lacking the array is a one-line StoreError, not a KeyError.
-    chunk_n, _, chunk_x = population._array(f"splits/{split}/{name}").chunks
+    chunk_n, _, chunk_x = population.array(f"splits/{split}/{name}").chunks
     per_unit = 8 if name == "correct_packed" else 1
     # Tasks own whole stored chunks, so that every chunk is decoded once.
     nb = chunk_n * max(1, math.ceil((networks_per_task or chunk_n) / chunk_n))
@@ -403,7 +307,7 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
     """
     import dask
 
-    population._check_split(split)
+    population.require_split(split)
     handle = _handle(population)
     total = population.num_checkpoints
     membership = population.attrs.get("membership_split") == split
@@ -429,7 +333,7 @@ def verdict_statistics(population, split: str, selection: NetworkSelection, *,
             blocks[(i, j)] = dask.delayed(verdict_block, pure=True)(
                 handle, split, (n0, n1), byte_range, examples, total, block_group,
                 selection.network_half[:, n0:n1], groups, membership, direct,
-                dask_key_name=f"verdict-block-{split}-{token}-{i}-{j}")
+                dask_key_name=f"{VERDICT_TASK_PREFIX}{split}-{token}-{i}-{j}")
     return _assemble(blocks, network_ranges, example_ranges, shapes, _EXAMPLE_FIELDS,
                      _NETWORK_FIELDS)
 
@@ -485,7 +389,7 @@ def class_statistics(population, split: str, selection: NetworkSelection, num_cl
             blocks[(i, j)] = dask.delayed(class_block, pure=True)(
                 handle, split, (n0, n1), (x0, x1), (first, stop),
                 selection.network_group[n0:n1], groups, num_classes, direct,
-                dask_key_name=f"class-block-{split}-{token}-{first}-{i}-{j}")
+                dask_key_name=f"{CLASS_TASK_PREFIX}{split}-{token}-{first}-{i}-{j}")
     return _assemble(blocks, network_ranges, example_ranges, shapes, ("class_count",),
                      ("network_class_count",))
 
@@ -509,7 +413,8 @@ def spearman_brown(correlation: float) -> float:
     return 2.0 * correlation / (1.0 + correlation) if correlation > -1 else float("nan")
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two vectors, NaN where either is constant or too short."""
     from scipy.stats import spearmanr
 
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -579,7 +484,7 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             first = int((selection.network_half[s] & in_groups).sum())
             if first == 0 or first == size:
                 continue
-            rho = _spearman(half[s] / first, (row_total - half[s]) / (size - first))
+            rho = spearman(half[s] / first, (row_total - half[s]) / (size - first))
             reliabilities.append(spearman_brown(rho))
         histogram_first = counts["first_learned_histogram"][groups].sum(axis=0)[labelled]
         first_mean, first_median = histogram_mean_median(histogram_first.astype(np.int64))
@@ -597,13 +502,13 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             "binomial_histogram": binomial.tolist(),
             "extreme_fraction": extreme.tolist(),
             "extreme_fraction_null": extreme_null.tolist(),
-            "agreement_excess": _nan_list(excess),
-            "split_half_spearman": _nan_float(np.mean(reliabilities)) if reliabilities
+            "agreement_excess": nan_to_none_list(excess),
+            "split_half_spearman": nan_to_none(np.mean(reliabilities)) if reliabilities
             else None,
-            "split_half_spearman_each": _nan_list(np.asarray(reliabilities)),
-            "accessibility_mean": _nan_float(accessibility.mean()),
-            "never_learned_share": _nan_float(never_learned.mean()),
-            "forgetting_mean": _nan_float(forgetting.mean()),
+            "split_half_spearman_each": nan_to_none_list(np.asarray(reliabilities)),
+            "accessibility_mean": nan_to_none(accessibility.mean()),
+            "never_learned_share": nan_to_none(never_learned.mean()),
+            "forgetting_mean": nan_to_none(forgetting.mean()),
             "tpa_mean_by_accessibility": _learning_curves(tpa, accessibility),
         })
         fill = np.full(examples, np.nan)
@@ -626,12 +531,13 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
             hold = counts["holdout_count"][groups].sum(axis=0)[labelled].T  # (t, x)
             with np.errstate(divide="ignore", invalid="ignore"):
                 consistency = np.where(held > 0, hold / np.maximum(held, 1), np.nan)
-            summary["holdout_consistency_mean"] = _nan_list(np.nanmean(consistency, axis=1)) \
+            summary["holdout_consistency_mean"] = \
+                nan_to_none_list(np.nanmean(consistency, axis=1)) \
                 if np.isfinite(consistency).any() else [None] * total
             last = consistency[-1]
             finite = np.isfinite(last)
-            summary["holdout_accessibility_spearman"] = _nan_float(
-                _spearman(last[finite], accessibility[finite])) if finite.sum() > 1 else None
+            summary["holdout_accessibility_spearman"] = nan_to_none(
+                spearman(last[finite], accessibility[finite])) if finite.sum() > 1 else None
             per_example["holdout_consistency"] = _scatter(fill, labelled, last)
     if classes is not None and size:
         class_count = classes["class_count"][groups].sum(axis=0)  # (x, t, k)
@@ -647,9 +553,9 @@ def split_measures(counts: dict[str, np.ndarray], selection: NetworkSelection, g
         key = "consensus_last" if classes_last_only else "consensus"
         summary[key] = {
             "checkpoints": "last" if classes_last_only else "all",
-            "mean": _nan_list(share.mean(axis=0)) if examples else [],
+            "mean": nan_to_none_list(share.mean(axis=0)) if examples else [],
             "histogram": histograms.astype(int).tolist(),
-            "null_mean": _nan_list(null_means),
+            "null_mean": nan_to_none_list(null_means),
             "null_histogram": null_histograms.tolist(),
         }
     return {"summary": summary, "examples": per_example}
@@ -692,10 +598,12 @@ def _scatter(fill: np.ndarray, mask: np.ndarray, values: np.ndarray) -> np.ndarr
     return out
 
 
-def _nan_float(value) -> float | None:
+def nan_to_none(value) -> float | None:
+    """A float for JSON: None where it is NaN or infinite."""
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def _nan_list(values: np.ndarray) -> list:
-    return [_nan_float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+def nan_to_none_list(values: np.ndarray) -> list:
+    """:func:`nan_to_none` of every entry, flattened."""
+    return [nan_to_none(v) for v in np.asarray(values, dtype=np.float64).ravel()]

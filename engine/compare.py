@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis import _nan_float as _finite
-from engine.analysis import _spearman
+from engine.analysis import nan_to_none, spearman
 
 
 def learning_order_correlation(accessibility_0: np.ndarray, accessibility_1: np.ndarray) -> dict:
@@ -23,9 +22,9 @@ def learning_order_correlation(accessibility_0: np.ndarray, accessibility_1: np.
     b = np.asarray(accessibility_1, np.float64)
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return {"spearman": None, "pearson": None, "kendall": None}
-    return {"spearman": _finite(spearmanr(a, b).statistic),
-            "pearson": _finite(pearsonr(a, b).statistic),
-            "kendall": _finite(kendalltau(a, b).statistic)}
+    return {"spearman": nan_to_none(spearmanr(a, b).statistic),
+            "pearson": nan_to_none(pearsonr(a, b).statistic),
+            "kendall": nan_to_none(kendalltau(a, b).statistic)}
 
 
 def superset_fraction(tpa_last_weaker: np.ndarray, tpa_last_stronger: np.ndarray) -> float | None:
@@ -56,7 +55,7 @@ def compare_measures(name_0: str, measures_0: dict, name_1: str, measures_1: dic
                                              examples_1["accessibility"][labelled]))
     tpa_0, tpa_1 = examples_0["tpa"], examples_1["tpa"]
     common = min(tpa_0.shape[0], tpa_1.shape[0])
-    result["spearman_per_checkpoint"] = [_finite(_spearman(tpa_0[t], tpa_1[t]))
+    result["spearman_per_checkpoint"] = [nan_to_none(spearman(tpa_0[t], tpa_1[t]))
                                          for t in range(common)]
     ceiling_0 = summary_0.get("split_half_spearman")
     ceiling_1 = summary_1.get("split_half_spearman")

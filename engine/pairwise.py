@@ -998,7 +998,7 @@ def pairwise_report(population, out_dir: Path, *, splits=None, checkpoints="last
     elif isinstance(splits, str):
         splits = [splits]
     for split in splits:
-        population._check_split(split)
+        population.require_split(split)
     checkpoint_list = resolve_checkpoints(population, checkpoints)
     ids = _resolve_networks(population, networks, checkpoint_list)
     rng = np.random.default_rng(seed)
@@ -1076,7 +1076,7 @@ def cross_pairwise_report(populations: list, out_dir: Path, *, split="test", che
     if len(populations) < 2:
         raise ConfigError("cross_pairwise_report needs at least two stores")
     for population in populations:
-        population._check_split(split)
+        population.require_split(split)
     first = populations[0]
     for other in populations[1:]:
         same = (other.attrs["splits"][split]["fingerprint"]

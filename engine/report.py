@@ -9,7 +9,6 @@ self-contained ``report.html`` (see docs/outputs.md).
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import math
@@ -18,106 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ConfigError, EngineError, StoreError
-
-SCHEDULERS = ("threads", "processes")
-CLUSTER_TIMEOUT_S = 5
-
-
-# ----------------------------------------------------------------------------------------------
-# Schedulers and progress
-
-
-@contextlib.contextmanager
-def dask_scheduler(scheduler: str = "threads", workers: int | None = None,
-                   cluster: str | None = None):
-    """Run the enclosed computations on a local scheduler, a new local cluster or an existing one.
-
-    Yields the ``distributed.Client`` or None for a local scheduler.
-    """
-    import dask
-
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
-    if workers is not None and cluster is not None:
-        raise ConfigError("give --workers or --cluster, not both")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if cluster is None and workers is None:
-        with dask.config.set(scheduler=scheduler):
-            yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if cluster is not None:
-        try:
-            client = Client(cluster, timeout=f"{CLUSTER_TIMEOUT_S}s", set_as_default=True)
-        except (OSError, TimeoutError) as error:
-            raise EngineError(f"cannot reach the Dask scheduler at {cluster} within "
-                              f"{CLUSTER_TIMEOUT_S} s: {type(error).__name__}") from error
-        with client:
-            yield client
-        return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as local, Client(local) as client:
-        yield client
-
-
-def _block_keys(collections) -> list:
-    """Keys of the tasks that read one column of stored chunks (what the progress bar counts)."""
-    keys = set()
-    for collection in collections:
-        for key in collection.__dask_graph__():
-            name = key if isinstance(key, str) else key[0] if isinstance(key, tuple) else ""
-            if isinstance(name, str) and name.startswith(("verdict-block-", "class-block-")):
-                keys.add(key)
-    return sorted(keys, key=str)
-
-
-def compute_with_progress(collections: list, *, client=None, progress: bool = True,
-                          label: str = "chunks") -> list:
-    """Compute Dask collections, with a rich progress bar of the chunk-reading tasks done."""
-    import dask
-
-    keys = _block_keys(collections)
-    bar = _progress_bar(progress)
-    with bar:
-        task = bar.add_task(label, total=len(keys))
-        if client is None:
-            from dask.callbacks import Callback
-
-            wanted = set(keys)
-
-            class _Advance(Callback):
-                def _posttask(self, key, result, dsk, state, worker_id):
-                    if key in wanted:
-                        bar.advance(task)
-
-            with _Advance():
-                results = dask.compute(*collections)
-            return list(results)
-        from dask.delayed import Delayed
-        from distributed import as_completed
-
-        futures = client.compute(list(collections))
-        block_futures = []
-        if keys:
-            merged = {}
-            for collection in collections:
-                merged.update(collection.__dask_graph__())
-            block_futures = client.compute([Delayed(k, merged) for k in keys])
-        for future in as_completed(block_futures):
-            bar.advance(task)
-            future.release()
-        return client.gather(futures)
-
-
-def _progress_bar(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
-
+from engine.analysis import CHUNK_TASK_PREFIXES
+from engine.errors import ConfigError, StoreError
+from engine.scheduling import compute_with_progress, dask_scheduler
 
 # ----------------------------------------------------------------------------------------------
 # Computing the measures of one or several stores
@@ -129,7 +31,7 @@ def _resolve_splits(population, splits) -> list[str]:
     if isinstance(splits, str):
         splits = [s for s in splits.split(",") if s]
     for split in splits:
-        population._check_split(split)
+        population.require_split(split)
     return list(splits)
 
 
@@ -281,7 +183,8 @@ def analyze_store(store: str, out_dir: Path, *, splits=None, scheduler: str = "t
         out_dir.mkdir(parents=True, exist_ok=True)
         graphs = _graphs(population, splits, selection, num_classes_of(population), options)
         paths, collections = _flatten(graphs)
-        values = compute_with_progress(collections, client=client, progress=progress)
+        values = compute_with_progress(collections, client=client, progress=progress,
+                                       counted=CHUNK_TASK_PREFIXES)
         computed = _unflatten(graphs, paths, values)
         measures = _measures(population, computed, selection)
         seconds = time.perf_counter() - started
@@ -682,7 +585,8 @@ def compare_stores(stores: list[str], out_dir: Path, *, splits=None, scheduler: 
                       for p, s in zip(populations, selections, strict=True)]
         flat = [_flatten(g) for g in all_graphs]
         collections = [c for _, cs in flat for c in cs]
-        values = compute_with_progress(collections, client=client, progress=progress)
+        values = compute_with_progress(collections, client=client, progress=progress,
+                                       counted=CHUNK_TASK_PREFIXES)
         measures, offset = [], 0
         for population, graphs, (paths, cs), (selection, _) in zip(
                 populations, all_graphs, flat, selections, strict=True):
@@ -805,4 +709,4 @@ def _compare_figures(names, measures, pairs, labelled, table, out_dir: Path) -> 
     return made
 
 
-__all__ = ["analyze_store", "compare_stores", "dask_scheduler", "compute_with_progress"]
+__all__ = ["analyze_store", "compare_stores"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -386,7 +387,12 @@ def create_population(
                           chunks=(nb, xb), dtype="bool", dims=("networks", "examples"),
                           fill=True)
     root.attrs[ATTRS_KEY] = meta
-    os.replace(staging, path)
+    try:
+        os.replace(staging, path)
+    except OSError:
+        # Another process made the store first (concurrent shards): ours is left over.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return PopulationWriter(path, networks=(0, num_networks))
 
 
@@ -434,7 +440,7 @@ class PopulationWriter:
         self._labels: dict[str, np.ndarray] = {}
         self._arrays: dict[str, Any] = {}
 
-    def _array(self, name: str):
+    def array(self, name: str):
         """An array of the store, opened once: opening reads its metadata from the store."""
         if name not in self._arrays:
             self._arrays[name] = self._root[name]
@@ -452,18 +458,19 @@ class PopulationWriter:
 
     def labels(self, split: str) -> np.ndarray:
         if split not in self._labels:
-            self._check_split(split)
-            self._labels[split] = self._array(f"splits/{split}/labels")[:]
+            self.require_split(split)
+            self._labels[split] = self.array(f"splits/{split}/labels")[:]
         return self._labels[split]
 
     def checkpoints_completed(self) -> np.ndarray:
         """Completed checkpoints of each owned network, dims (networks,)."""
         start, stop = self.networks
-        return self._array("checkpoints_completed")[start:stop]
+        return self.array("checkpoints_completed")[start:stop]
 
     # -- checks -----------------------------------------------------------------------------
 
-    def _check_split(self, split: str) -> None:
+    def require_split(self, split: str) -> None:
+        """Raise WriterError if the store has no split ``split``."""
         if split not in self._meta["splits"]:
             raise WriterError(f"unknown split {split!r}; the store has {self.splits}")
 
@@ -511,7 +518,7 @@ class PopulationWriter:
         correct : ndarray of bool, dims (networks, examples), optional
             Correctness alone, for splits recorded without predictions.
         """
-        self._check_split(split)
+        self.require_split(split)
         start, stop = self._check_networks(networks)
         checkpoint = self._check_checkpoint(checkpoint)
         labels = self.labels(split)
@@ -533,7 +540,7 @@ class PopulationWriter:
                 raise WriterError("correct disagrees with predictions and labels")
             correct = derived
             if stores_predictions:
-                self._array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
+                self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
                     predictions.astype(np.int16))
         else:
             if stores_predictions:
@@ -548,13 +555,13 @@ class PopulationWriter:
             )
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
-        self._array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
+        self.array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
             correct, axis=1, bitorder=BIT_ORDER)
         if checkpoint == self.num_checkpoints - 1:
             labeled = labels != NO_LABEL
             accuracy = (correct[:, labeled].mean(axis=1) if labeled.any()
                         else np.full(stop - start, np.nan))
-            self._array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+            self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
 
     def record_loss(self, checkpoint: int, networks, loss: np.ndarray) -> None:
         """Record each network's training loss at a checkpoint, dims (networks,)."""
@@ -563,7 +570,7 @@ class PopulationWriter:
         loss = np.asarray(loss, dtype=np.float32)
         if loss.shape != (stop - start,):
             raise WriterError(f"loss has shape {loss.shape}, expected ({stop - start},)")
-        self._array("train_loss")[start:stop, checkpoint] = loss
+        self.array("train_loss")[start:stop, checkpoint] = loss
 
     def record_membership(self, networks, membership: np.ndarray) -> None:
         """Record which examples of the membership split each network trains on.
@@ -580,13 +587,13 @@ class PopulationWriter:
         membership = np.asarray(membership, dtype=bool)
         if membership.shape != expected:
             raise WriterError(f"membership has shape {membership.shape}, expected {expected}")
-        self._array(f"splits/{split}/membership")[start:stop] = membership
+        self.array(f"splits/{split}/membership")[start:stop] = membership
 
     def mark_checkpoint(self, checkpoint: int, networks) -> None:
         """Declare ``checkpoint`` recorded for every split: written last, trusted by readers."""
         start, stop = self._check_networks(networks)
         checkpoint = self._check_checkpoint(checkpoint)
-        completed = self._array("checkpoints_completed")
+        completed = self.array("checkpoints_completed")
         done = completed[start:stop]
         completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
 
@@ -679,27 +686,30 @@ class Population:
         return [g["name"] for g in self.attrs["groups"]]
 
     def num_examples(self, split: str) -> int:
-        self._check_split(split)
+        self.require_split(split)
         return self.attrs["splits"][split]["examples"]
 
     def has_labels(self, split: str) -> bool:
-        self._check_split(split)
+        self.require_split(split)
         return self.attrs["splits"][split]["has_labels"]
 
-    def _check_split(self, split: str) -> None:
+    def require_split(self, split: str) -> None:
+        """Raise StoreError naming the splits there are if ``split`` is not one of them."""
         if split not in self.attrs["splits"]:
             raise StoreError(f"split {split!r} does not exist in {self.path}; it has "
                              f"{', '.join(self.splits)}")
 
-    def _array(self, name: str):
+    def array(self, name: str):
+        """The zarr array ``name`` (for instance ``"splits/test/labels"``), opened for reading."""
         try:
             return self._root[name]
         except KeyError as error:
             raise StoreError(f"{self.path} lacks the array {name!r}: not a complete "
                              f"population store of format {FORMAT_VERSION}") from error
 
-    def _read(self, name: str) -> np.ndarray:
-        array = self._array(name)
+    def read_array(self, name: str) -> np.ndarray:
+        """The whole of the array ``name`` as NumPy; a failed read is a one-line StoreError."""
+        array = self.array(name)
         try:
             return array[:]
         except Exception as error:
@@ -708,7 +718,7 @@ class Population:
 
     def checkpoints_completed(self) -> np.ndarray:
         """Checkpoints recorded for each network, dims (networks,), int32."""
-        return self._read("checkpoints_completed")[: self.num_networks]
+        return self.read_array("checkpoints_completed")[: self.num_networks]
 
     def complete_networks(self) -> np.ndarray:
         """Ids of networks whose every checkpoint is recorded, dims (networks,), int64."""
@@ -721,21 +731,21 @@ class Population:
 
         n = self.num_networks
         groups = self.attrs["groups"]
-        group_index = self._read("network_group")[:n]
+        group_index = self.read_array("network_group")[:n]
         completed = self.checkpoints_completed()
         table = pd.DataFrame({
-            "network": self._read("networks")[:n],
+            "network": self.read_array("networks")[:n],
             "group": [groups[i]["name"] for i in group_index],
             "architecture": [groups[i]["architecture"] for i in group_index],
-            "init_seed": self._read("network_init_seed")[:n],
-            "order_seed": self._read("network_order_seed")[:n],
+            "init_seed": self.read_array("network_init_seed")[:n],
+            "order_seed": self.read_array("network_order_seed")[:n],
             "hyperparameters": [json.dumps(groups[i]["hyperparameters"], sort_keys=True)
                                 for i in group_index],
             "checkpoints_completed": completed,
             "complete": completed >= self.num_checkpoints,
         })
         for split in self.splits:
-            table[f"final_accuracy_{split}"] = self._read(f"splits/{split}/final_accuracy")[:n]
+            table[f"final_accuracy_{split}"] = self.read_array(f"splits/{split}/final_accuracy")[:n]
         return table
 
     @property
@@ -745,24 +755,24 @@ class Population:
 
         t = self.num_checkpoints
         return pd.DataFrame({
-            "checkpoint": self._read("checkpoints")[:t],
-            "epoch": self._read("checkpoint_epoch")[:t],
-            "step": self._read("checkpoint_step")[:t],
+            "checkpoint": self.read_array("checkpoints")[:t],
+            "epoch": self.read_array("checkpoint_epoch")[:t],
+            "step": self.read_array("checkpoint_step")[:t],
         })
 
     def network_groups(self) -> np.ndarray:
         """Group index of each network, dims (networks,), int16 (see ``attrs['groups']``)."""
-        return self._read("network_group")[: self.num_networks]
+        return self.read_array("network_group")[: self.num_networks]
 
     def labels(self, split: str) -> np.ndarray:
         """True class per example, -1 where there is none, dims (examples,), int32."""
-        self._check_split(split)
-        return self._read(f"splits/{split}/labels")[: self.num_examples(split)]
+        self.require_split(split)
+        return self.read_array(f"splits/{split}/labels")[: self.num_examples(split)]
 
     def example_ids(self, split: str) -> np.ndarray:
         """Index of each example in the source data set, dims (examples,), int64."""
-        self._check_split(split)
-        return self._read(f"splits/{split}/example_ids")[: self.num_examples(split)]
+        self.require_split(split)
+        return self.read_array(f"splits/{split}/example_ids")[: self.num_examples(split)]
 
     # -- lazy verdicts ----------------------------------------------------------------------
 
@@ -770,7 +780,7 @@ class Population:
         import dask.array as da
         from dask.base import tokenize
 
-        array = self._array(name)
+        array = self.array(name)
         native = array.chunks
         chunks = chunks if chunks is not None else native
         view = _CheckedZarr(array, f"{self.path}/{name}", shape)
@@ -789,7 +799,7 @@ class Population:
         -------
         dask.array.Array of uint8, dims (networks, checkpoints, example_bytes)
         """
-        self._check_split(split)
+        self.require_split(split)
         shape = (self.num_networks, self.num_checkpoints, -(-self.num_examples(split) // 8))
         return self._lazy(f"splits/{split}/correct_packed", shape, chunks)
 
@@ -822,7 +832,7 @@ class Population:
     def predictions(self, split: str, chunks=None):
         """Predicted class, dask array of int16, dims (networks, checkpoints, examples), or None
         where the split was recorded without predictions (-1 marks entries not recorded)."""
-        self._check_split(split)
+        self.require_split(split)
         if not self.attrs["splits"][split]["predictions"]:
             return None
         shape = (self.num_networks, self.num_checkpoints, self.num_examples(split))
@@ -867,6 +877,106 @@ def open_population(path: str | os.PathLike, storage_options: dict | None = None
         If the path does not exist, is not a population store, or has a newer format version.
     """
     return Population(path, storage_options)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading chunks in stored order (the fast path of the analysis tasks)
+
+
+@dataclass(frozen=True)
+class StoreHandle:
+    """What a task needs to open a store itself: a path or URL and fsspec options."""
+
+    path: str
+    storage_options: tuple = ()
+
+    def open_array(self, name: str):
+        import zarr
+
+        options = dict(self.storage_options) or None
+        try:
+            return zarr.open_array(f"{self.path.rstrip('/')}/{name}", mode="r",
+                                   storage_options=options)
+        except Exception as error:
+            raise StoreError(f"cannot open {name} in {self.path}: {type(error).__name__}") \
+                from error
+
+
+def _stored_order_codecs(array):
+    """The bytes-to-bytes codecs, outermost last, if the array stores chunks transposed to
+    (x, n, t) and then compresses them with codecs this module decodes directly; else None."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
+
+    codecs = list(array.metadata.codecs)
+    if (len(codecs) < 2 or not isinstance(codecs[0], TransposeCodec)
+            or tuple(codecs[0].order) != (2, 0, 1) or not isinstance(codecs[1], BytesCodec)):
+        return None
+    rest = codecs[2:]
+    if not all(isinstance(c, BloscCodec | ZstdCodec | Crc32cCodec) for c in rest):
+        return None
+    if array.dtype.itemsize > 1 and codecs[1].endian is not None and \
+            codecs[1].endian.value != sys.byteorder:
+        return None
+    return rest
+
+
+def _decode(raw: bytes, codecs) -> bytes:
+    import numcodecs
+
+    data = raw
+    for codec in reversed(codecs):
+        name = type(codec).__name__
+        if name == "Crc32cCodec":
+            import google_crc32c
+
+            body, stored = data[:-4], data[-4:]
+            if np.uint32(google_crc32c.value(body)).tobytes() != bytes(stored):
+                raise ValueError("crc32c checksum mismatch")
+            data = body
+        elif name == "BloscCodec":
+            data = numcodecs.blosc.decompress(data)
+        else:
+            data = numcodecs.Zstd().decode(data)
+    return data
+
+
+def read_stored_order(array, networks: tuple[int, int], checkpoints: tuple[int, int],
+                      examples: tuple[int, int], *, direct: bool = True) -> np.ndarray:
+    """Read a region of a (networks, checkpoints, examples) array as dims (x, n, t).
+
+    Where the region is one stored chunk of the store's own encoding (transposed to (x, n, t),
+    then Blosc or Zstd and crc32c), the chunk is decoded straight into that order, which saves
+    the transpose back that Zarr would do and that this module would undo. Any other region or
+    encoding goes through Zarr.
+    """
+    (n0, n1), (t0, t1), (x0, x1) = networks, checkpoints, examples
+    label = f"{array.store_path} at [{n0}:{n1}, {t0}:{t1}, {x0}:{x1}]"
+    chunk = array.chunks
+    codecs = _stored_order_codecs(array) if direct else None
+    aligned = (n0 % chunk[0] == 0 and t0 % chunk[1] == 0 and x0 % chunk[2] == 0
+               and n1 - n0 <= chunk[0] and t1 - t0 <= chunk[1] and x1 - x0 <= chunk[2])
+    try:
+        if codecs is not None and aligned:
+            from zarr.core.buffer import default_buffer_prototype
+            from zarr.core.sync import sync
+
+            key = array.metadata.encode_chunk_key((n0 // chunk[0], t0 // chunk[1],
+                                                   x0 // chunk[2]))
+            buffer = sync((array.store_path / key).get(prototype=default_buffer_prototype()))
+            shape = (chunk[2], chunk[0], chunk[1])
+            if buffer is None:
+                block = np.full(shape, array.fill_value, dtype=array.dtype)
+            else:
+                block = np.frombuffer(_decode(buffer.to_bytes(), codecs),
+                                      dtype=array.dtype).reshape(shape)
+            return block[: x1 - x0, : n1 - n0, : t1 - t0]
+        region = np.asarray(array[n0:n1, t0:t1, x0:x1])
+        return np.ascontiguousarray(region.transpose(2, 0, 1))
+    except StoreError:
+        raise
+    except Exception as error:
+        raise StoreError(f"corrupt or unreadable chunk in {label}: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1045,9 +1155,9 @@ def merge_populations(
         checkpoint_epochs=checkpoints["epoch"].to_numpy(),
         checkpoint_steps=checkpoints["step"].to_numpy(),
         class_names=first.attrs.get("class_names"),
-        init_seeds=np.concatenate([p._read("network_init_seed")[: p.num_networks]
+        init_seeds=np.concatenate([p.read_array("network_init_seed")[: p.num_networks]
                                    for p in populations]),
-        order_seeds=np.concatenate([p._read("network_order_seed")[: p.num_networks]
+        order_seeds=np.concatenate([p.read_array("network_order_seed")[: p.num_networks]
                                     for p in populations]),
         membership_split=first.attrs.get("membership_split"),
         network_block=first.attrs["network_block"],

@@ -60,7 +60,7 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
     from distributed import Client
 
     from engine.data import load_dataset
-    from engine.train.loop import _create_or_open, study_checkpoints, study_seeds, train_population
+    from engine.train.loop import create_or_open, study_checkpoints, study_seeds, train_population
 
     options = options or RunOptions()
     if options.networks is not None or options.shard is not None:
@@ -80,7 +80,7 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
     except OSError as error:
         raise ConfigError(f"cannot reach the Dask scheduler at {address}: {error}") from None
     with client:
-        _create_or_open(study, dataset, store, study_checkpoints(study, dataset),
+        create_or_open(study, dataset, store, study_checkpoints(study, dataset),
                         study_seeds(study), options.command)
         futures = [
             client.submit(train_population, study, str(store),

@@ -588,7 +588,7 @@ def state_folder(store: Path) -> Path:
     return store.parent / f".{store.name}.train-state"
 
 
-def _create_or_open(study, dataset, path: Path, checkpoints, seeds, command) -> None:
+def create_or_open(study, dataset, path: Path, checkpoints, seeds, command) -> None:
     """Create the store once; where several shards start together, the losers open it."""
     from engine.store import GroupSpec, SplitSpec, create_population
 
@@ -612,9 +612,7 @@ def _create_or_open(study, dataset, path: Path, checkpoints, seeds, command) -> 
                              "state_folder": state_folder(path).name},
             )
         except (StoreError, OSError):
-            # Another shard made it first: our staging folder is left over, theirs is the store.
-            shutil.rmtree(path.with_name(f".{path.name}.creating-{os.getpid()}"),
-                          ignore_errors=True)
+            # Another shard made it first (create_population removed its staging folder).
             if not path.exists():
                 raise
     _check_existing(study, dataset, path, fingerprints, config_json)
@@ -711,7 +709,7 @@ def train_population(study: StudyConfig, out: str | os.PathLike | None,
     checkpoints = study_checkpoints(study, dataset)
     store = Path(out) if out is not None else None
     if store is not None:
-        _create_or_open(study, dataset, store, checkpoints, seeds, options.command)
+        create_or_open(study, dataset, store, checkpoints, seeds, options.command)
         from engine.store import open_writer
 
         writer = open_writer(store, networks=owned)

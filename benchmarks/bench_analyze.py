@@ -72,15 +72,15 @@ def engine_measures(population, networks=None) -> tuple[float, dict]:
     """Graph, compute and final algebra of every measure of every split (no outputs)."""
     import dask
 
-    from engine import analysis
+    from engine import measures
 
     started = time.perf_counter()
-    selection = analysis.select_networks(population, networks=networks)
-    graphs = {s: analysis.verdict_statistics(population, s, selection)
+    selection = measures.select_networks(population, networks=networks)
+    graphs = {s: measures.verdict_statistics(population, s, selection)
               for s in population.splits if population.has_labels(s)}
     (computed,) = dask.compute(graphs, scheduler="threads")
     membership = population.attrs.get("membership_split")
-    results = {s: analysis.split_measures(c, selection, range(selection.num_groups),
+    results = {s: measures.split_measures(c, selection, range(selection.num_groups),
                                           population.labels(s), membership=s == membership)
                for s, c in computed.items()}
     return time.perf_counter() - started, results

@@ -29,13 +29,14 @@ stored chunk whatever T is.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels._jit import kernel
 
 #: Set bits of each byte value.
 POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int32)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _accumulate(packed, checkpoint_start, network_group, network_nonmember, previous, run_start,
                 row_sum, tpa_change, holdout_change, network_count, forgetting_count,
                 network_forgetting, popcount):
@@ -107,7 +108,7 @@ def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmemb
                 network_forgetting, POPCOUNT)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def finish_verdicts(previous, run_start, row_sum, network_group, network_nonmember,
                     network_half, first_learned_histogram, half_sum, holdout_networks):
     """Turn the carried state into counts once every checkpoint has been seen (in place).
@@ -150,7 +151,7 @@ def finish_verdicts(previous, run_start, row_sum, network_group, network_nonmemb
                     holdout_networks[group, x] += 1
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def poisson_binomial(probabilities):
     """Law of the number of successes of independent trials, float64 (n + 1,).
 

@@ -15,10 +15,11 @@ the caller draws, so the kernel itself is deterministic.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels._jit import kernel
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def count_classes(
     predictions, checkpoint_start, checkpoint_first, network_group, class_count,
     network_class_count,
@@ -57,7 +58,7 @@ def count_classes(
                 network_class_count[n, out, label] += 1
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def plurality_histogram_of_draws(class_cumulative, uniforms):
     """Histogram of the plurality count when each network draws its class independently.
 

@@ -9,10 +9,11 @@ example. Mean and median are taken over the networks that learn it; the median f
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels._jit import kernel
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def histogram_mean_median(histogram):
     """Mean and median of the values 0 .. k-2 counted in ``histogram`` (last bin ignored).
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import llvmlite.ir as llvm_ir
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
+
+from kernels._jit import kernel
 
 
 @intrinsic
@@ -35,7 +37,7 @@ def _popcount(typingctx, word):
     return signature, codegen
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def pack_bits(correct):
     """Pack bits along examples into 64-bit words, little-endian within a word.
 
@@ -73,7 +75,7 @@ def pack_bits(correct):
     return packed
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def pack_classes(predictions, num_classes):
     """Pack one bit plane per class: plane k holds [P[n, x] == k]; -1 (none) sets no bit.
 
@@ -99,7 +101,7 @@ def pack_classes(predictions, num_classes):
     return packed
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def co_correct_counts(packed_0, packed_1):
     """Co-correct counts B[i, j] = popcount(packed_0[i] AND packed_1[j]) summed over words.
 
@@ -156,7 +158,7 @@ def co_correct_counts(packed_0, packed_1):
     return counts
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def prediction_agreement_counts(predictions_0, predictions_1):
     """Counts of examples where two networks predict the same class (and both predict one).
 
@@ -185,7 +187,32 @@ def prediction_agreement_counts(predictions_0, predictions_1):
     return counts
 
 
-@njit(nogil=True, cache=True)
+@kernel
+def _pair_kappa(agree, correct_i, correct_j, num_examples):
+    """Error consistency of one pair from integer counts, the formula of the module docstring.
+
+    Parameters
+    ----------
+    agree : int64
+        A, the examples where both networks are right or both are wrong.
+    correct_i, correct_j : int64
+        c_i and c_j, the examples each network gets right.
+    num_examples : int64
+        X, the examples compared.
+
+    Returns
+    -------
+    float64
+        kappa; NaN where c_exp == 1 (both always right or both always wrong) or X == 0.
+    """
+    expected = correct_i * correct_j + (num_examples - correct_i) * (num_examples - correct_j)
+    denominator = num_examples * num_examples - expected
+    if denominator == 0:
+        return np.nan
+    return np.float64(agree * num_examples - expected) / np.float64(denominator)
+
+
+@kernel
 def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
     """Correctness agreement counts and error consistency from co-correct counts.
 
@@ -210,23 +237,17 @@ def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
     agree = np.empty((n0, n1), np.int32)
     kappa = np.empty((n0, n1), np.float32)
     total = np.int64(num_examples)
-    square = total * total
     for i in range(n0):
         ci = correct_0[i]
         for j in range(n1):
             cj = correct_1[j]
             count = total - ci - cj + 2 * np.int64(both_correct[i, j])
             agree[i, j] = count
-            expected = ci * cj + (total - ci) * (total - cj)
-            denominator = square - expected
-            if denominator == 0:
-                kappa[i, j] = np.nan
-            else:
-                kappa[i, j] = np.float64(count * total - expected) / np.float64(denominator)
+            kappa[i, j] = _pair_kappa(count, ci, cj, total)
     return agree, kappa
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
                     num_groups_0, num_groups_1, diagonal, same_groups, num_bins,
                     kappa, both_out, same_out):
@@ -270,7 +291,6 @@ def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, grou
     pairs = np.zeros((2, num_groups_0, num_groups_1), np.int64)
     histogram = np.zeros((2, num_bins), np.int64)
     total = np.int64(num_examples)
-    square = total * total
     half_bins = num_bins / 2.0
     for i in range(n0):
         ci = correct_0[i]
@@ -283,12 +303,7 @@ def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, grou
             if has_same:
                 same_out[i, j] = same[i, j]
             count = total - ci - cj + 2 * b
-            expected = ci * cj + (total - ci) * (total - cj)
-            denominator = square - expected
-            if denominator == 0:
-                value = np.float32(np.nan)
-            else:
-                value = np.float32(np.float64(count * total - expected) / np.float64(denominator))
+            value = np.float32(_pair_kappa(count, ci, cj, total))
             kappa[i, j] = value
             if j < start:
                 continue
@@ -297,7 +312,8 @@ def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, grou
             pairs[0, gi, gj] += 1
             if has_same:
                 sums[2, gi, gj] += same[i, j]
-            if denominator != 0:
+            # Kappa is finite wherever its denominator is not zero: NaN marks the undefined pairs.
+            if not np.isnan(value):
                 kappa_64 = np.float64(value)
                 sums[1, gi, gj] += kappa_64
                 pairs[1, gi, gj] += 1

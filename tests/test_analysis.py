@@ -12,7 +12,7 @@ import pytest
 
 import engine
 from benchmarks.synthetic import make_store
-from engine import analysis
+from engine import measures
 from engine.report import analyze_store
 from tests import reference_agreement as reference
 
@@ -75,19 +75,19 @@ def _computed(population, selection, **options):
 
     graphs = {}
     for split in ("train", "test"):
-        graphs[split] = analysis.verdict_statistics(population, split, selection, **options)
-    graphs["probe"] = analysis.class_statistics(population, "probe", selection, 10, **options)
+        graphs[split] = measures.verdict_statistics(population, split, selection, **options)
+    graphs["probe"] = measures.class_statistics(population, "probe", selection, 10, **options)
     return dask.compute(graphs, scheduler="sync")[0]
 
 
 @pytest.mark.parametrize("groups", [[0, 1], [0], [1]])
 def test_every_measure_equals_numpy(small_store, groups):
-    selection = analysis.select_networks(small_store)
+    selection = measures.select_networks(small_store)
     assert (selection.network_group >= 0).sum() == 30
     computed = _computed(small_store, selection)
     for split in ("train", "test"):
         expected = _numpy_measures(small_store, split, selection, groups)
-        got = analysis.split_measures(computed[split], selection, groups,
+        got = measures.split_measures(computed[split], selection, groups,
                                       small_store.labels(split),
                                       membership=split == "train")
         summary, examples = got["summary"], got["examples"]
@@ -111,7 +111,7 @@ def test_every_measure_equals_numpy(small_store, groups):
                                        np.nan)
             np.testing.assert_allclose(examples["holdout_consistency"], consistency,
                                        equal_nan=True)
-    probe = analysis.split_measures(None, selection, groups, small_store.labels("probe"),
+    probe = measures.split_measures(None, selection, groups, small_store.labels("probe"),
                                     classes=computed["probe"])
     predictions = small_store.predictions("probe").compute()[selection.networks_in(groups)]
     counts = np.stack([[np.bincount(predictions[:, t, x], minlength=10)
@@ -125,7 +125,7 @@ def test_every_measure_equals_numpy(small_store, groups):
 
 
 def test_same_counts_under_any_task_size_and_decoding(small_store):
-    selection = analysis.select_networks(small_store)
+    selection = measures.select_networks(small_store)
     base = _computed(small_store, selection)
     for options in ({"networks_per_task": 20, "examples_per_task": 100, "direct": False},
                     {"networks_per_task": 64, "examples_per_task": 10**6}):
@@ -166,8 +166,8 @@ def test_same_results_under_another_store_chunking(small_store, tmp_path):
     assert rechunked.complete_networks().size <= 30
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     networks = small_store.complete_networks()
-    selection_a = analysis.select_networks(small_store, networks=networks)
-    selection_b = analysis.select_networks(rechunked, networks=networks)
+    selection_a = measures.select_networks(small_store, networks=networks)
+    selection_b = measures.select_networks(rechunked, networks=networks)
     a = _computed(small_store, selection_a)
     b = _computed(rechunked, selection_b)
     for split in a:
@@ -294,9 +294,9 @@ def test_split_without_examples_has_empty_counts_of_the_same_kind(tmp_path):
         writer.record("empty", t, (0, 4), predictions=np.zeros((4, 0), int))
         writer.mark_checkpoint(t, (0, 4))
     population = engine.open_population(tmp_path / "e.zarr")
-    selection = analysis.select_networks(population)
-    for build in (analysis.verdict_statistics,
-                  lambda p, s, sel: analysis.class_statistics(p, s, sel, 2)):
+    selection = measures.select_networks(population)
+    for build in (measures.verdict_statistics,
+                  lambda p, s, sel: measures.class_statistics(p, s, sel, 2)):
         full, empty = build(population, "train", selection), build(population, "empty", selection)
         assert set(full) == set(empty)
         for name in full:

@@ -10,7 +10,7 @@ import zarr
 
 from benchmarks.synthetic import make_store
 from cli.app import main
-from engine.compare import learning_order_correlation, superset_fraction
+from engine.measures import learning_order_correlation, superset_fraction
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,268 @@
+"""Lazy Dask graphs of the counts behind every measure of one split.
+
+Layout letters: n networks, t checkpoints, x examples, k classes, g groups, s split-halvings.
+
+:func:`verdict_statistics` and :func:`class_statistics` schedule one task of
+:mod:`engine.measures.tasks` per stored column of chunks (a block of networks by a block of
+examples, every checkpoint); the tasks' counts are added by a tree of Dask tasks, example counts
+over blocks of networks and network counts over blocks of examples. Nothing here calls
+``.compute()``: the caller picks the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.measures.selection import NetworkSelection
+from engine.measures.tasks import (
+    CLASS_EXAMPLE_FIELDS,
+    CLASS_NETWORK_FIELDS,
+    VERDICT_EXAMPLE_FIELDS,
+    VERDICT_NETWORK_FIELDS,
+    ClassTask,
+    CountLayout,
+    VerdictTask,
+    class_block,
+    class_layouts,
+    verdict_block,
+    verdict_layouts,
+)
+from engine.store import StoreHandle
+
+if TYPE_CHECKING:
+    from engine.store import Population
+
+#: Name prefixes of the tasks that read one column of stored chunks (a progress bar counts them).
+VERDICT_TASK_PREFIX = "verdict-block-"
+CLASS_TASK_PREFIX = "class-block-"
+CHUNK_TASK_PREFIXES = (VERDICT_TASK_PREFIX, CLASS_TASK_PREFIX)
+
+Range = tuple[int, int]
+Counts = dict[str, np.ndarray]
+
+
+def _handle(population: Population) -> StoreHandle:
+    options = population.storage_options or {}
+    return StoreHandle(str(population.path), tuple(sorted(options.items())))
+
+
+def _ranges(size: int, step: int) -> list[Range]:
+    return [(a, min(a + step, size)) for a in range(0, size, step)] or [(0, 0)]
+
+
+def _task_ranges(population: Population, split: str, name: str,
+                 networks_per_task: int | None, examples_per_task: int | None,
+                 size: int) -> tuple[list[Range], list[Range]]:
+    """Ranges of networks and of the array's last axis (examples, or example bytes) per task."""
+    # population.array: a store lacking the array is a one-line StoreError, not a KeyError.
+    chunk_n, _, chunk_x = population.array(f"splits/{split}/{name}").chunks
+    per_unit = 8 if name == "correct_packed" else 1
+    # Tasks own whole stored chunks, so that every chunk is decoded once.
+    nb = chunk_n * max(1, math.ceil((networks_per_task or chunk_n) / chunk_n))
+    wanted = math.ceil((examples_per_task or chunk_x * per_unit) / per_unit)
+    xb = chunk_x * max(1, math.ceil(wanted / chunk_x))
+    return (_ranges(population.num_networks, nb), [r for r in _ranges(size, xb) if r[1] > r[0]])
+
+
+def _token(handle: StoreHandle, selection: NetworkSelection) -> str:
+    from dask.base import tokenize
+
+    return tokenize(handle, selection.network_group, selection.network_half)[:10]
+
+
+# ----------------------------------------------------------------------------------------------
+# Adding up the tasks' counts
+
+
+def _add(fields: tuple[str, ...], *parts: Counts) -> Counts:
+    """Sum the named fields of several tasks' counts."""
+    # Counts stay int32 (each is at most networks x checkpoints); half sums are int64.
+    total = {name: parts[0][name].copy() for name in fields}
+    for part in parts[1:]:
+        for name in fields:
+            total[name] += part[name]
+    return total
+
+
+def _pick(part: Counts, name: str) -> np.ndarray:
+    return part[name]
+
+
+def _join(fields: tuple[str, ...], *parts: Counts) -> Counts:
+    """Concatenate the named fields of consecutive blocks of networks."""
+    return {name: np.concatenate([part[name] for part in parts], axis=0) for name in fields}
+
+
+def _tree(parts: list, combine: Callable[..., Counts], split_every: int = 8) -> Any:
+    import dask
+
+    parts = [dask.delayed(combine, pure=True)(*parts)] if len(parts) == 1 else parts
+    while len(parts) > 1:
+        parts = [dask.delayed(combine, pure=True)(*parts[i: i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _assemble(blocks: dict[tuple[int, int], Any], network_ranges: list[Range],
+              example_ranges: list[Range], layouts: dict[str, CountLayout],
+              example_fields: tuple[str, ...], network_fields: tuple[str, ...]) -> dict[str, Any]:
+    """Lazy arrays of every field: example fields summed over blocks of networks and joined
+    along examples; network fields summed over blocks of examples and joined along networks."""
+    import dask
+    import dask.array as da
+
+    result = {}
+    add_examples = functools.partial(_add, example_fields)
+    add_networks = functools.partial(_add, network_fields)
+    by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
+                  for j in range(len(example_ranges))]
+    for name in example_fields:
+        layout = layouts[name]
+        pieces = [da.from_delayed(dask.delayed(_pick, pure=True)(part, name),
+                                  shape=layout.shape(x1 - x0), dtype=layout.dtype)
+                  for part, (x0, x1) in zip(by_example, example_ranges, strict=True)]
+        result[name] = (pieces[0] if len(pieces) == 1
+                        else da.concatenate(pieces, axis=len(layout.before)))
+    by_network = [_tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
+                  for i in range(len(network_ranges))]
+    # One task joins the per-network sums: they are small, and one task per block of networks
+    # and field would cost more to schedule than to compute.
+    joined = dask.delayed(functools.partial(_join, network_fields), pure=True)(*by_network)
+    total = network_ranges[-1][1]
+    for name in network_fields:
+        layout = layouts[name]
+        result[name] = da.from_delayed(dask.delayed(_pick, pure=True)(joined, name),
+                                       shape=layout.shape(total), dtype=layout.dtype)
+    return result
+
+
+def _empty(layouts: dict[str, CountLayout], example_fields: tuple[str, ...],
+           network_fields: tuple[str, ...], num_networks: int) -> dict[str, Any]:
+    """The lazy fields of a split without examples (see :func:`_assemble`)."""
+    import dask.array as da
+
+    result = {name: da.zeros(layouts[name].shape(0), dtype=layouts[name].dtype)
+              for name in example_fields}
+    result.update({name: da.zeros(layouts[name].shape(num_networks), dtype=layouts[name].dtype)
+                   for name in network_fields})
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Graph builders
+
+
+def verdict_statistics(population: Population, split: str, selection: NetworkSelection, *,
+                       networks_per_task: int | None = None, examples_per_task: int | None = None,
+                       direct: bool = True) -> dict[str, Any]:
+    """Lazy counts of the verdict measures of one split (see :mod:`kernels.agreement`).
+
+    Parameters
+    ----------
+    population : engine.Population
+    split : str
+    selection : NetworkSelection
+    networks_per_task, examples_per_task : int, optional
+        Size of a task, rounded up to whole stored chunks (default: one chunk of each).
+    direct : bool
+        Decode the store's chunks straight into (x, n, t) order where the encoding allows.
+
+    Returns
+    -------
+    dict of dask.array.Array, int32 (``half_sum`` int64)
+        ``tpa_count`` (g, x, t), ``holdout_count`` (g, x, t), ``forgetting_count`` (g, x),
+        ``first_learned_histogram`` (g, x, t + 1), ``half_sum`` (g, s, x),
+        ``holdout_networks`` (g, x), ``network_count`` (n, t), ``network_forgetting`` (n,).
+    """
+    import dask
+
+    population.require_split(split)
+    handle = _handle(population)
+    total = population.num_checkpoints
+    membership = population.attrs.get("membership_split") == split
+    examples = population.num_examples(split)
+    network_ranges, byte_ranges = _task_ranges(population, split, "correct_packed",
+                                               networks_per_task, examples_per_task,
+                                               -(-examples // 8))
+    example_ranges = [(8 * b0, min(8 * b1, examples)) for b0, b1 in byte_ranges]
+    layouts = verdict_layouts(selection.num_groups, selection.network_half.shape[0], total)
+    if not example_ranges:
+        return _empty(layouts, VERDICT_EXAMPLE_FIELDS, VERDICT_NETWORK_FIELDS,
+                      population.num_networks)
+    blocks = {}
+    token = _token(handle, selection)
+    for i, (n0, n1) in enumerate(network_ranges):
+        for j, byte_range in enumerate(byte_ranges):
+            task = VerdictTask(handle, split, (n0, n1), byte_range, examples, total,
+                               selection.network_group[n0:n1],
+                               selection.network_half[:, n0:n1], selection.num_groups,
+                               membership, direct)
+            blocks[(i, j)] = dask.delayed(verdict_block, pure=True)(
+                task, dask_key_name=f"{VERDICT_TASK_PREFIX}{split}-{token}-{i}-{j}")
+    return _assemble(blocks, network_ranges, example_ranges, layouts, VERDICT_EXAMPLE_FIELDS,
+                     VERDICT_NETWORK_FIELDS)
+
+
+def class_statistics(population: Population, split: str, selection: NetworkSelection,
+                     num_classes: int, *, checkpoints: Range | None = None,
+                     networks_per_task: int | None = None, examples_per_task: int | None = None,
+                     direct: bool = True) -> dict[str, Any] | None:
+    """Lazy class counts of one split's predictions, or None where none are stored.
+
+    Parameters
+    ----------
+    population : engine.Population
+    split : str
+    selection : NetworkSelection
+    num_classes : int
+        Classes counted; predictions past the last one are skipped.
+    checkpoints : (int, int), optional
+        First and stop checkpoint counted (default: all).
+    networks_per_task, examples_per_task, direct
+        As in :func:`verdict_statistics`.
+
+    Returns
+    -------
+    dict of dask.array.Array, int32
+        ``class_count`` (g, x, t, k) and ``network_class_count`` (n, t, k), over the checkpoints
+        ``checkpoints``.
+    """
+    import dask
+
+    if population.predictions(split) is None:
+        return None
+    handle = _handle(population)
+    first, stop = checkpoints if checkpoints is not None else (0, population.num_checkpoints)
+    network_ranges, example_ranges = _task_ranges(population, split, "predictions",
+                                                  networks_per_task, examples_per_task,
+                                                  population.num_examples(split))
+    layouts = class_layouts(selection.num_groups, stop - first, num_classes)
+    if not example_ranges:
+        return _empty(layouts, CLASS_EXAMPLE_FIELDS, CLASS_NETWORK_FIELDS,
+                      population.num_networks)
+    blocks = {}
+    token = _token(handle, selection)
+    for i, (n0, n1) in enumerate(network_ranges):
+        for j, (x0, x1) in enumerate(example_ranges):
+            task = ClassTask(handle, split, (n0, n1), (x0, x1), (first, stop),
+                             selection.network_group[n0:n1], selection.num_groups, num_classes,
+                             direct)
+            blocks[(i, j)] = dask.delayed(class_block, pure=True)(
+                task, dask_key_name=f"{CLASS_TASK_PREFIX}{split}-{token}-{first}-{i}-{j}")
+    return _assemble(blocks, network_ranges, example_ranges, layouts, CLASS_EXAMPLE_FIELDS,
+                     CLASS_NETWORK_FIELDS)
+
+
+def num_classes_of(population: Population) -> int:
+    """Number of classes: the class names, else one more than the largest label."""
+    names = population.attrs.get("class_names")
+    if names:
+        return len(names)
+    largest = max((int(population.labels(s).max(initial=-1)) for s in population.splits),
+                  default=-1)
+    return max(1, largest + 1)

@@ -1,0 +1,66 @@
+"""Every measure of one split for some groups of networks, from the computed counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from engine.measures.consensus import consensus_measures
+from engine.measures.selection import NetworkSelection
+from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
+
+
+def split_measures(counts: dict[str, np.ndarray] | None, selection: NetworkSelection,
+                   groups: Iterable[int], labels: np.ndarray,
+                   classes: dict[str, np.ndarray] | None = None,
+                   classes_last_only: bool = False, membership: bool = False,
+                   consensus_seed: int = 0) -> dict[str, Any]:
+    """Every measure of one split for the networks of ``groups``, from computed counts.
+
+    Parameters
+    ----------
+    counts : dict of ndarray
+        Computed :func:`~engine.measures.verdict_statistics` (or None for a split without
+        labels).
+    selection : NetworkSelection
+    groups : sequence of int
+        Group indices pooled together (all of them for the whole population).
+    labels : int (x,)
+        Examples without a label (-1) are left out of the correctness measures.
+    classes : dict of ndarray, optional
+        Computed :func:`~engine.measures.class_statistics`.
+    classes_last_only : bool
+        ``classes`` covers the last checkpoint only (the summary's key is then
+        ``consensus_last`` rather than ``consensus``).
+    membership : bool
+        The split holds the membership mask: add the hold-out consistency.
+    consensus_seed : int
+        Seed of the consensus null's draws.
+
+    Returns
+    -------
+    dict
+        ``summary`` (JSON-able numbers and lists) and ``examples`` (arrays per example).
+    """
+    groups = list(groups)
+    in_groups = selection.networks_in(groups)
+    size = int(in_groups.sum())
+    summary: dict[str, Any] = {"networks": size}
+    per_example: dict[str, np.ndarray] = {}
+    labelled = labels >= 0
+    if counts is not None and labelled.any() and size:
+        verdicts = PooledVerdicts.pool(counts, groups, in_groups, labelled)
+        parts = [correctness_measures(verdicts, selection, labelled)]
+        if membership:
+            parts.append(holdout_measures(verdicts, labelled))
+        for part_summary, part_examples in parts:
+            summary.update(part_summary)
+            per_example.update(part_examples)
+    if classes is not None and size:
+        consensus, per_example["consensus_last"] = consensus_measures(
+            classes["class_count"][groups].sum(axis=0), classes["network_class_count"][in_groups],
+            classes_last_only, consensus_seed)
+        summary["consensus_last" if classes_last_only else "consensus"] = consensus
+    return {"summary": summary, "examples": per_example}

@@ -1,0 +1,253 @@
+"""The tasks that read the store on workers: the counts of one block of networks x examples.
+
+Layout letters: n networks, t checkpoints, x examples, b example bytes (8 examples each),
+k classes, g groups, s split-halvings.
+
+A task reads its stored chunks one block of checkpoints at a time, in the store's stored order
+(x, n, t), and runs the kernels of :mod:`kernels.agreement` (verdicts) or :mod:`kernels.consensus`
+(predictions) on them, carrying the learning state from one block of checkpoints to the next:
+memory is one stored chunk and the task's counts, whatever the size of the store. Each task opens
+the store itself by path or URL (a :class:`~engine.store.StoreHandle`), so that no block of
+verdicts travels between processes or machines; a task and its request pickle for
+``dask.distributed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from engine.errors import StoreError
+from engine.store import StoreHandle, read_stored_order
+
+#: Counts indexed by example, summed over blocks of networks.
+VERDICT_EXAMPLE_FIELDS = ("tpa_count", "holdout_count", "forgetting_count",
+                          "first_learned_histogram", "half_sum", "holdout_networks")
+#: Counts indexed by network, summed over blocks of examples.
+VERDICT_NETWORK_FIELDS = ("network_count", "network_forgetting")
+CLASS_EXAMPLE_FIELDS = ("class_count",)
+CLASS_NETWORK_FIELDS = ("network_class_count",)
+
+
+@dataclass(frozen=True)
+class CountLayout:
+    """Dims of one count around the axis that tasks split it along (examples or networks)."""
+
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    dtype: type = np.int32
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        """The count's shape for ``size`` examples (or networks)."""
+        return (*self.before, size, *self.after)
+
+
+def verdict_layouts(num_groups: int, num_halvings: int,
+                    num_checkpoints: int) -> dict[str, CountLayout]:
+    """The layout of each count of :func:`verdict_block`, in the order it returns them."""
+    g, s, t = num_groups, num_halvings, num_checkpoints
+    return {
+        "tpa_count": CountLayout((g,), (t,)),
+        "holdout_count": CountLayout((g,), (t,)),
+        "forgetting_count": CountLayout((g,), ()),
+        "first_learned_histogram": CountLayout((g,), (t + 1,)),
+        # The kernel sums halves in int32 per task; the sum over tasks may need more.
+        "half_sum": CountLayout((g, s), (), np.int64),
+        "holdout_networks": CountLayout((g,), ()),
+        "network_count": CountLayout((), (t,)),
+        "network_forgetting": CountLayout((), ()),
+    }
+
+
+def class_layouts(num_groups: int, num_checkpoints: int,
+                  num_classes: int) -> dict[str, CountLayout]:
+    """The layout of each count of :func:`class_block` over ``num_checkpoints`` checkpoints."""
+    return {"class_count": CountLayout((num_groups,), (num_checkpoints, num_classes)),
+            "network_class_count": CountLayout((), (num_checkpoints, num_classes))}
+
+
+@dataclass(frozen=True)
+class VerdictTask:
+    """What one verdict task counts: a block of networks x example bytes, every checkpoint.
+
+    ``example_bytes`` is a range of bytes of ``correct_packed`` (8 examples each); the counts
+    cover the examples ``8 b0 .. min(8 b1, num_examples)``.
+    """
+
+    handle: StoreHandle
+    split: str
+    networks: tuple[int, int]
+    example_bytes: tuple[int, int]
+    num_examples: int
+    num_checkpoints: int
+    #: int64 (n,): group of each network of the block, -1 for a network left out.
+    network_group: np.ndarray
+    #: uint8 (s, n): 1 for the block's networks in the first half of halving s.
+    network_half: np.ndarray
+    num_groups: int
+    #: The split holds the membership mask (hold-out consistency is counted).
+    membership: bool
+    #: Decode the store's chunks straight into (x, n, t) order where the encoding allows.
+    direct: bool = True
+
+
+@dataclass(frozen=True)
+class ClassTask:
+    """What one class task counts: a block of networks x examples over a range of checkpoints."""
+
+    handle: StoreHandle
+    split: str
+    networks: tuple[int, int]
+    examples: tuple[int, int]
+    checkpoints: tuple[int, int]
+    #: int64 (n,): group of each network of the block, -1 for a network left out.
+    network_group: np.ndarray
+    num_groups: int
+    num_classes: int
+    direct: bool = True
+
+
+class ChunkColumn(NamedTuple):
+    """One stored chunk column of a task: networks [a, b) by examples (or bytes) [c, d)."""
+
+    networks: tuple[int, int]
+    examples: tuple[int, int]
+    #: int64 (b - a,): the groups of its networks.
+    groups: np.ndarray
+
+
+def chunk_columns(network_group: np.ndarray, networks: tuple[int, int],
+                  examples: tuple[int, int], chunk_networks: int,
+                  chunk_examples: int) -> Iterator[ChunkColumn]:
+    """Each stored chunk column of a task; columns with no analysed network are skipped."""
+    (n0, n1), (x0, x1) = networks, examples
+    for a in range(n0, n1, chunk_networks):
+        b = min(a + chunk_networks, n1)
+        groups = network_group[a - n0: b - n0]
+        if (groups < 0).all():
+            continue
+        for c in range(x0, x1, chunk_examples):
+            yield ChunkColumn((a, b), (c, min(c + chunk_examples, x1)), groups)
+
+
+def _read_nonmember(array: Any, networks: tuple[int, int],
+                    example_bytes: tuple[int, int]) -> np.ndarray:
+    """Bits of the examples each network did not train on, dims (b, n), uint8, from the
+    (networks, examples) bool ``membership`` array."""
+    (n0, n1), (b0, b1) = networks, example_bytes
+    try:
+        member = np.asarray(array[n0:n1, 8 * b0: min(8 * b1, array.shape[1])])
+    except Exception as error:
+        raise StoreError(f"corrupt or unreadable chunk in {array.store_path}: "
+                         f"{type(error).__name__}") from error
+    return np.packbits(~member.T, axis=0, bitorder="little")
+
+
+@dataclass(frozen=True)
+class _LearningState:
+    """What :func:`kernels.agreement.accumulate_verdicts` carries from one block of checkpoints
+    to the next, for one chunk column (arrays updated in place)."""
+
+    previous: np.ndarray  # uint8 (b, n)
+    run_start: np.ndarray  # int32 (x, n)
+    row_sum: np.ndarray  # int32 (x, n)
+
+    @classmethod
+    def start(cls, example_bytes: int, networks: int, num_checkpoints: int) -> _LearningState:
+        return cls(np.zeros((example_bytes, networks), np.uint8),
+                   np.full((8 * example_bytes, networks), num_checkpoints, np.int32),
+                   np.zeros((8 * example_bytes, networks), np.int32))
+
+
+def _count_verdict_column(array: Any, member_array: Any, task: VerdictTask,
+                          network_half: np.ndarray, column: ChunkColumn,
+                          counts: dict[str, np.ndarray]) -> None:
+    """Add the verdicts of one chunk column, every checkpoint, to the task's counts."""
+    from kernels.agreement import accumulate_verdicts, finish_verdicts
+
+    (a, b), (c, d) = column.networks, column.examples
+    n0, b0 = task.networks[0], task.example_bytes[0]
+    total = task.num_checkpoints
+    nonmember = (_read_nonmember(member_array, (a, b), (c, d)) if member_array is not None
+                 else np.zeros((0, 0), np.uint8))
+    state = _LearningState.start(d - c, b - a, total)
+    xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
+    chunk_checkpoints = array.chunks[1]
+    for t0 in range(0, total, chunk_checkpoints):
+        t1 = min(t0 + chunk_checkpoints, total)
+        block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
+        accumulate_verdicts(block, t0, column.groups, nonmember, state.previous,
+                            state.run_start, state.row_sum, counts["tpa_count"][:, xs],
+                            counts["holdout_count"][:, xs], counts["network_count"][ns],
+                            counts["forgetting_count"][:, xs], counts["network_forgetting"][ns])
+    finish_verdicts(state.previous, state.run_start, state.row_sum, column.groups, nonmember,
+                    network_half[:, ns], counts["first_learned_histogram"][:, xs],
+                    counts["half_sum"][:, :, xs], counts["holdout_networks"][:, xs])
+
+
+def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:
+    """Counts of one block of networks x examples over every checkpoint (one Dask task).
+
+    Returns
+    -------
+    dict of ndarray
+        The counts of :func:`verdict_layouts`: int32, ``half_sum`` int64; example counts cover
+        the task's examples, network counts its networks.
+    """
+    array = task.handle.open_array(f"splits/{task.split}/correct_packed")
+    member_array = (task.handle.open_array(f"splits/{task.split}/membership")
+                    if task.membership else None)
+    (n0, n1), (b0, b1) = task.networks, task.example_bytes
+    network_group = np.ascontiguousarray(task.network_group, dtype=np.int64)
+    network_half = np.ascontiguousarray(task.network_half, dtype=np.uint8)
+    layouts = verdict_layouts(task.num_groups, network_half.shape[0], task.num_checkpoints)
+    padded = 8 * (b1 - b0)
+    counts = {name: np.zeros(layout.shape(n1 - n0 if name in VERDICT_NETWORK_FIELDS
+                                          else padded), np.int32)
+              for name, layout in layouts.items()}
+    chunk_n, _, chunk_b = array.chunks
+    for column in chunk_columns(network_group, task.networks, task.example_bytes, chunk_n,
+                                chunk_b):
+        _count_verdict_column(array, member_array, task, network_half, column, counts)
+    # The kernel counts changes along checkpoints; their running sum is the count.
+    np.cumsum(counts["tpa_count"], axis=2, out=counts["tpa_count"])
+    np.cumsum(counts["holdout_count"], axis=2, out=counts["holdout_count"])
+    counts["half_sum"] = counts["half_sum"].astype(layouts["half_sum"].dtype)
+    # Drop the padding bits of the last byte past the split's examples.
+    keep = min(padded, task.num_examples - 8 * b0)
+    for name in VERDICT_EXAMPLE_FIELDS:
+        examples_axis = len(layouts[name].before)
+        counts[name] = counts[name][(slice(None),) * examples_axis + (slice(0, keep),)]
+    return counts
+
+
+def class_block(task: ClassTask) -> dict[str, np.ndarray]:
+    """Class counts of one block of networks x examples over a range of checkpoints.
+
+    Returns
+    -------
+    dict of ndarray, int32
+        The counts of :func:`class_layouts`.
+    """
+    from kernels.consensus import count_classes
+
+    array = task.handle.open_array(f"splits/{task.split}/predictions")
+    (n0, n1), (x0, x1), (first, stop) = task.networks, task.examples, task.checkpoints
+    network_group = np.ascontiguousarray(task.network_group, dtype=np.int64)
+    layouts = class_layouts(task.num_groups, stop - first, task.num_classes)
+    counts = {"class_count": np.zeros(layouts["class_count"].shape(x1 - x0), np.int32),
+              "network_class_count": np.zeros(layouts["network_class_count"].shape(n1 - n0),
+                                              np.int32)}
+    chunk_n, chunk_t, chunk_x = array.chunks
+    for column in chunk_columns(network_group, task.networks, task.examples, chunk_n, chunk_x):
+        (a, b), (c, d) = column.networks, column.examples
+        for t0 in range(first - first % chunk_t, stop, chunk_t):
+            t1 = min(t0 + chunk_t, stop)
+            block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
+            count_classes(block.astype(np.int16, copy=False), t0, first, column.groups,
+                          counts["class_count"][:, c - x0: d - x0],
+                          counts["network_class_count"][a - n0: b - n0])
+    return counts

@@ -23,9 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.kernel_table import CASES, run_both  # noqa: E402
 
 #: The size that is cut down for the slow reference.
-_CUT = {"accumulate_verdicts": "examples", "finish_verdicts": "examples",
-        "poisson_binomial": "networks", "count_classes": "examples",
-        "plurality_histogram_of_draws": "samples", "histogram_mean_median": "examples"}
+_CUT = {
+    "accumulate_verdicts": "examples",
+    "finish_verdicts": "examples",
+    "poisson_binomial": "networks",
+    "count_classes": "examples",
+    "plurality_histogram_of_draws": "samples",
+    "histogram_mean_median": "examples",
+}
 
 
 def best_time(function, inputs, repeat: int) -> float:
@@ -57,11 +62,21 @@ def main() -> None:
         kernel_s = best_time(case.kernel, inputs, args.repeat)
         scale = case.entries(sizes) / max(1, case.entries(small))
         reference_s = best_time(case.reference, small_inputs, max(1, args.repeat // 2)) * scale
-        rows.append({"kernel": case.name, "sizes": sizes, "kernel_s": kernel_s,
-                     "entries_per_s": case.entries(sizes) / kernel_s,
-                     "reference_s_scaled": reference_s, "speedup": reference_s / kernel_s})
-        print(f"{case.name:30s} {kernel_s * 1e3:9.2f} ms  {case.entries(sizes) / kernel_s:10.3g}"
-              f" entries/s  reference x{reference_s / kernel_s:8.0f}", flush=True)
+        rows.append(
+            {
+                "kernel": case.name,
+                "sizes": sizes,
+                "kernel_s": kernel_s,
+                "entries_per_s": case.entries(sizes) / kernel_s,
+                "reference_s_scaled": reference_s,
+                "speedup": reference_s / kernel_s,
+            }
+        )
+        print(
+            f"{case.name:30s} {kernel_s * 1e3:9.2f} ms  {case.entries(sizes) / kernel_s:10.3g}"
+            f" entries/s  reference x{reference_s / kernel_s:8.0f}",
+            flush=True,
+        )
     print(json.dumps(rows))
 
 

@@ -10,5 +10,11 @@ from engine.measures import (
     verdict_statistics,
 )
 
-__all__ = ["CHUNK_TASK_PREFIXES", "class_statistics", "num_classes_of", "select_networks",
-           "split_measures", "verdict_statistics"]
+__all__ = [
+    "CHUNK_TASK_PREFIXES",
+    "class_statistics",
+    "num_classes_of",
+    "select_networks",
+    "split_measures",
+    "verdict_statistics",
+]

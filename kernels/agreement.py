@@ -37,9 +37,21 @@ POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int32)
 
 
 @kernel
-def _accumulate(packed, checkpoint_start, network_group, network_nonmember, previous, run_start,
-                row_sum, tpa_change, holdout_change, network_count, forgetting_count,
-                network_forgetting, popcount):
+def _accumulate(
+    packed,
+    checkpoint_start,
+    network_group,
+    network_nonmember,
+    previous,
+    run_start,
+    row_sum,
+    tpa_change,
+    holdout_change,
+    network_count,
+    forgetting_count,
+    network_forgetting,
+    popcount,
+):
     example_bytes, networks, checkpoints = packed.shape
     total = tpa_change.shape[2]
     has_membership = network_nonmember.shape[0] > 0
@@ -77,9 +89,20 @@ def _accumulate(packed, checkpoint_start, network_group, network_nonmember, prev
             previous[b, n] = last
 
 
-def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmember, previous,
-                        run_start, row_sum, tpa_change, holdout_change, network_count,
-                        forgetting_count, network_forgetting):
+def accumulate_verdicts(
+    packed,
+    checkpoint_start,
+    network_group,
+    network_nonmember,
+    previous,
+    run_start,
+    row_sum,
+    tpa_change,
+    holdout_change,
+    network_count,
+    forgetting_count,
+    network_forgetting,
+):
     """Add one block of checkpoints of packed verdicts to the counts (in place).
 
     Parameters
@@ -103,14 +126,35 @@ def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmemb
     forgetting_count : int32 (g, x)
     network_forgetting : int32 (n,)
     """
-    _accumulate(packed, checkpoint_start, network_group, network_nonmember, previous, run_start,
-                row_sum, tpa_change, holdout_change, network_count, forgetting_count,
-                network_forgetting, POPCOUNT)
+    _accumulate(
+        packed,
+        checkpoint_start,
+        network_group,
+        network_nonmember,
+        previous,
+        run_start,
+        row_sum,
+        tpa_change,
+        holdout_change,
+        network_count,
+        forgetting_count,
+        network_forgetting,
+        POPCOUNT,
+    )
 
 
 @kernel
-def finish_verdicts(previous, run_start, row_sum, network_group, network_nonmember,
-                    network_half, first_learned_histogram, half_sum, holdout_networks):
+def finish_verdicts(
+    previous,
+    run_start,
+    row_sum,
+    network_group,
+    network_nonmember,
+    network_half,
+    first_learned_histogram,
+    half_sum,
+    holdout_networks,
+):
     """Turn the carried state into counts once every checkpoint has been seen (in place).
 
     Parameters

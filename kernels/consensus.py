@@ -21,7 +21,11 @@ from kernels._jit import kernel
 
 @kernel
 def count_classes(
-    predictions, checkpoint_start, checkpoint_first, network_group, class_count,
+    predictions,
+    checkpoint_start,
+    checkpoint_first,
+    network_group,
+    class_count,
     network_class_count,
 ):
     """Add one block of predictions to the class counts (in place).

@@ -17,6 +17,9 @@ integers. It is NaN where c_exp == 1 (both networks always right or both always 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import llvmlite.ir as llvm_ir
 import numpy as np
 from numba import types
@@ -25,8 +28,7 @@ from numba.extending import intrinsic
 from kernels._jit import kernel
 
 
-@intrinsic
-def _popcount(typingctx, word):
+def _ctpop(typingctx, word):
     """llvm.ctpop on a uint64: LLVM turns the loops below into vpopcntq where the CPU has it."""
     signature = types.uint64(types.uint64)
 
@@ -35,6 +37,11 @@ def _popcount(typingctx, word):
         return builder.call(function, args)
 
     return signature, codegen
+
+
+#: Set bits of a uint64, inside kernels only. Numba passes the typing context itself, so kernels
+#: call it with the word alone; the cast tells the type checker so.
+_popcount = cast(Callable[[Any], Any], intrinsic(_ctpop))
 
 
 @kernel
@@ -59,10 +66,10 @@ def pack_bits(correct):
         row = correct[n].view(np.uint8)
         for w in range(num_words):
             if w < full_words:
-                chunk = row[64 * w: 64 * w + 64]
+                chunk = row[64 * w : 64 * w + 64]
             else:
                 tail[:] = 0
-                tail[: num_examples - 64 * w] = row[64 * w:]
+                tail[: num_examples - 64 * w] = row[64 * w :]
                 chunk = tail
             # Eight bools read as one little-endian uint64 (bytes 0 or 1); the multiply gathers
             # their low bits into the top byte in order (a classic bit trick, 1.4x a bit loop).
@@ -248,9 +255,23 @@ def agreement_and_kappa(both_correct, correct_0, correct_1, num_examples):
 
 
 @kernel
-def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
-                    num_groups_0, num_groups_1, diagonal, same_groups, num_bins,
-                    kappa, both_out, same_out):
+def tile_statistics(
+    both_correct,
+    same,
+    correct_0,
+    correct_1,
+    num_examples,
+    groups_0,
+    groups_1,
+    num_groups_0,
+    num_groups_1,
+    diagonal,
+    same_groups,
+    num_bins,
+    kappa,
+    both_out,
+    same_out,
+):
     """One pass over a tile: kappa, stored counts, and the summary's sufficient statistics.
 
     Parameters

@@ -49,16 +49,27 @@ def verdict_inputs(rng, sizes):
     padded = 8 * -(-x // 8)
     packed = _pack(rng.random((x, n, t)) < _density(rng, sizes))
     network_group = rng.integers(-1 if sizes.get("skip") else 0, groups, n).astype(np.int64)
-    nonmember = (_pack(rng.random((x, n)) < 0.5) if sizes.get("membership")
-                 else np.zeros((0, 0), np.uint8))
+    nonmember = (
+        _pack(rng.random((x, n)) < 0.5) if sizes.get("membership") else np.zeros((0, 0), np.uint8)
+    )
     before = (rng.random((x, n)) < 0.5) if offset else np.zeros((x, n), bool)
     run_start = np.full((padded, n), total, np.int32)
     run_start[:x][before] = rng.integers(0, max(1, offset), int(before.sum()))
     row_sum = rng.integers(-3, 3, (padded, n)).astype(np.int32)
-    return (packed, offset, network_group, nonmember, _pack(before), run_start, row_sum,
-            np.zeros((groups, padded, total), np.int32),
-            np.zeros((groups, padded, total), np.int32), np.zeros((n, total), np.int32),
-            np.zeros((groups, padded), np.int32), np.zeros(n, np.int32))
+    return (
+        packed,
+        offset,
+        network_group,
+        nonmember,
+        _pack(before),
+        run_start,
+        row_sum,
+        np.zeros((groups, padded, total), np.int32),
+        np.zeros((groups, padded, total), np.int32),
+        np.zeros((n, total), np.int32),
+        np.zeros((groups, padded), np.int32),
+        np.zeros(n, np.int32),
+    )
 
 
 def finish_inputs(rng, sizes):
@@ -70,12 +81,21 @@ def finish_inputs(rng, sizes):
     run_start[:x][last] = rng.integers(0, max(1, total), int(last.sum()))
     row_sum = rng.integers(-total, total + 1, (padded, n)).astype(np.int32)
     network_group = rng.integers(-1 if sizes.get("skip") else 0, groups, n).astype(np.int64)
-    nonmember = (_pack(rng.random((x, n)) < 0.5) if sizes.get("membership")
-                 else np.zeros((0, 0), np.uint8))
+    nonmember = (
+        _pack(rng.random((x, n)) < 0.5) if sizes.get("membership") else np.zeros((0, 0), np.uint8)
+    )
     network_half = (rng.random((halvings, n)) < 0.5).astype(np.uint8)
-    return (_pack(last), run_start, row_sum, network_group, nonmember, network_half,
-            np.zeros((groups, padded, total + 1), np.int32),
-            np.zeros((groups, halvings, padded), np.int32), np.zeros((groups, padded), np.int32))
+    return (
+        _pack(last),
+        run_start,
+        row_sum,
+        network_group,
+        nonmember,
+        network_half,
+        np.zeros((groups, padded, total + 1), np.int32),
+        np.zeros((groups, halvings, padded), np.int32),
+        np.zeros((groups, padded), np.int32),
+    )
 
 
 def poisson_binomial_inputs(rng, sizes):
@@ -93,8 +113,14 @@ def class_inputs(rng, sizes):
     predictions = rng.integers(-1, classes + 1, (x, n, t)).astype(np.int16)
     network_group = rng.integers(-1 if sizes.get("skip") else 0, groups, n).astype(np.int64)
     kept = max(0, t - first)
-    return (predictions, 0, first, network_group, np.zeros((groups, x, kept, classes), np.int32),
-            np.zeros((n, kept, classes), np.int32))
+    return (
+        predictions,
+        0,
+        first,
+        network_group,
+        np.zeros((groups, x, kept, classes), np.int32),
+        np.zeros((n, kept, classes), np.int32),
+    )
 
 
 def draw_inputs(rng, sizes):
@@ -102,8 +128,9 @@ def draw_inputs(rng, sizes):
     frequency = rng.random((n, classes)) ** 3
     frequency[rng.random(n) < 0.1] = 0.0
     total = frequency.sum(axis=1, keepdims=True)
-    cumulative = np.cumsum(np.divide(frequency, total, out=np.zeros_like(frequency),
-                                     where=total > 0), axis=1)
+    cumulative = np.cumsum(
+        np.divide(frequency, total, out=np.zeros_like(frequency), where=total > 0), axis=1
+    )
     cumulative[total[:, 0] > 0, -1] = 1.0
     return cumulative, rng.random((samples, n))
 
@@ -116,53 +143,108 @@ def histogram_inputs(rng, sizes):
 
 
 _small = st.integers(1, 13)
-_verdict_sizes = st.fixed_dictionaries({
-    "examples": st.integers(0, 70), "networks": _small, "checkpoints": st.integers(1, 9),
-    "offset": st.integers(0, 4), "groups": st.integers(1, 3), "skip": st.booleans(),
-    "membership": st.booleans(), "fill": st.sampled_from(["zero", "one", "mixed"]),
-})
-_network_sizes = st.fixed_dictionaries({
-    "networks": st.integers(0, 70), "fill": st.sampled_from(["zero", "one", "mixed"]),
-})
+_verdict_sizes = st.fixed_dictionaries(
+    {
+        "examples": st.integers(0, 70),
+        "networks": _small,
+        "checkpoints": st.integers(1, 9),
+        "offset": st.integers(0, 4),
+        "groups": st.integers(1, 3),
+        "skip": st.booleans(),
+        "membership": st.booleans(),
+        "fill": st.sampled_from(["zero", "one", "mixed"]),
+    }
+)
+_network_sizes = st.fixed_dictionaries(
+    {
+        "networks": st.integers(0, 70),
+        "fill": st.sampled_from(["zero", "one", "mixed"]),
+    }
+)
 
 CASES = [
     KernelCase(
-        "accumulate_verdicts", agreement.accumulate_verdicts, reference.accumulate_verdicts,
-        verdict_inputs, _verdict_sizes,
-        bench_sizes={"examples": 65536, "networks": 32, "checkpoints": 16, "groups": 1,
-                     "membership": True},
-        entries=lambda s: s["examples"] * s["networks"] * s["checkpoints"]),
+        "accumulate_verdicts",
+        agreement.accumulate_verdicts,
+        reference.accumulate_verdicts,
+        verdict_inputs,
+        _verdict_sizes,
+        bench_sizes={
+            "examples": 65536,
+            "networks": 32,
+            "checkpoints": 16,
+            "groups": 1,
+            "membership": True,
+        },
+        entries=lambda s: s["examples"] * s["networks"] * s["checkpoints"],
+    ),
     KernelCase(
-        "finish_verdicts", agreement.finish_verdicts, reference.finish_verdicts,
-        finish_inputs, _verdict_sizes,
-        bench_sizes={"examples": 10000, "networks": 32, "checkpoints": 50, "halvings": 10,
-                     "membership": True},
-        entries=lambda s: s["examples"] * s["networks"]),
+        "finish_verdicts",
+        agreement.finish_verdicts,
+        reference.finish_verdicts,
+        finish_inputs,
+        _verdict_sizes,
+        bench_sizes={
+            "examples": 10000,
+            "networks": 32,
+            "checkpoints": 50,
+            "halvings": 10,
+            "membership": True,
+        },
+        entries=lambda s: s["examples"] * s["networks"],
+    ),
     KernelCase(
-        "poisson_binomial", agreement.poisson_binomial, reference.poisson_binomial,
-        poisson_binomial_inputs, _network_sizes, bench_sizes={"networks": 2000},
-        entries=lambda s: s["networks"] ** 2),
+        "poisson_binomial",
+        agreement.poisson_binomial,
+        reference.poisson_binomial,
+        poisson_binomial_inputs,
+        _network_sizes,
+        bench_sizes={"networks": 2000},
+        entries=lambda s: s["networks"] ** 2,
+    ),
     KernelCase(
-        "count_classes", consensus.count_classes, reference.count_classes, class_inputs,
-        st.fixed_dictionaries({
-            "examples": st.integers(0, 40), "networks": _small, "checkpoints": st.integers(1, 7),
-            "first": st.integers(0, 8), "classes": st.integers(1, 11), "groups": st.integers(1, 3),
-            "skip": st.booleans()}),
+        "count_classes",
+        consensus.count_classes,
+        reference.count_classes,
+        class_inputs,
+        st.fixed_dictionaries(
+            {
+                "examples": st.integers(0, 40),
+                "networks": _small,
+                "checkpoints": st.integers(1, 7),
+                "first": st.integers(0, 8),
+                "classes": st.integers(1, 11),
+                "groups": st.integers(1, 3),
+                "skip": st.booleans(),
+            }
+        ),
         bench_sizes={"examples": 1000, "networks": 32, "checkpoints": 16, "classes": 10},
-        entries=lambda s: s["examples"] * s["networks"] * s["checkpoints"]),
+        entries=lambda s: s["examples"] * s["networks"] * s["checkpoints"],
+    ),
     KernelCase(
-        "plurality_histogram_of_draws", consensus.plurality_histogram_of_draws,
-        reference.plurality_histogram_of_draws, draw_inputs,
-        st.fixed_dictionaries({"networks": st.integers(0, 30), "classes": st.integers(1, 7),
-                               "samples": st.integers(0, 25)}),
+        "plurality_histogram_of_draws",
+        consensus.plurality_histogram_of_draws,
+        reference.plurality_histogram_of_draws,
+        draw_inputs,
+        st.fixed_dictionaries(
+            {
+                "networks": st.integers(0, 30),
+                "classes": st.integers(1, 7),
+                "samples": st.integers(0, 25),
+            }
+        ),
         bench_sizes={"networks": 2000, "classes": 10, "samples": 256},
-        entries=lambda s: s["networks"] * s["samples"]),
+        entries=lambda s: s["networks"] * s["samples"],
+    ),
     KernelCase(
-        "histogram_mean_median", learning.histogram_mean_median,
-        reference.histogram_mean_median, histogram_inputs,
+        "histogram_mean_median",
+        learning.histogram_mean_median,
+        reference.histogram_mean_median,
+        histogram_inputs,
         st.fixed_dictionaries({"examples": st.integers(0, 70), "checkpoints": st.integers(0, 9)}),
         bench_sizes={"examples": 10000, "checkpoints": 50},
-        entries=lambda s: s["examples"] * (s["checkpoints"] + 1)),
+        entries=lambda s: s["examples"] * (s["checkpoints"] + 1),
+    ),
 ]
 
 

@@ -16,9 +16,20 @@ def _bits(packed):
     return np.unpackbits(np.asarray(packed, np.uint8), axis=0, bitorder="little").astype(bool)
 
 
-def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmember, previous,
-                        run_start, row_sum, tpa_change, holdout_change, network_count,
-                        forgetting_count, network_forgetting):
+def accumulate_verdicts(
+    packed,
+    checkpoint_start,
+    network_group,
+    network_nonmember,
+    previous,
+    run_start,
+    row_sum,
+    tpa_change,
+    holdout_change,
+    network_count,
+    forgetting_count,
+    network_forgetting,
+):
     """Changes of the TP-agreement numerator (TPA[t,x] = 1/N sum_n C[n,t,x]) and of the
     hold-out numerator (C-score: correctness of the networks that did not train on x), the
     accuracy numerator (a[n,t] = mean_x C), forgetting events (C[n,t-1,x] = 1 and
@@ -52,8 +63,17 @@ def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmemb
     previous[:] = np.packbits(before, axis=0, bitorder="little")[: previous.shape[0]]
 
 
-def finish_verdicts(previous, run_start, row_sum, network_group, network_nonmember,
-                    network_half, first_learned_histogram, half_sum, holdout_networks):
+def finish_verdicts(
+    previous,
+    run_start,
+    row_sum,
+    network_group,
+    network_nonmember,
+    network_half,
+    first_learned_histogram,
+    half_sum,
+    holdout_networks,
+):
     """First-learned checkpoint: the first t from which n stays correct on x to the last
     checkpoint, none (bin T) if wrong at the last; split-half sums of correct verdicts; the
     number of networks that did not train on x (science.md, "Measures")."""
@@ -83,8 +103,9 @@ def poisson_binomial(probabilities):
     return law
 
 
-def count_classes(predictions, checkpoint_start, checkpoint_first, network_group, class_count,
-                  network_class_count):
+def count_classes(
+    predictions, checkpoint_start, checkpoint_first, network_group, class_count, network_class_count
+):
     """Per (t, x) class counts over networks, whose maximum is the plurality count of
     consensus, and each network's predicted-class counts (science.md, "Consensus")."""
     examples, networks, checkpoints = predictions.shape
@@ -110,9 +131,18 @@ def plurality_histogram_of_draws(class_cumulative, uniforms):
     histogram = np.zeros(networks + 1, np.int64)
     active = class_cumulative[:, -1] > 0
     for sample in uniforms:
-        drawn = [min(int(np.searchsorted(class_cumulative[n], sample[n] * class_cumulative[n, -1],
-                                         side="right")), classes - 1)
-                 for n in range(networks) if active[n]]
+        drawn = [
+            min(
+                int(
+                    np.searchsorted(
+                        class_cumulative[n], sample[n] * class_cumulative[n, -1], side="right"
+                    )
+                ),
+                classes - 1,
+            )
+            for n in range(networks)
+            if active[n]
+        ]
         best = np.bincount(np.asarray(drawn, np.int64), minlength=classes).max() if drawn else 0
         histogram[best] += 1
     return histogram

@@ -19,8 +19,12 @@ def pack_bits(correct):
     padded = np.zeros((num_networks, 64 * num_words), bool)
     padded[:, :num_examples] = correct
     as_bytes = np.packbits(padded, axis=1, bitorder="little")
-    return np.ascontiguousarray(as_bytes).view("<u8").astype(np.uint64).reshape(
-        num_networks, num_words)
+    return (
+        np.ascontiguousarray(as_bytes)
+        .view("<u8")
+        .astype(np.uint64)
+        .reshape(num_networks, num_words)
+    )
 
 
 def pack_classes(predictions, num_classes):
@@ -90,9 +94,23 @@ def pairwise_matrices(correct, predictions=None):
     return result
 
 
-def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
-                    num_groups_0, num_groups_1, diagonal, same_groups, num_bins,
-                    kappa, both_out, same_out):
+def tile_statistics(
+    both_correct,
+    same,
+    correct_0,
+    correct_1,
+    num_examples,
+    groups_0,
+    groups_1,
+    num_groups_0,
+    num_groups_1,
+    diagonal,
+    same_groups,
+    num_bins,
+    kappa,
+    both_out,
+    same_out,
+):
     """Kappa, stored counts, per group-pair sums and the kappa histogram of one tile, with
     whole-array NumPy (kappa from :func:`agreement_and_kappa`, science.md's definition)."""
     both_correct = np.asarray(both_correct)
@@ -105,8 +123,11 @@ def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, grou
     expected = ci * cj + (num_examples - ci) * (num_examples - cj)
     denominator = num_examples * num_examples - expected
     with np.errstate(divide="ignore", invalid="ignore"):
-        tile_kappa = np.where(denominator != 0, (agree * num_examples - expected)
-                              / denominator.astype(np.float64), np.nan).astype(np.float32)
+        tile_kappa = np.where(
+            denominator != 0,
+            (agree * num_examples - expected) / denominator.astype(np.float64),
+            np.nan,
+        ).astype(np.float32)
     kappa[...] = tile_kappa
     both_out[...] = both_correct
     has_same = same.shape == (n0, n1) and same.size > 0
@@ -128,12 +149,13 @@ def tile_statistics(both_correct, same, correct_0, correct_1, num_examples, grou
                 sums[2, g, h] = np.asarray(same)[cell].astype(np.float64).sum()
             pairs[0, g, h] = cell.sum()
             pairs[1, g, h] = cell_defined.sum()
-    within = (np.equal.outer(np.asarray(groups_0), np.asarray(groups_1)) if same_groups
-              else np.zeros((n0, n1), bool))
-    bins = np.clip(np.floor((tile_kappa.astype(np.float64) + 1) * (num_bins / 2)), 0,
-                   num_bins - 1)
+    within = (
+        np.equal.outer(np.asarray(groups_0), np.asarray(groups_1))
+        if same_groups
+        else np.zeros((n0, n1), bool)
+    )
+    bins = np.clip(np.floor((tile_kappa.astype(np.float64) + 1) * (num_bins / 2)), 0, num_bins - 1)
     histogram = np.zeros((2, num_bins), np.int64)
     for row, selection in enumerate((within, ~within)):
-        histogram[row] = np.bincount(bins[defined & selection].astype(np.int64),
-                                     minlength=num_bins)
+        histogram[row] = np.bincount(bins[defined & selection].astype(np.int64), minlength=num_bins)
     return sums, pairs, histogram

@@ -16,21 +16,48 @@ from engine.measures import learning_order_correlation, superset_fraction
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     base = tmp_path_factory.mktemp("compare")
-    a = make_store(base / "weak.zarr", networks=12, checkpoints=5, examples=150,
-                   test_examples=40, seed=1, network_block=8, example_block=64)
+    a = make_store(
+        base / "weak.zarr",
+        networks=12,
+        checkpoints=5,
+        examples=150,
+        test_examples=40,
+        seed=1,
+        network_block=8,
+        example_block=64,
+    )
     # Same data set (seed 1 fixes labels and fingerprints), other networks: a second population.
-    b = make_store(base / "strong.zarr", networks=20, checkpoints=5, examples=150,
-                   test_examples=40, seed=1, network_block=8, example_block=64)
+    b = make_store(
+        base / "strong.zarr",
+        networks=20,
+        checkpoints=5,
+        examples=150,
+        test_examples=40,
+        seed=1,
+        network_block=8,
+        example_block=64,
+    )
     other = make_store(base / "other.zarr", networks=8, checkpoints=5, examples=150, seed=2)
-    incomplete = make_store(base / "incomplete.zarr", networks=10, checkpoints=3, examples=30,
-                            seed=4, complete=5, network_block=8)
-    return {"a": a.path, "b": b.path, "other": other.path, "incomplete": incomplete.path,
-            "base": base}
+    incomplete = make_store(
+        base / "incomplete.zarr",
+        networks=10,
+        checkpoints=3,
+        examples=30,
+        seed=4,
+        complete=5,
+        network_block=8,
+    )
+    return {
+        "a": a.path,
+        "b": b.path,
+        "other": other.path,
+        "incomplete": incomplete.path,
+        "base": base,
+    }
 
 
 def test_compare_writes_pairs_and_generalisation(stores, tmp_path, capsys):
-    assert main(["compare", stores["a"], stores["b"], "--out", str(tmp_path),
-                 "--no-progress"]) == 0
+    assert main(["compare", stores["a"], stores["b"], "--out", str(tmp_path), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["names"] == ["weak", "strong"]
     for split in ("train", "test"):
@@ -95,16 +122,39 @@ def test_unreachable_cluster_is_a_quick_one_line_error(stores, tmp_path, capsys)
     import time
 
     started = time.perf_counter()
-    assert main(["analyze", stores["a"], "--out", str(tmp_path / "out"), "--cluster",
-                 "tcp://127.0.0.1:9"]) == 1
+    assert (
+        main(
+            [
+                "analyze",
+                stores["a"],
+                "--out",
+                str(tmp_path / "out"),
+                "--cluster",
+                "tcp://127.0.0.1:9",
+            ]
+        )
+        == 1
+    )
     assert "cannot reach the Dask scheduler" in _error(capsys)
     assert not (tmp_path / "out").exists()
     assert time.perf_counter() - started < 30
 
 
 def test_incomplete_networks_are_left_out_and_said(stores, tmp_path):
-    assert main(["analyze", stores["incomplete"], "--out", str(tmp_path), "--no-progress",
-                 "--pairwise-checkpoints", "none"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                stores["incomplete"],
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--pairwise-checkpoints",
+                "none",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["networks"]["analysed"] == 5
     assert summary["networks"]["incomplete_left_out"] == 5
@@ -116,8 +166,16 @@ def test_corrupt_chunk_fails_analyze_in_one_line(tmp_path, capsys, array):
     from tests.test_store import corrupt_one_chunk, tree_digest
 
     path = tmp_path / "pop.zarr"
-    make_store(path, networks=8, checkpoints=3, examples=40, test_examples=16, seed=2,
-               predictions=True, membership=True)
+    make_store(
+        path,
+        networks=8,
+        checkpoints=3,
+        examples=40,
+        test_examples=16,
+        seed=2,
+        predictions=True,
+        membership=True,
+    )
     corrupt_one_chunk(path, f"splits/train/{array}")
     before = tree_digest(path)
     assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
@@ -132,7 +190,19 @@ def test_store_lacking_its_verdicts_fails_analyze_in_one_line(tmp_path, capsys):
     path = tmp_path / "pop.zarr"
     make_store(path, networks=8, checkpoints=3, examples=40, seed=2)
     shutil.rmtree(path / "splits" / "train" / "correct_packed")
-    assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-progress",
-                 "--pairwise-checkpoints", "none"]) == 1
+    assert (
+        main(
+            [
+                "analyze",
+                str(path),
+                "--out",
+                str(tmp_path / "out"),
+                "--no-progress",
+                "--pairwise-checkpoints",
+                "none",
+            ]
+        )
+        == 1
+    )
     error = _error(capsys)
     assert "lacks the array 'splits/train/correct_packed'" in error

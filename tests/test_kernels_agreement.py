@@ -55,8 +55,13 @@ def _direct_learning_events(correct):
 
 
 @settings(deadline=None, max_examples=30)
-@given(examples=st.integers(0, 20), networks=st.integers(1, 9), checkpoints=st.integers(1, 12),
-       cuts=st.lists(st.integers(1, 11), max_size=4), seed=st.integers(0, 1000))
+@given(
+    examples=st.integers(0, 20),
+    networks=st.integers(1, 9),
+    checkpoints=st.integers(1, 12),
+    cuts=st.lists(st.integers(1, 11), max_size=4),
+    seed=st.integers(0, 1000),
+)
 def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoints, cuts, seed):
     """Any cut of the checkpoints into blocks gives the definitions' TP-agreement, accuracy,
     first-learned checkpoints, forgetting events and split-half sums."""
@@ -66,9 +71,11 @@ def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoin
     padded = packed.shape[0] * 8
     group = np.zeros(networks, np.int64)
     half = (rng.random((2, networks)) < 0.5).astype(np.uint8)
-    state = [np.zeros((packed.shape[0], networks), np.uint8),
-             np.full((padded, networks), checkpoints, np.int32),
-             np.zeros((padded, networks), np.int32)]
+    state = [
+        np.zeros((packed.shape[0], networks), np.uint8),
+        np.full((padded, networks), checkpoints, np.int32),
+        np.zeros((padded, networks), np.int32),
+    ]
     tpa = np.zeros((1, padded, checkpoints), np.int32)
     hold = np.zeros_like(tpa)
     network_count = np.zeros((networks, checkpoints), np.int32)
@@ -77,13 +84,23 @@ def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoin
     none = np.zeros((0, 0), np.uint8)
     bounds = sorted({0, checkpoints, *[c for c in cuts if c < checkpoints]})
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        agreement.accumulate_verdicts(np.ascontiguousarray(packed[:, :, start:stop]), start,
-                                      group, none, *state, tpa, hold, network_count, forgetting,
-                                      network_forgetting)
+        agreement.accumulate_verdicts(
+            np.ascontiguousarray(packed[:, :, start:stop]),
+            start,
+            group,
+            none,
+            *state,
+            tpa,
+            hold,
+            network_count,
+            forgetting,
+            network_forgetting,
+        )
     histogram = np.zeros((1, padded, checkpoints + 1), np.int32)
     half_sum = np.zeros((1, 2, padded), np.int32)
-    agreement.finish_verdicts(*state, group, none, half, histogram, half_sum,
-                              np.zeros((1, padded), np.int32))
+    agreement.finish_verdicts(
+        *state, group, none, half, histogram, half_sum, np.zeros((1, padded), np.int32)
+    )
     first, forgets = _direct_learning_events(correct)
     expected_histogram = np.zeros((examples, checkpoints + 1), np.int64)
     for x in range(examples):
@@ -93,8 +110,9 @@ def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoin
     np.testing.assert_array_equal(network_forgetting, forgets.sum(axis=0))
     np.testing.assert_array_equal(np.cumsum(tpa[0, :examples], axis=1), correct.sum(axis=1))
     np.testing.assert_array_equal(network_count, correct.sum(axis=0))
-    np.testing.assert_array_equal(half_sum[0, :, :examples],
-                                  (correct.sum(axis=2) @ half.T.astype(int)).T)
+    np.testing.assert_array_equal(
+        half_sum[0, :, :examples], (correct.sum(axis=2) @ half.T.astype(int)).T
+    )
 
 
 def test_poisson_binomial_is_binomial_for_equal_probabilities():
@@ -103,5 +121,6 @@ def test_poisson_binomial_is_binomial_for_equal_probabilities():
     law = agreement.poisson_binomial(np.full(50, 0.3))
     np.testing.assert_allclose(law, binom.pmf(np.arange(51), 50, 0.3), atol=1e-12)
     assert law.sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(reference.poisson_binomial(np.full(7, 0.5)),
-                               binom.pmf(np.arange(8), 7, 0.5))
+    np.testing.assert_allclose(
+        reference.poisson_binomial(np.full(7, 0.5)), binom.pmf(np.arange(8), 7, 0.5)
+    )

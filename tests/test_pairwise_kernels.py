@@ -30,10 +30,12 @@ def test_pack_bits(correct):
 
 @given(st.integers(1, 4), st.integers(0, 150), st.integers(1, 6), st.data())
 def test_pack_classes(networks, examples, classes, data):
-    predictions = data.draw(hnp.arrays(np.int16, (networks, examples),
-                                       elements=st.integers(-1, classes - 1)))
-    np.testing.assert_array_equal(kernels.pack_classes(predictions, classes),
-                                  reference.pack_classes(predictions, classes))
+    predictions = data.draw(
+        hnp.arrays(np.int16, (networks, examples), elements=st.integers(-1, classes - 1))
+    )
+    np.testing.assert_array_equal(
+        kernels.pack_classes(predictions, classes), reference.pack_classes(predictions, classes)
+    )
 
 
 @given(verdicts(), verdicts())
@@ -41,20 +43,23 @@ def test_co_correct_counts(first, second):
     examples = min(first.shape[1], second.shape[1])
     a = kernels.pack_bits(np.ascontiguousarray(first[:, :examples]))
     b = kernels.pack_bits(np.ascontiguousarray(second[:, :examples]))
-    np.testing.assert_array_equal(kernels.co_correct_counts(a, b),
-                                  reference.co_correct_counts(a, b))
+    np.testing.assert_array_equal(
+        kernels.co_correct_counts(a, b), reference.co_correct_counts(a, b)
+    )
 
 
 @given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 140), st.integers(1, 4), st.data())
 def test_prediction_agreement_counts(n0, n1, examples, classes, data):
-    draw = lambda n: data.draw(hnp.arrays(np.int16, (n, examples),  # noqa: E731
-                                          elements=st.integers(-1, classes - 1)))
+    def draw(n):
+        return data.draw(hnp.arrays(np.int16, (n, examples), elements=st.integers(-1, classes - 1)))
+
     p0, p1 = draw(n0), draw(n1)
     expected = reference.prediction_agreement_counts(p0, p1)
     np.testing.assert_array_equal(kernels.prediction_agreement_counts(p0, p1), expected)
     # The bit-plane route counts the same.
-    planes = kernels.co_correct_counts(kernels.pack_classes(p0, classes),
-                                       kernels.pack_classes(p1, classes))
+    planes = kernels.co_correct_counts(
+        kernels.pack_classes(p0, classes), kernels.pack_classes(p1, classes)
+    )
     np.testing.assert_array_equal(planes, expected)
 
 
@@ -94,24 +99,35 @@ def test_two_networks_known_kappa():
 def test_degenerate_kappa_is_nan():
     right = np.ones((2, 70), bool)
     packed = kernels.pack_bits(right)
-    _, kappa = kernels.agreement_and_kappa(kernels.co_correct_counts(packed, packed),
-                                           np.full(2, 70), np.full(2, 70), 70)
+    _, kappa = kernels.agreement_and_kappa(
+        kernels.co_correct_counts(packed, packed), np.full(2, 70), np.full(2, 70), 70
+    )
     assert np.isnan(kappa).all()
-    _, kappa = kernels.agreement_and_kappa(np.zeros((1, 1), np.int32), np.zeros(1, np.int64),
-                                           np.zeros(1, np.int64), 0)
+    _, kappa = kernels.agreement_and_kappa(
+        np.zeros((1, 1), np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64), 0
+    )
     assert np.isnan(kappa).all()
 
 
-@given(verdicts(max_networks=7, max_examples=150), verdicts(max_networks=7, max_examples=150),
-       st.integers(1, 3), st.booleans(), st.booleans(), st.booleans(), st.data())
+@given(
+    verdicts(max_networks=7, max_examples=150),
+    verdicts(max_networks=7, max_examples=150),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
 def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide, data):
     examples = min(first.shape[1], second.shape[1])
     c0 = first[:, :examples].astype(np.int64)
     c1 = c0 if diagonal else second[:, :examples].astype(np.int64)
     both = (c0 @ c1.T).astype(np.int32)
     n0, n1 = both.shape
-    draw_groups = lambda n: data.draw(hnp.arrays(np.int64, n,  # noqa: E731
-                                                 elements=st.integers(0, num_groups - 1)))
+
+    def draw_groups(n):
+        return data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, num_groups - 1)))
+
     groups_0 = draw_groups(n0)
     groups_1 = groups_0 if diagonal else draw_groups(n1)
     if predictions:
@@ -119,8 +135,20 @@ def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide,
     else:
         same = np.zeros((0, 0), np.int32)
     dtype = np.uint32 if wide else np.uint16
-    args = (both, same, c0.sum(axis=1), c1.sum(axis=1), examples, groups_0, groups_1,
-            num_groups, num_groups, diagonal, diagonal or wide, 20)
+    args = (
+        both,
+        same,
+        c0.sum(axis=1),
+        c1.sum(axis=1),
+        examples,
+        groups_0,
+        groups_1,
+        num_groups,
+        num_groups,
+        diagonal,
+        diagonal or wide,
+        20,
+    )
     outputs = {}
     for name, module in (("kernel", kernels), ("reference", reference)):
         kappa = np.zeros((n0, n1), np.float32)

@@ -22,9 +22,11 @@ def learning_order_correlation(accessibility_0: np.ndarray, accessibility_1: np.
     b = np.asarray(accessibility_1, np.float64)
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return {"spearman": None, "pearson": None, "kendall": None}
-    return {"spearman": nan_to_none(spearmanr(a, b).statistic),
-            "pearson": nan_to_none(pearsonr(a, b).statistic),
-            "kendall": nan_to_none(kendalltau(a, b).statistic)}
+    return {
+        "spearman": nan_to_none(spearmanr(a, b).statistic),
+        "pearson": nan_to_none(pearsonr(a, b).statistic),
+        "kendall": nan_to_none(kendalltau(a, b).statistic),
+    }
 
 
 def superset_fraction(tpa_last_weaker: np.ndarray, tpa_last_stronger: np.ndarray) -> float | None:
@@ -47,8 +49,12 @@ def reliability_ceiling(reliability_0: float | None, reliability_1: float | None
     >>> reliability_ceiling(0.9, None) is None
     True
     """
-    if reliability_0 is not None and reliability_1 is not None and reliability_0 > 0 \
-            and reliability_1 > 0:
+    if (
+        reliability_0 is not None
+        and reliability_1 is not None
+        and reliability_0 > 0
+        and reliability_1 > 0
+    ):
         return math.sqrt(reliability_0 * reliability_1)
     return None
 
@@ -68,19 +74,24 @@ def compare_measures(name_0: str, measures_0: dict, name_1: str, measures_1: dic
     if "accessibility" not in examples_0 or "accessibility" not in examples_1:
         return result
     labelled = np.isfinite(examples_0["accessibility"]) & np.isfinite(examples_1["accessibility"])
-    result.update(learning_order_correlation(examples_0["accessibility"][labelled],
-                                             examples_1["accessibility"][labelled]))
+    result.update(
+        learning_order_correlation(
+            examples_0["accessibility"][labelled], examples_1["accessibility"][labelled]
+        )
+    )
     tpa_0, tpa_1 = examples_0["tpa"], examples_1["tpa"]
     common = min(tpa_0.shape[0], tpa_1.shape[0])
-    result["spearman_per_checkpoint"] = [nan_to_none(spearman(tpa_0[t], tpa_1[t]))
-                                         for t in range(common)]
+    result["spearman_per_checkpoint"] = [
+        nan_to_none(spearman(tpa_0[t], tpa_1[t])) for t in range(common)
+    ]
     reliability_0 = summary_0.get("split_half_spearman")
     reliability_1 = summary_1.get("split_half_spearman")
     result["split_half_spearman"] = [reliability_0, reliability_1]
     ceiling = reliability_ceiling(reliability_0, reliability_1)
     result["ceiling"] = ceiling
-    result["spearman_over_ceiling"] = (result["spearman"] / ceiling
-                                       if ceiling and result["spearman"] is not None else None)
+    result["spearman_over_ceiling"] = (
+        result["spearman"] / ceiling if ceiling and result["spearman"] is not None else None
+    )
     accuracy_0 = summary_0["accuracy_mean"][-1]
     accuracy_1 = summary_1["accuracy_mean"][-1]
     weaker, stronger = (0, 1) if accuracy_0 <= accuracy_1 else (1, 0)

@@ -26,8 +26,9 @@ def plurality_count(class_count: np.ndarray) -> np.ndarray:
     return np.zeros((examples, kept), np.int64)
 
 
-def consensus_null(network_class_count: np.ndarray, examples: int,
-                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+def consensus_null(
+    network_class_count: np.ndarray, examples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Expected consensus histogram (times the number of examples) and mean under the null.
 
     Each network draws its class independently from its own predicted-class frequencies.
@@ -53,8 +54,9 @@ def consensus_null(network_class_count: np.ndarray, examples: int,
     for t in range(kept):
         counts = network_class_count[:, t].astype(np.float64)
         total = counts.sum(axis=1, keepdims=True)
-        cumulative = np.cumsum(np.divide(counts, total, out=np.zeros_like(counts),
-                                         where=total > 0), axis=1)
+        cumulative = np.cumsum(
+            np.divide(counts, total, out=np.zeros_like(counts), where=total > 0), axis=1
+        )
         uniforms = rng.random((CONSENSUS_NULL_SAMPLES, networks))
         drawn = plurality_histogram_of_draws(np.ascontiguousarray(cumulative), uniforms)
         law = drawn / CONSENSUS_NULL_SAMPLES
@@ -63,8 +65,9 @@ def consensus_null(network_class_count: np.ndarray, examples: int,
     return np.asarray(histograms), np.asarray(means)
 
 
-def consensus_measures(class_count: np.ndarray, network_class_count: np.ndarray,
-                       last_only: bool, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+def consensus_measures(
+    class_count: np.ndarray, network_class_count: np.ndarray, last_only: bool, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
     """The consensus summary and each example's consensus at the last checkpoint.
 
     Parameters
@@ -90,8 +93,9 @@ def consensus_measures(class_count: np.ndarray, network_class_count: np.ndarray,
     plurality = plurality_count(class_count)
     share = plurality / size
     last = share[:, -1] if share.shape[1] else np.full(examples, np.nan)
-    histograms = np.stack([np.bincount(plurality[:, t], minlength=size + 1)
-                           for t in range(plurality.shape[1])])
+    histograms = np.stack(
+        [np.bincount(plurality[:, t], minlength=size + 1) for t in range(plurality.shape[1])]
+    )
     null_histograms, null_means = consensus_null(network_class_count, examples, seed)
     summary = {
         "checkpoints": "last" if last_only else "all",

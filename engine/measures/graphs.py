@@ -55,9 +55,14 @@ def _ranges(size: int, step: int) -> list[Range]:
     return [(a, min(a + step, size)) for a in range(0, size, step)] or [(0, 0)]
 
 
-def _task_ranges(population: Population, split: str, name: str,
-                 networks_per_task: int | None, examples_per_task: int | None,
-                 size: int) -> tuple[list[Range], list[Range]]:
+def _task_ranges(
+    population: Population,
+    split: str,
+    name: str,
+    networks_per_task: int | None,
+    examples_per_task: int | None,
+    size: int,
+) -> tuple[list[Range], list[Range]]:
     """Ranges of networks and of the array's last axis (examples, or example bytes) per task."""
     # population.array: a store lacking the array is a one-line StoreError, not a KeyError.
     chunk_n, _, chunk_x = population.array(f"splits/{split}/{name}").chunks
@@ -103,14 +108,21 @@ def _tree(parts: list, combine: Callable[..., Counts], split_every: int = 8) -> 
 
     parts = [dask.delayed(combine, pure=True)(*parts)] if len(parts) == 1 else parts
     while len(parts) > 1:
-        parts = [dask.delayed(combine, pure=True)(*parts[i: i + split_every])
-                 for i in range(0, len(parts), split_every)]
+        parts = [
+            dask.delayed(combine, pure=True)(*parts[i : i + split_every])
+            for i in range(0, len(parts), split_every)
+        ]
     return parts[0]
 
 
-def _assemble(blocks: dict[tuple[int, int], Any], network_ranges: list[Range],
-              example_ranges: list[Range], layouts: dict[str, CountLayout],
-              example_fields: tuple[str, ...], network_fields: tuple[str, ...]) -> dict[str, Any]:
+def _assemble(
+    blocks: dict[tuple[int, int], Any],
+    network_ranges: list[Range],
+    example_ranges: list[Range],
+    layouts: dict[str, CountLayout],
+    example_fields: tuple[str, ...],
+    network_fields: tuple[str, ...],
+) -> dict[str, Any]:
     """Lazy arrays of every field: example fields summed over blocks of networks and joined
     along examples; network fields summed over blocks of examples and joined along networks."""
     import dask
@@ -119,37 +131,59 @@ def _assemble(blocks: dict[tuple[int, int], Any], network_ranges: list[Range],
     result = {}
     add_examples = functools.partial(_add, example_fields)
     add_networks = functools.partial(_add, network_fields)
-    by_example = [_tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
-                  for j in range(len(example_ranges))]
+    by_example = [
+        _tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
+        for j in range(len(example_ranges))
+    ]
     for name in example_fields:
         layout = layouts[name]
-        pieces = [da.from_delayed(dask.delayed(_pick, pure=True)(part, name),
-                                  shape=layout.shape(x1 - x0), dtype=layout.dtype)
-                  for part, (x0, x1) in zip(by_example, example_ranges, strict=True)]
-        result[name] = (pieces[0] if len(pieces) == 1
-                        else da.concatenate(pieces, axis=len(layout.before)))
-    by_network = [_tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
-                  for i in range(len(network_ranges))]
+        pieces = [
+            da.from_delayed(
+                dask.delayed(_pick, pure=True)(part, name),
+                shape=layout.shape(x1 - x0),
+                dtype=layout.dtype,
+            )
+            for part, (x0, x1) in zip(by_example, example_ranges, strict=True)
+        ]
+        result[name] = (
+            pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=len(layout.before))
+        )
+    by_network = [
+        _tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
+        for i in range(len(network_ranges))
+    ]
     # One task joins the per-network sums: they are small, and one task per block of networks
     # and field would cost more to schedule than to compute.
     joined = dask.delayed(functools.partial(_join, network_fields), pure=True)(*by_network)
     total = network_ranges[-1][1]
     for name in network_fields:
         layout = layouts[name]
-        result[name] = da.from_delayed(dask.delayed(_pick, pure=True)(joined, name),
-                                       shape=layout.shape(total), dtype=layout.dtype)
+        result[name] = da.from_delayed(
+            dask.delayed(_pick, pure=True)(joined, name),
+            shape=layout.shape(total),
+            dtype=layout.dtype,
+        )
     return result
 
 
-def _empty(layouts: dict[str, CountLayout], example_fields: tuple[str, ...],
-           network_fields: tuple[str, ...], num_networks: int) -> dict[str, Any]:
+def _empty(
+    layouts: dict[str, CountLayout],
+    example_fields: tuple[str, ...],
+    network_fields: tuple[str, ...],
+    num_networks: int,
+) -> dict[str, Any]:
     """The lazy fields of a split without examples (see :func:`_assemble`)."""
     import dask.array as da
 
-    result = {name: da.zeros(layouts[name].shape(0), dtype=layouts[name].dtype)
-              for name in example_fields}
-    result.update({name: da.zeros(layouts[name].shape(num_networks), dtype=layouts[name].dtype)
-                   for name in network_fields})
+    result = {
+        name: da.zeros(layouts[name].shape(0), dtype=layouts[name].dtype) for name in example_fields
+    }
+    result.update(
+        {
+            name: da.zeros(layouts[name].shape(num_networks), dtype=layouts[name].dtype)
+            for name in network_fields
+        }
+    )
     return result
 
 
@@ -157,9 +191,15 @@ def _empty(layouts: dict[str, CountLayout], example_fields: tuple[str, ...],
 # Graph builders
 
 
-def verdict_statistics(population: Population, split: str, selection: NetworkSelection, *,
-                       networks_per_task: int | None = None, examples_per_task: int | None = None,
-                       direct: bool = True) -> dict[str, Any]:
+def verdict_statistics(
+    population: Population,
+    split: str,
+    selection: NetworkSelection,
+    *,
+    networks_per_task: int | None = None,
+    examples_per_task: int | None = None,
+    direct: bool = True,
+) -> dict[str, Any]:
     """Lazy counts of the verdict measures of one split (see :mod:`kernels.agreement`).
 
     Parameters
@@ -186,32 +226,56 @@ def verdict_statistics(population: Population, split: str, selection: NetworkSel
     total = population.num_checkpoints
     membership = population.attrs.get("membership_split") == split
     examples = population.num_examples(split)
-    network_ranges, byte_ranges = _task_ranges(population, split, "correct_packed",
-                                               networks_per_task, examples_per_task,
-                                               -(-examples // 8))
+    network_ranges, byte_ranges = _task_ranges(
+        population, split, "correct_packed", networks_per_task, examples_per_task, -(-examples // 8)
+    )
     example_ranges = [(8 * b0, min(8 * b1, examples)) for b0, b1 in byte_ranges]
     layouts = verdict_layouts(selection.num_groups, selection.network_half.shape[0], total)
     if not example_ranges:
-        return _empty(layouts, VERDICT_EXAMPLE_FIELDS, VERDICT_NETWORK_FIELDS,
-                      population.num_networks)
+        return _empty(
+            layouts, VERDICT_EXAMPLE_FIELDS, VERDICT_NETWORK_FIELDS, population.num_networks
+        )
     blocks = {}
     token = _token(handle, selection)
     for i, (n0, n1) in enumerate(network_ranges):
         for j, byte_range in enumerate(byte_ranges):
-            task = VerdictTask(handle, split, (n0, n1), byte_range, examples, total,
-                               selection.network_group[n0:n1],
-                               selection.network_half[:, n0:n1], selection.num_groups,
-                               membership, direct)
+            task = VerdictTask(
+                handle,
+                split,
+                (n0, n1),
+                byte_range,
+                examples,
+                total,
+                selection.network_group[n0:n1],
+                selection.network_half[:, n0:n1],
+                selection.num_groups,
+                membership,
+                direct,
+            )
             blocks[(i, j)] = dask.delayed(verdict_block, pure=True)(
-                task, dask_key_name=f"{VERDICT_TASK_PREFIX}{split}-{token}-{i}-{j}")
-    return _assemble(blocks, network_ranges, example_ranges, layouts, VERDICT_EXAMPLE_FIELDS,
-                     VERDICT_NETWORK_FIELDS)
+                task, dask_key_name=f"{VERDICT_TASK_PREFIX}{split}-{token}-{i}-{j}"
+            )
+    return _assemble(
+        blocks,
+        network_ranges,
+        example_ranges,
+        layouts,
+        VERDICT_EXAMPLE_FIELDS,
+        VERDICT_NETWORK_FIELDS,
+    )
 
 
-def class_statistics(population: Population, split: str, selection: NetworkSelection,
-                     num_classes: int, *, checkpoints: Range | None = None,
-                     networks_per_task: int | None = None, examples_per_task: int | None = None,
-                     direct: bool = True) -> dict[str, Any] | None:
+def class_statistics(
+    population: Population,
+    split: str,
+    selection: NetworkSelection,
+    num_classes: int,
+    *,
+    checkpoints: Range | None = None,
+    networks_per_task: int | None = None,
+    examples_per_task: int | None = None,
+    direct: bool = True,
+) -> dict[str, Any] | None:
     """Lazy class counts of one split's predictions, or None where none are stored.
 
     Parameters
@@ -238,24 +302,38 @@ def class_statistics(population: Population, split: str, selection: NetworkSelec
         return None
     handle = _handle(population)
     first, stop = checkpoints if checkpoints is not None else (0, population.num_checkpoints)
-    network_ranges, example_ranges = _task_ranges(population, split, "predictions",
-                                                  networks_per_task, examples_per_task,
-                                                  population.num_examples(split))
+    network_ranges, example_ranges = _task_ranges(
+        population,
+        split,
+        "predictions",
+        networks_per_task,
+        examples_per_task,
+        population.num_examples(split),
+    )
     layouts = class_layouts(selection.num_groups, stop - first, num_classes)
     if not example_ranges:
-        return _empty(layouts, CLASS_EXAMPLE_FIELDS, CLASS_NETWORK_FIELDS,
-                      population.num_networks)
+        return _empty(layouts, CLASS_EXAMPLE_FIELDS, CLASS_NETWORK_FIELDS, population.num_networks)
     blocks = {}
     token = _token(handle, selection)
     for i, (n0, n1) in enumerate(network_ranges):
         for j, (x0, x1) in enumerate(example_ranges):
-            task = ClassTask(handle, split, (n0, n1), (x0, x1), (first, stop),
-                             selection.network_group[n0:n1], selection.num_groups, num_classes,
-                             direct)
+            task = ClassTask(
+                handle,
+                split,
+                (n0, n1),
+                (x0, x1),
+                (first, stop),
+                selection.network_group[n0:n1],
+                selection.num_groups,
+                num_classes,
+                direct,
+            )
             blocks[(i, j)] = dask.delayed(class_block, pure=True)(
-                task, dask_key_name=f"{CLASS_TASK_PREFIX}{split}-{token}-{first}-{i}-{j}")
-    return _assemble(blocks, network_ranges, example_ranges, layouts, CLASS_EXAMPLE_FIELDS,
-                     CLASS_NETWORK_FIELDS)
+                task, dask_key_name=f"{CLASS_TASK_PREFIX}{split}-{token}-{first}-{i}-{j}"
+            )
+    return _assemble(
+        blocks, network_ranges, example_ranges, layouts, CLASS_EXAMPLE_FIELDS, CLASS_NETWORK_FIELDS
+    )
 
 
 def num_classes_of(population: Population) -> int:
@@ -263,6 +341,7 @@ def num_classes_of(population: Population) -> int:
     names = population.attrs.get("class_names")
     if names:
         return len(names)
-    largest = max((int(population.labels(s).max(initial=-1)) for s in population.splits),
-                  default=-1)
+    largest = max(
+        (int(population.labels(s).max(initial=-1)) for s in population.splits), default=-1
+    )
     return max(1, largest + 1)

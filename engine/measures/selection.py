@@ -36,8 +36,13 @@ class NetworkSelection:
         return np.isin(self.network_group, list(groups))
 
 
-def select_networks(population: Population, *, networks: np.ndarray | None = None,
-                    halvings: int = DEFAULT_HALVINGS, seed: int = 0) -> NetworkSelection:
+def select_networks(
+    population: Population,
+    *,
+    networks: np.ndarray | None = None,
+    halvings: int = DEFAULT_HALVINGS,
+    seed: int = 0,
+) -> NetworkSelection:
     """The analysed networks (default: the complete ones), their groups and halvings.
 
     Parameters

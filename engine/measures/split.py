@@ -12,11 +12,16 @@ from engine.measures.selection import NetworkSelection
 from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
 
 
-def split_measures(counts: dict[str, np.ndarray] | None, selection: NetworkSelection,
-                   groups: Iterable[int], labels: np.ndarray,
-                   classes: dict[str, np.ndarray] | None = None,
-                   classes_last_only: bool = False, membership: bool = False,
-                   consensus_seed: int = 0) -> dict[str, Any]:
+def split_measures(
+    counts: dict[str, np.ndarray] | None,
+    selection: NetworkSelection,
+    groups: Iterable[int],
+    labels: np.ndarray,
+    classes: dict[str, np.ndarray] | None = None,
+    classes_last_only: bool = False,
+    membership: bool = False,
+    consensus_seed: int = 0,
+) -> dict[str, Any]:
     """Every measure of one split for the networks of ``groups``, from computed counts.
 
     Parameters
@@ -60,7 +65,10 @@ def split_measures(counts: dict[str, np.ndarray] | None, selection: NetworkSelec
             per_example.update(part_examples)
     if classes is not None and size:
         consensus, per_example["consensus_last"] = consensus_measures(
-            classes["class_count"][groups].sum(axis=0), classes["network_class_count"][in_groups],
-            classes_last_only, consensus_seed)
+            classes["class_count"][groups].sum(axis=0),
+            classes["network_class_count"][in_groups],
+            classes_last_only,
+            consensus_seed,
+        )
         summary["consensus_last" if classes_last_only else "consensus"] = consensus
     return {"summary": summary, "examples": per_example}

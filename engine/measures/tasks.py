@@ -24,8 +24,14 @@ from engine.errors import StoreError
 from engine.store import StoreHandle, read_stored_order
 
 #: Counts indexed by example, summed over blocks of networks.
-VERDICT_EXAMPLE_FIELDS = ("tpa_count", "holdout_count", "forgetting_count",
-                          "first_learned_histogram", "half_sum", "holdout_networks")
+VERDICT_EXAMPLE_FIELDS = (
+    "tpa_count",
+    "holdout_count",
+    "forgetting_count",
+    "first_learned_histogram",
+    "half_sum",
+    "holdout_networks",
+)
 #: Counts indexed by network, summed over blocks of examples.
 VERDICT_NETWORK_FIELDS = ("network_count", "network_forgetting")
 CLASS_EXAMPLE_FIELDS = ("class_count",)
@@ -45,8 +51,9 @@ class CountLayout:
         return (*self.before, size, *self.after)
 
 
-def verdict_layouts(num_groups: int, num_halvings: int,
-                    num_checkpoints: int) -> dict[str, CountLayout]:
+def verdict_layouts(
+    num_groups: int, num_halvings: int, num_checkpoints: int
+) -> dict[str, CountLayout]:
     """The layout of each count of :func:`verdict_block`, in the order it returns them."""
     g, s, t = num_groups, num_halvings, num_checkpoints
     return {
@@ -62,11 +69,14 @@ def verdict_layouts(num_groups: int, num_halvings: int,
     }
 
 
-def class_layouts(num_groups: int, num_checkpoints: int,
-                  num_classes: int) -> dict[str, CountLayout]:
+def class_layouts(
+    num_groups: int, num_checkpoints: int, num_classes: int
+) -> dict[str, CountLayout]:
     """The layout of each count of :func:`class_block` over ``num_checkpoints`` checkpoints."""
-    return {"class_count": CountLayout((num_groups,), (num_checkpoints, num_classes)),
-            "network_class_count": CountLayout((), (num_checkpoints, num_classes))}
+    return {
+        "class_count": CountLayout((num_groups,), (num_checkpoints, num_classes)),
+        "network_class_count": CountLayout((), (num_checkpoints, num_classes)),
+    }
 
 
 @dataclass(frozen=True)
@@ -119,30 +129,36 @@ class ChunkColumn(NamedTuple):
     groups: np.ndarray
 
 
-def chunk_columns(network_group: np.ndarray, networks: tuple[int, int],
-                  examples: tuple[int, int], chunk_networks: int,
-                  chunk_examples: int) -> Iterator[ChunkColumn]:
+def chunk_columns(
+    network_group: np.ndarray,
+    networks: tuple[int, int],
+    examples: tuple[int, int],
+    chunk_networks: int,
+    chunk_examples: int,
+) -> Iterator[ChunkColumn]:
     """Each stored chunk column of a task; columns with no analysed network are skipped."""
     (n0, n1), (x0, x1) = networks, examples
     for a in range(n0, n1, chunk_networks):
         b = min(a + chunk_networks, n1)
-        groups = network_group[a - n0: b - n0]
+        groups = network_group[a - n0 : b - n0]
         if (groups < 0).all():
             continue
         for c in range(x0, x1, chunk_examples):
             yield ChunkColumn((a, b), (c, min(c + chunk_examples, x1)), groups)
 
 
-def _read_nonmember(array: Any, networks: tuple[int, int],
-                    example_bytes: tuple[int, int]) -> np.ndarray:
+def _read_nonmember(
+    array: Any, networks: tuple[int, int], example_bytes: tuple[int, int]
+) -> np.ndarray:
     """Bits of the examples each network did not train on, dims (b, n), uint8, from the
     (networks, examples) bool ``membership`` array."""
     (n0, n1), (b0, b1) = networks, example_bytes
     try:
-        member = np.asarray(array[n0:n1, 8 * b0: min(8 * b1, array.shape[1])])
+        member = np.asarray(array[n0:n1, 8 * b0 : min(8 * b1, array.shape[1])])
     except Exception as error:
-        raise StoreError(f"corrupt or unreadable chunk in {array.store_path}: "
-                         f"{type(error).__name__}") from error
+        raise StoreError(
+            f"corrupt or unreadable chunk in {array.store_path}: {type(error).__name__}"
+        ) from error
     return np.packbits(~member.T, axis=0, bitorder="little")
 
 
@@ -157,35 +173,63 @@ class _LearningState:
 
     @classmethod
     def start(cls, example_bytes: int, networks: int, num_checkpoints: int) -> _LearningState:
-        return cls(np.zeros((example_bytes, networks), np.uint8),
-                   np.full((8 * example_bytes, networks), num_checkpoints, np.int32),
-                   np.zeros((8 * example_bytes, networks), np.int32))
+        return cls(
+            np.zeros((example_bytes, networks), np.uint8),
+            np.full((8 * example_bytes, networks), num_checkpoints, np.int32),
+            np.zeros((8 * example_bytes, networks), np.int32),
+        )
 
 
-def _count_verdict_column(array: Any, member_array: Any, task: VerdictTask,
-                          network_half: np.ndarray, column: ChunkColumn,
-                          counts: dict[str, np.ndarray]) -> None:
+def _count_verdict_column(
+    array: Any,
+    member_array: Any,
+    task: VerdictTask,
+    network_half: np.ndarray,
+    column: ChunkColumn,
+    counts: dict[str, np.ndarray],
+) -> None:
     """Add the verdicts of one chunk column, every checkpoint, to the task's counts."""
     from kernels.agreement import accumulate_verdicts, finish_verdicts
 
     (a, b), (c, d) = column.networks, column.examples
     n0, b0 = task.networks[0], task.example_bytes[0]
     total = task.num_checkpoints
-    nonmember = (_read_nonmember(member_array, (a, b), (c, d)) if member_array is not None
-                 else np.zeros((0, 0), np.uint8))
+    nonmember = (
+        _read_nonmember(member_array, (a, b), (c, d))
+        if member_array is not None
+        else np.zeros((0, 0), np.uint8)
+    )
     state = _LearningState.start(d - c, b - a, total)
     xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
     chunk_checkpoints = array.chunks[1]
     for t0 in range(0, total, chunk_checkpoints):
         t1 = min(t0 + chunk_checkpoints, total)
         block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
-        accumulate_verdicts(block, t0, column.groups, nonmember, state.previous,
-                            state.run_start, state.row_sum, counts["tpa_count"][:, xs],
-                            counts["holdout_count"][:, xs], counts["network_count"][ns],
-                            counts["forgetting_count"][:, xs], counts["network_forgetting"][ns])
-    finish_verdicts(state.previous, state.run_start, state.row_sum, column.groups, nonmember,
-                    network_half[:, ns], counts["first_learned_histogram"][:, xs],
-                    counts["half_sum"][:, :, xs], counts["holdout_networks"][:, xs])
+        accumulate_verdicts(
+            block,
+            t0,
+            column.groups,
+            nonmember,
+            state.previous,
+            state.run_start,
+            state.row_sum,
+            counts["tpa_count"][:, xs],
+            counts["holdout_count"][:, xs],
+            counts["network_count"][ns],
+            counts["forgetting_count"][:, xs],
+            counts["network_forgetting"][ns],
+        )
+    finish_verdicts(
+        state.previous,
+        state.run_start,
+        state.row_sum,
+        column.groups,
+        nonmember,
+        network_half[:, ns],
+        counts["first_learned_histogram"][:, xs],
+        counts["half_sum"][:, :, xs],
+        counts["holdout_networks"][:, xs],
+    )
 
 
 def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:
@@ -198,19 +242,22 @@ def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:
         the task's examples, network counts its networks.
     """
     array = task.handle.open_array(f"splits/{task.split}/correct_packed")
-    member_array = (task.handle.open_array(f"splits/{task.split}/membership")
-                    if task.membership else None)
+    member_array = (
+        task.handle.open_array(f"splits/{task.split}/membership") if task.membership else None
+    )
     (n0, n1), (b0, b1) = task.networks, task.example_bytes
     network_group = np.ascontiguousarray(task.network_group, dtype=np.int64)
     network_half = np.ascontiguousarray(task.network_half, dtype=np.uint8)
     layouts = verdict_layouts(task.num_groups, network_half.shape[0], task.num_checkpoints)
     padded = 8 * (b1 - b0)
-    counts = {name: np.zeros(layout.shape(n1 - n0 if name in VERDICT_NETWORK_FIELDS
-                                          else padded), np.int32)
-              for name, layout in layouts.items()}
+    counts = {
+        name: np.zeros(
+            layout.shape(n1 - n0 if name in VERDICT_NETWORK_FIELDS else padded), np.int32
+        )
+        for name, layout in layouts.items()
+    }
     chunk_n, _, chunk_b = array.chunks
-    for column in chunk_columns(network_group, task.networks, task.example_bytes, chunk_n,
-                                chunk_b):
+    for column in chunk_columns(network_group, task.networks, task.example_bytes, chunk_n, chunk_b):
         _count_verdict_column(array, member_array, task, network_half, column, counts)
     # The kernel counts changes along checkpoints; their running sum is the count.
     np.cumsum(counts["tpa_count"], axis=2, out=counts["tpa_count"])
@@ -238,16 +285,22 @@ def class_block(task: ClassTask) -> dict[str, np.ndarray]:
     (n0, n1), (x0, x1), (first, stop) = task.networks, task.examples, task.checkpoints
     network_group = np.ascontiguousarray(task.network_group, dtype=np.int64)
     layouts = class_layouts(task.num_groups, stop - first, task.num_classes)
-    counts = {"class_count": np.zeros(layouts["class_count"].shape(x1 - x0), np.int32),
-              "network_class_count": np.zeros(layouts["network_class_count"].shape(n1 - n0),
-                                              np.int32)}
+    counts = {
+        "class_count": np.zeros(layouts["class_count"].shape(x1 - x0), np.int32),
+        "network_class_count": np.zeros(layouts["network_class_count"].shape(n1 - n0), np.int32),
+    }
     chunk_n, chunk_t, chunk_x = array.chunks
     for column in chunk_columns(network_group, task.networks, task.examples, chunk_n, chunk_x):
         (a, b), (c, d) = column.networks, column.examples
         for t0 in range(first - first % chunk_t, stop, chunk_t):
             t1 = min(t0 + chunk_t, stop)
             block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
-            count_classes(block.astype(np.int16, copy=False), t0, first, column.groups,
-                          counts["class_count"][:, c - x0: d - x0],
-                          counts["network_class_count"][a - n0: b - n0])
+            count_classes(
+                block.astype(np.int16, copy=False),
+                t0,
+                first,
+                column.groups,
+                counts["class_count"][:, c - x0 : d - x0],
+                counts["network_class_count"][a - n0 : b - n0],
+            )
     return counts

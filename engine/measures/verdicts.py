@@ -42,8 +42,13 @@ class PooledVerdicts:
     holdout_networks: np.ndarray
 
     @classmethod
-    def pool(cls, counts: dict[str, np.ndarray], groups: list[int], in_groups: np.ndarray,
-             labelled: np.ndarray) -> PooledVerdicts:
+    def pool(
+        cls,
+        counts: dict[str, np.ndarray],
+        groups: list[int],
+        in_groups: np.ndarray,
+        labelled: np.ndarray,
+    ) -> PooledVerdicts:
         """Sum the computed counts of :func:`~engine.measures.verdict_statistics` over
         ``groups`` and keep the ``labelled`` examples (bool (x,) of the split)."""
 
@@ -52,13 +57,16 @@ class PooledVerdicts:
 
         tpa_count = pooled("tpa_count").T
         return cls(
-            size=int(in_groups.sum()), in_groups=in_groups, tpa_count=tpa_count,
+            size=int(in_groups.sum()),
+            in_groups=in_groups,
+            tpa_count=tpa_count,
             network_accuracy=counts["network_count"][in_groups] / tpa_count.shape[1],
             half_sum=counts["half_sum"][groups].sum(axis=0)[:, labelled],
             first_learned_histogram=pooled("first_learned_histogram"),
             forgetting_count=pooled("forgetting_count"),
             holdout_count=pooled("holdout_count").T,
-            holdout_networks=pooled("holdout_networks"))
+            holdout_networks=pooled("holdout_networks"),
+        )
 
     @property
     def num_checkpoints(self) -> int:
@@ -77,10 +85,12 @@ class PooledVerdicts:
 def accuracy_summary(network_accuracy: np.ndarray) -> dict[str, list[float]]:
     """Mean, standard deviation, min and max over networks of the accuracy at each checkpoint
     (``network_accuracy`` float64 (n, t))."""
-    return {"accuracy_mean": network_accuracy.mean(axis=0).tolist(),
-            "accuracy_std": network_accuracy.std(axis=0).tolist(),
-            "accuracy_min": network_accuracy.min(axis=0).tolist(),
-            "accuracy_max": network_accuracy.max(axis=0).tolist()}
+    return {
+        "accuracy_mean": network_accuracy.mean(axis=0).tolist(),
+        "accuracy_std": network_accuracy.std(axis=0).tolist(),
+        "accuracy_min": network_accuracy.min(axis=0).tolist(),
+        "accuracy_max": network_accuracy.max(axis=0).tolist(),
+    }
 
 
 def tpa_histogram(tpa_count: np.ndarray, size: int) -> np.ndarray:
@@ -97,18 +107,23 @@ def independence_null_histogram(network_accuracy: np.ndarray, num_examples: int)
     """
     from kernels.agreement import poisson_binomial
 
-    return np.stack([poisson_binomial(np.ascontiguousarray(network_accuracy[:, t]))
-                     for t in range(network_accuracy.shape[1])]) * num_examples
+    return (
+        np.stack(
+            [
+                poisson_binomial(np.ascontiguousarray(network_accuracy[:, t]))
+                for t in range(network_accuracy.shape[1])
+            ]
+        )
+        * num_examples
+    )
 
 
-def binomial_null_histogram(accuracy_mean: np.ndarray, size: int,
-                            num_examples: int) -> np.ndarray:
+def binomial_null_histogram(accuracy_mean: np.ndarray, size: int, num_examples: int) -> np.ndarray:
     """The null of equal accuracies: Binomial(N, mean accuracy) times the examples, float64
     (t, N + 1), from ``accuracy_mean`` float64 (t,)."""
     from scipy.stats import binom
 
-    return np.stack([binom.pmf(np.arange(size + 1), size, p) for p in accuracy_mean]) \
-        * num_examples
+    return np.stack([binom.pmf(np.arange(size + 1), size, p) for p in accuracy_mean]) * num_examples
 
 
 def extreme_fraction(histogram: np.ndarray, num_examples: int) -> np.ndarray:
@@ -123,8 +138,11 @@ def agreement_excess(tpa: np.ndarray, accuracy_mean: np.ndarray, size: int) -> n
     total = tpa.shape[0]
     variance = tpa.var(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        excess = ((variance / (accuracy_mean * (1 - accuracy_mean)) - 1 / size)
-                  / (1 - 1 / size)) if size > 1 else np.full(total, np.nan)
+        excess = (
+            ((variance / (accuracy_mean * (1 - accuracy_mean)) - 1 / size) / (1 - 1 / size))
+            if size > 1
+            else np.full(total, np.nan)
+        )
     return np.where(np.isfinite(excess), excess, np.nan)
 
 
@@ -161,8 +179,9 @@ def split_half_reliabilities(verdicts: PooledVerdicts, network_half: np.ndarray)
     return reliabilities
 
 
-def first_learned_statistics(first_learned_histogram: np.ndarray,
-                             size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def first_learned_statistics(
+    first_learned_histogram: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and median first-learned checkpoint of the networks that learn each example, and
     the share that never learns it; float64 (x,) each, from int (x, t + 1)."""
     from kernels.learning import histogram_mean_median
@@ -171,15 +190,18 @@ def first_learned_statistics(first_learned_histogram: np.ndarray,
     return mean, median, first_learned_histogram[:, -1] / size
 
 
-def learning_curves(tpa: np.ndarray, accessibility: np.ndarray,
-                    bins: int = 5) -> dict[str, list[Any]]:
+def learning_curves(
+    tpa: np.ndarray, accessibility: np.ndarray, bins: int = 5
+) -> dict[str, list[Any]]:
     """Mean TP-agreement per checkpoint of the examples in each accessibility quantile bin."""
     if accessibility.size == 0:
         return {"edges": [], "curves": []}
     edges = np.quantile(accessibility, np.linspace(0, 1, bins + 1))
     index = np.clip(np.searchsorted(edges, accessibility, side="right") - 1, 0, bins - 1)
-    curves = [tpa[:, index == b].mean(axis=1).tolist() if (index == b).any() else None
-              for b in range(bins)]
+    curves = [
+        tpa[:, index == b].mean(axis=1).tolist() if (index == b).any() else None
+        for b in range(bins)
+    ]
     return {"edges": edges.tolist(), "curves": curves}
 
 
@@ -187,8 +209,9 @@ def holdout_consistency(holdout_count: np.ndarray, holdout_networks: np.ndarray)
     """C-score: mean correctness on each example of the networks that did not train on it,
     float64 (t, x), NaN where every network trained on it."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(holdout_networks > 0,
-                        holdout_count / np.maximum(holdout_networks, 1), np.nan)
+        return np.where(
+            holdout_networks > 0, holdout_count / np.maximum(holdout_networks, 1), np.nan
+        )
 
 
 def _on_every_example(labelled: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -198,8 +221,9 @@ def _on_every_example(labelled: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def correctness_measures(verdicts: PooledVerdicts, selection: NetworkSelection,
-                         labelled: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def correctness_measures(
+    verdicts: PooledVerdicts, selection: NetworkSelection, labelled: np.ndarray
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every measure of correctness: the summary's entries and the arrays per example."""
     size, x_count = verdicts.size, verdicts.num_examples
     tpa = verdicts.tpa
@@ -209,7 +233,8 @@ def correctness_measures(verdicts: PooledVerdicts, selection: NetworkSelection,
     accessibility = example_accessibility(tpa)
     reliabilities = split_half_reliabilities(verdicts, selection.network_half)
     first_mean, first_median, never_learned = first_learned_statistics(
-        verdicts.first_learned_histogram, size)
+        verdicts.first_learned_histogram, size
+    )
     forgetting = verdicts.forgetting_count / size
     summary = {
         "checkpoints": verdicts.num_checkpoints,
@@ -243,17 +268,24 @@ def correctness_measures(verdicts: PooledVerdicts, selection: NetworkSelection,
     return summary, per_example
 
 
-def holdout_measures(verdicts: PooledVerdicts, labelled: np.ndarray
-                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def holdout_measures(
+    verdicts: PooledVerdicts, labelled: np.ndarray
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Hold-out consistency per checkpoint and its rank correlation with accessibility at the
     last checkpoint: the summary's entries and the array per example."""
     consistency = holdout_consistency(verdicts.holdout_count, verdicts.holdout_networks)
     accessibility = example_accessibility(verdicts.tpa)
-    mean = (nan_to_none_list(np.nanmean(consistency, axis=1))
-            if np.isfinite(consistency).any() else [None] * verdicts.num_checkpoints)
+    mean = (
+        nan_to_none_list(np.nanmean(consistency, axis=1))
+        if np.isfinite(consistency).any()
+        else [None] * verdicts.num_checkpoints
+    )
     last = consistency[-1]
     finite = np.isfinite(last)
-    correlation = (nan_to_none(spearman(last[finite], accessibility[finite]))
-                   if finite.sum() > 1 else None)
-    return ({"holdout_consistency_mean": mean, "holdout_accessibility_spearman": correlation},
-            {"holdout_consistency": _on_every_example(labelled, last)})
+    correlation = (
+        nan_to_none(spearman(last[finite], accessibility[finite])) if finite.sum() > 1 else None
+    )
+    return (
+        {"holdout_consistency_mean": mean, "holdout_accessibility_spearman": correlation},
+        {"holdout_consistency": _on_every_example(labelled, last)},
+    )

@@ -124,3 +124,23 @@ def test_poisson_binomial_is_binomial_for_equal_probabilities():
     np.testing.assert_allclose(
         reference.poisson_binomial(np.full(7, 0.5)), binom.pmf(np.arange(8), 7, 0.5)
     )
+
+
+def test_every_kernel_is_compiled_with_the_one_policy():
+    """kernels/_jit.py: every kernel releases the GIL and caches its machine code on disk."""
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    kernels = []
+    for name in ("agreement", "consensus", "learning", "pairwise"):
+        module = importlib.import_module(f"kernels.{name}")
+        kernels += [
+            value
+            for value in vars(module).values()
+            if isinstance(value, Dispatcher) and value.py_func.__module__ == module.__name__
+        ]
+    assert len(kernels) >= 13  # the kernels there were when this test was written
+    for kernel in kernels:
+        assert kernel.targetoptions["nogil"] is True, kernel.py_func.__name__
+        assert kernel.stats.cache_path is not None, kernel.py_func.__name__

@@ -26,19 +26,19 @@ class PooledVerdicts:
     size: int
     #: bool (networks,) over the whole population: the pooled networks.
     in_groups: np.ndarray
-    #: int32 (t, x): networks right on each example at each checkpoint.
+    #: int64 (t, x): networks right on each example at each checkpoint.
     tpa_count: np.ndarray
     #: float64 (n, t): accuracy of each pooled network.
     network_accuracy: np.ndarray
     #: int64 (s, x): correct verdicts, over checkpoints, of the first half of each halving.
     half_sum: np.ndarray
-    #: int32 (x, t + 1): networks whose first-learned checkpoint is k (k = t: never learned).
+    #: int64 (x, t + 1): networks whose first-learned checkpoint is k (k = t: never learned).
     first_learned_histogram: np.ndarray
-    #: int32 (x,): forgetting events.
+    #: int64 (x,): forgetting events.
     forgetting_count: np.ndarray
-    #: int32 (t, x): networks right on each example among those that did not train on it.
+    #: int64 (t, x): networks right on each example among those that did not train on it.
     holdout_count: np.ndarray
-    #: int32 (x,): networks that did not train on each example.
+    #: int64 (x,): networks that did not train on each example.
     holdout_networks: np.ndarray
 
     @classmethod

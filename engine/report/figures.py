@@ -71,15 +71,17 @@ def _accuracy_figure(plt, result: StoreResult, labelled: list[str], out_dir: Pat
         axis.plot(epochs, mean, label=f"{split} (mean of {summary['networks']})")
         axis.fill_between(epochs, mean - std, mean + std, alpha=0.2)
         for name, group in result.measures[split].groups.items():
-            axis.plot(epochs, group["summary"]["accuracy_mean"], lw=0.8, ls="--",
-                      label=f"{split}, {name}")
+            axis.plot(
+                epochs, group["summary"]["accuracy_mean"], lw=0.8, ls="--", label=f"{split}, {name}"
+            )
     axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy of the networks")
     axis.legend(fontsize=7)
     return _save(figure, out_dir / "accuracy.png", plt)
 
 
-def _tpa_figure(plt, split: str, summary: dict[str, Any], epochs: np.ndarray,
-                out_dir: Path) -> Path:
+def _tpa_figure(
+    plt, split: str, summary: dict[str, Any], epochs: np.ndarray, out_dir: Path
+) -> Path:
     """TP-agreement histograms at the first, middle and last checkpoints, against the null."""
     total = len(summary["tpa_histogram"])
     chosen = sorted({0, total // 2, total - 1})
@@ -94,28 +96,37 @@ def _tpa_figure(plt, split: str, summary: dict[str, Any], epochs: np.ndarray,
         axis.stairs(observed, edges, fill=True, color="tab:blue", label="observed")
         axis.plot(share, null, color="tab:red", lw=1, label="independent (Poisson-binomial)")
         axis.set_yscale("symlog", linthresh=1)
-        axis.set(xlabel="TP-agreement (share of networks right)", ylabel="examples",
-                 title=f"{split}, epoch {epochs[t]:g}")
+        axis.set(
+            xlabel="TP-agreement (share of networks right)",
+            ylabel="examples",
+            title=f"{split}, epoch {epochs[t]:g}",
+        )
         axis.legend(fontsize=7)
     return _save(figure, out_dir / f"tpa_histogram_{split}.png", plt)
 
 
-def _learning_curve_figure(plt, split: str, summary: dict[str, Any], epochs: np.ndarray,
-                           out_dir: Path) -> Path:
+def _learning_curve_figure(
+    plt, split: str, summary: dict[str, Any], epochs: np.ndarray, out_dir: Path
+) -> Path:
     figure, axis = plt.subplots(figsize=(6, 4))
     curves = summary["tpa_mean_by_accessibility"]
     edges = curves["edges"]
     for b, curve in enumerate(curves["curves"]):
         if curve is not None:
             axis.plot(epochs, curve, label=f"accessibility {edges[b]:.2f}-{edges[b + 1]:.2f}")
-    axis.set(xlabel="epoch", ylabel="mean TP-agreement", ylim=(-0.02, 1.02),
-             title=f"{split}: learning curves of examples by accessibility (quintiles)")
+    axis.set(
+        xlabel="epoch",
+        ylabel="mean TP-agreement",
+        ylim=(-0.02, 1.02),
+        title=f"{split}: learning curves of examples by accessibility (quintiles)",
+    )
     axis.legend(fontsize=7)
     return _save(figure, out_dir / f"learning_curves_{split}.png", plt)
 
 
-def _consensus_figure(plt, split: str, consensus: dict[str, Any], epochs: np.ndarray,
-                      out_dir: Path) -> Path:
+def _consensus_figure(
+    plt, split: str, consensus: dict[str, Any], epochs: np.ndarray, out_dir: Path
+) -> Path:
     histogram = np.asarray(consensus["histogram"][-1], float)
     null = np.asarray(consensus["null_histogram"][-1], float)
     size = histogram.size - 1
@@ -124,8 +135,11 @@ def _consensus_figure(plt, split: str, consensus: dict[str, Any], epochs: np.nda
     edges = np.linspace(-0.5, size + 0.5, size + 2) / max(size, 1)
     axis.stairs(histogram, edges, fill=True, label="observed")
     axis.plot(share, null, color="tab:red", label="independent draws (null)")
-    axis.set(xlabel="consensus (share of networks giving the plurality class)",
-             ylabel="examples", title=f"{split}: consensus at epoch {epochs[-1]:g}")
+    axis.set(
+        xlabel="consensus (share of networks giving the plurality class)",
+        ylabel="examples",
+        title=f"{split}: consensus at epoch {epochs[-1]:g}",
+    )
     axis.legend(fontsize=7)
     return _save(figure, out_dir / f"consensus_{split}.png", plt)
 
@@ -134,8 +148,9 @@ def _consensus_figure(plt, split: str, consensus: dict[str, Any], epochs: np.nda
 # compare
 
 
-def compare_figures(comparison: Comparison, results: list[StoreResult],
-                    out_dir: Path) -> list[Path]:
+def compare_figures(
+    comparison: Comparison, results: list[StoreResult], out_dir: Path
+) -> list[Path]:
     """Accessibility of every two stores per labelled split, and generalisation against
     agreement across stores; returns the paths in page order."""
     plt = _pyplot()
@@ -144,15 +159,25 @@ def compare_figures(comparison: Comparison, results: list[StoreResult],
     for split in comparison.labelled:
         for i in range(len(names)):
             for j in range(i + 1, len(names)):
-                made.append(_accessibility_figure(plt, split, names[i], results[i],
-                                                  names[j], results[j], out_dir))
+                made.append(
+                    _accessibility_figure(
+                        plt, split, names[i], results[i], names[j], results[j], out_dir
+                    )
+                )
     if comparison.generalisation:
         made.append(_generalisation_figure(plt, comparison.generalisation, out_dir))
     return made
 
 
-def _accessibility_figure(plt, split: str, name_0: str, result_0: StoreResult, name_1: str,
-                          result_1: StoreResult, out_dir: Path) -> Path:
+def _accessibility_figure(
+    plt,
+    split: str,
+    name_0: str,
+    result_0: StoreResult,
+    name_1: str,
+    result_1: StoreResult,
+    out_dir: Path,
+) -> Path:
     a = result_0.measures[split].overall["examples"]["accessibility"]
     b = result_1.measures[split].overall["examples"]["accessibility"]
     keep = np.isfinite(a) & np.isfinite(b)
@@ -162,8 +187,11 @@ def _accessibility_figure(plt, split: str, name_0: str, result_0: StoreResult, n
     else:
         axis.scatter(a[keep], b[keep], s=4, alpha=0.5)
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8)
-    axis.set(xlabel=f"accessibility, {name_0}", ylabel=f"accessibility, {name_1}",
-             title=f"{split}: {name_0} vs {name_1}")
+    axis.set(
+        xlabel=f"accessibility, {name_0}",
+        ylabel=f"accessibility, {name_1}",
+        title=f"{split}: {name_0} vs {name_1}",
+    )
     return _save(figure, out_dir / f"accessibility_{split}_{name_0}_{name_1}.png", plt)
 
 
@@ -172,10 +200,12 @@ def _generalisation_figure(plt, rows: list[dict[str, Any]], out_dir: Path) -> Pa
     for row in rows:
         if row["agreement_excess"] is not None:
             axis.scatter(row["agreement_excess"], row["accuracy"])
-            axis.annotate(row["population"], (row["agreement_excess"], row["accuracy"]),
-                          fontsize=8)
-    axis.set(xlabel="agreement excess (last checkpoint)", ylabel="accuracy (last)",
-             title="Generalisation against agreement")
+            axis.annotate(row["population"], (row["agreement_excess"], row["accuracy"]), fontsize=8)
+    axis.set(
+        xlabel="agreement excess (last checkpoint)",
+        ylabel="accuracy (last)",
+        title="Generalisation against agreement",
+    )
     return _save(figure, out_dir / "generalisation.png", plt)
 
 

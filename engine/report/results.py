@@ -103,7 +103,8 @@ class StoreResult:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Learning-order comparisons of several stores (:func:`engine.report.tables.compare_populations`).
+    """Learning-order comparisons of several stores, made by
+    :func:`engine.report.tables.compare_populations`.
 
     Attributes
     ----------

@@ -38,16 +38,19 @@ def _resolve_splits(population, splits) -> list[str]:
     return list(splits)
 
 
-def _select(population, splits: list[str], require_complete: bool, *,
-            seed: int = 0) -> StoreSelection:
+def _select(
+    population, splits: list[str], require_complete: bool, *, seed: int = 0
+) -> StoreSelection:
     """The complete networks of ``population`` and what the report reads of its splits."""
     from engine.analysis import num_classes_of, select_networks
 
     complete = population.complete_networks()
     missing = population.num_networks - complete.size
     if missing and require_complete:
-        raise StoreError(f"{population.path} has {missing} incomplete networks of "
-                         f"{population.num_networks} (--require-complete refuses to analyse it)")
+        raise StoreError(
+            f"{population.path} has {missing} incomplete networks of "
+            f"{population.num_networks} (--require-complete refuses to analyse it)"
+        )
     if complete.size == 0:
         raise StoreError(f"{population.path} has no complete network to analyse")
     return StoreSelection(
@@ -99,34 +102,57 @@ def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str
     counts = {}
     for split in selection.splits:
         labelled = population.has_labels(split)
-        verdicts = (verdict_statistics(population, split, networks, **options)
-                    if labelled else None)
-        classes = class_statistics(population, split, networks, selection.num_classes,
-                                   checkpoints=(last, last + 1) if labelled else None, **options)
+        verdicts = verdict_statistics(population, split, networks, **options) if labelled else None
+        classes = class_statistics(
+            population,
+            split,
+            networks,
+            selection.num_classes,
+            checkpoints=(last, last + 1) if labelled else None,
+            **options,
+        )
         counts[split] = SplitCounts(verdicts, classes, labelled and classes is not None)
     return counts
 
 
-def _compute(lazy: list[dict[str, SplitCounts]], client, progress: bool,
-             ) -> list[dict[str, SplitCounts]]:
+def _compute(
+    lazy: list[dict[str, SplitCounts]],
+    client,
+    progress: bool,
+) -> list[dict[str, SplitCounts]]:
     """Compute the counts of every store in one pass (shared reads, one progress bar)."""
     # Flattened and refilled in the same order: stores, splits, verdicts then classes, fields.
-    parts = [part for store in lazy for counts in store.values()
-             for part in (counts.verdicts, counts.classes) if part is not None]
+    parts = [
+        part
+        for store in lazy
+        for counts in store.values()
+        for part in (counts.verdicts, counts.classes)
+        if part is not None
+    ]
     collections = [array for part in parts for array in part.values()]
-    values = iter(compute_with_progress(collections, client=client, progress=progress,
-                                        counted=CHUNK_TASK_PREFIXES))
+    values = iter(
+        compute_with_progress(
+            collections, client=client, progress=progress, counted=CHUNK_TASK_PREFIXES
+        )
+    )
 
     def computed(part):
         return None if part is None else {name: np.asarray(next(values)) for name in part}
 
-    return [{split: dataclasses.replace(counts, verdicts=computed(counts.verdicts),
-                                        classes=computed(counts.classes))
-             for split, counts in store.items()} for store in lazy]
+    return [
+        {
+            split: dataclasses.replace(
+                counts, verdicts=computed(counts.verdicts), classes=computed(counts.classes)
+            )
+            for split, counts in store.items()
+        }
+        for store in lazy
+    ]
 
 
-def _split_measures(selection: StoreSelection,
-                    counts: dict[str, SplitCounts]) -> dict[str, SplitMeasures]:
+def _split_measures(
+    selection: StoreSelection, counts: dict[str, SplitCounts]
+) -> dict[str, SplitMeasures]:
     """The measures of every split, of all analysed networks and of each group with networks."""
     from engine.analysis import split_measures
 
@@ -137,10 +163,15 @@ def _split_measures(selection: StoreSelection,
     for split, split_counts in counts.items():
 
         def measure(groups, split=split, split_counts=split_counts):
-            return split_measures(split_counts.verdicts, networks, groups,
-                                  selection.labels[split], classes=split_counts.classes,
-                                  classes_last_only=split_counts.classes_last_only,
-                                  membership=split == membership_split)
+            return split_measures(
+                split_counts.verdicts,
+                networks,
+                groups,
+                selection.labels[split],
+                classes=split_counts.classes,
+                classes_last_only=split_counts.classes_last_only,
+                membership=split == membership_split,
+            )
 
         groups = {}
         if networks.num_groups > 1:
@@ -151,26 +182,36 @@ def _split_measures(selection: StoreSelection,
     return measures
 
 
-def _measure(selections: list[StoreSelection], client, progress: bool,
-             options: dict[str, Any]) -> list[StoreResult]:
+def _measure(
+    selections: list[StoreSelection], client, progress: bool, options: dict[str, Any]
+) -> list[StoreResult]:
     lazy = [_lazy_counts(selection, options) for selection in selections]
     computed = _compute(lazy, client, progress)
-    return [StoreResult(selection, counts, _split_measures(selection, counts))
-            for selection, counts in zip(selections, computed, strict=True)]
+    return [
+        StoreResult(selection, counts, _split_measures(selection, counts))
+        for selection, counts in zip(selections, computed, strict=True)
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
 # Pairwise measures of the selection
 
 
-def _pairwise(selection: StoreSelection, out_dir: Path, checkpoints: list[int] | None,
-              device: str) -> dict | None:
+def _pairwise(
+    selection: StoreSelection, out_dir: Path, checkpoints: list[int] | None, device: str
+) -> dict | None:
     from engine.pairwise import pairwise_report
 
     if checkpoints is None:
         return None
-    return pairwise_report(selection.population, out_dir, splits=list(selection.splits),
-                           checkpoints=checkpoints, networks=selection.analysed, device=device)
+    return pairwise_report(
+        selection.population,
+        out_dir,
+        splits=list(selection.splits),
+        checkpoints=checkpoints,
+        networks=selection.analysed,
+        device=device,
+    )
 
 
 def _cross_pairwise(selections: list[StoreSelection], out_dir: Path, device: str) -> dict:
@@ -182,10 +223,8 @@ def _cross_pairwise(selections: list[StoreSelection], out_dir: Path, device: str
     for split in selections[0].splits:
         if all(p.has_labels(split) for p in populations):
             folder = out_dir / f"pairwise_{split}"
-            results[split] = cross_pairwise_report(populations, folder, split=split,
-                                                   device=device)
-            results[split]["figures"] = [str(folder / f)
-                                         for f in results[split].get("figures", [])]
+            results[split] = cross_pairwise_report(populations, folder, split=split, device=device)
+            results[split]["figures"] = [str(folder / f) for f in results[split].get("figures", [])]
     return results
 
 
@@ -193,12 +232,21 @@ def _cross_pairwise(selections: list[StoreSelection], out_dir: Path, device: str
 # analyze
 
 
-def analyze_store(store: str, out_dir: Path, *, splits=None, scheduler: str = "threads",
-                  workers: int | None = None, cluster: str | None = None,
-                  require_complete: bool = False, pairwise_checkpoints: str = "last",
-                  device: str = "cpu", progress: bool = True,
-                  networks_per_task: int | None = None,
-                  examples_per_task: int | None = None) -> Path:
+def analyze_store(
+    store: str,
+    out_dir: Path,
+    *,
+    splits=None,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    cluster: str | None = None,
+    require_complete: bool = False,
+    pairwise_checkpoints: str = "last",
+    device: str = "cpu",
+    progress: bool = True,
+    networks_per_task: int | None = None,
+    examples_per_task: int | None = None,
+) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
     Parameters
@@ -248,10 +296,17 @@ def analyze_store(store: str, out_dir: Path, *, splits=None, scheduler: str = "t
         (result,) = _measure([selection], client, progress, options)
         seconds = time.perf_counter() - started
         pairwise = _pairwise(selection, out_dir, checkpoints, device)
-    execution = {"scheduler": ("cluster " + cluster if cluster else
-                               f"local cluster of {workers} workers" if workers else scheduler),
-                 "measures_seconds": seconds,
-                 "total_seconds": time.perf_counter() - started}
+    execution = {
+        "scheduler": (
+            "cluster " + cluster
+            if cluster
+            else f"local cluster of {workers} workers"
+            if workers
+            else scheduler
+        ),
+        "measures_seconds": seconds,
+        "total_seconds": time.perf_counter() - started,
+    }
     summary = tables.analysis_summary(result, pairwise, execution)
     tables.write_summary(summary, out_dir)
     tables.write_examples(result, out_dir / "examples.parquet")
@@ -268,17 +323,29 @@ def analyze_store(store: str, out_dir: Path, *, splits=None, scheduler: str = "t
 def _compare_splits(populations, splits) -> list[str]:
     """The splits asked for, or those every store has; each must exist in every store."""
     first = populations[0]
-    chosen = (_resolve_splits(first, splits) if splits is not None else
-              [s for s in first.splits if all(s in p.splits for p in populations)])
+    chosen = (
+        _resolve_splits(first, splits)
+        if splits is not None
+        else [s for s in first.splits if all(s in p.splits for p in populations)]
+    )
     for population in populations:
         _resolve_splits(population, chosen)
     return chosen
 
 
-def compare_stores(stores: list[str], out_dir: Path, *, splits=None, scheduler: str = "threads",
-                   workers: int | None = None, cluster: str | None = None,
-                   require_complete: bool = False, pairwise: bool = True, device: str = "cpu",
-                   progress: bool = True) -> Path:
+def compare_stores(
+    stores: list[str],
+    out_dir: Path,
+    *,
+    splits=None,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    cluster: str | None = None,
+    require_complete: bool = False,
+    pairwise: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
     """Compare the learning orders of populations trained on the same examples.
 
     For every two stores and every split they share with labels: Spearman, Pearson and Kendall

@@ -12,12 +12,26 @@ import numpy as np
 from engine.report.results import Comparison, SplitMeasures, StoreResult
 
 #: Keys every labelled split's summary has, None where a split has no labels.
-REQUIRED_SPLIT_KEYS = ("accuracy_mean", "tpa_histogram", "null_histogram", "extreme_fraction",
-                       "extreme_fraction_null", "agreement_excess", "split_half_spearman")
+REQUIRED_SPLIT_KEYS = (
+    "accuracy_mean",
+    "tpa_histogram",
+    "null_histogram",
+    "extreme_fraction",
+    "extreme_fraction_null",
+    "agreement_excess",
+    "split_half_spearman",
+)
 #: Per-example measures of the whole population, NaN where a split lacks them.
-EXAMPLE_COLUMNS = ("accessibility", "tpa_last", "first_learned_mean", "first_learned_median",
-                   "never_learned_share", "forgetting_mean", "consensus_last",
-                   "holdout_consistency")
+EXAMPLE_COLUMNS = (
+    "accessibility",
+    "tpa_last",
+    "first_learned_mean",
+    "first_learned_median",
+    "never_learned_share",
+    "forgetting_mean",
+    "consensus_last",
+    "holdout_consistency",
+)
 
 # ----------------------------------------------------------------------------------------------
 # summary.json
@@ -31,18 +45,26 @@ def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
 def split_summary(result: StoreResult, split: str) -> dict[str, Any]:
     """The summary of one split: its shape, the measures of all networks and of each group."""
     population, measures = result.population, result.measures[split]
-    summary: dict[str, Any] = {"checkpoints": list(range(population.num_checkpoints)),
-                               "epochs": [float(e) for e in result.selection.epochs],
-                               "examples": population.num_examples(split),
-                               "has_labels": population.has_labels(split)}
+    summary: dict[str, Any] = {
+        "checkpoints": list(range(population.num_checkpoints)),
+        "epochs": [float(e) for e in result.selection.epochs],
+        "examples": population.num_examples(split),
+        "has_labels": population.has_labels(split),
+    }
     summary.update({key: None for key in REQUIRED_SPLIT_KEYS})
-    summary.update({k: v for k, v in measures.overall["summary"].items()
-                    if k not in ("checkpoints", "examples")})
+    summary.update(
+        {
+            k: v
+            for k, v in measures.overall["summary"].items()
+            if k not in ("checkpoints", "examples")
+        }
+    )
     summary["labelled_examples"] = measures.overall["summary"].get("examples")
     if measures.groups:
-        summary["groups"] = {name: {k: v for k, v in group["summary"].items()
-                                    if k not in ("checkpoints",)}
-                             for name, group in measures.groups.items()}
+        summary["groups"] = {
+            name: {k: v for k, v in group["summary"].items() if k not in ("checkpoints",)}
+            for name, group in measures.groups.items()
+        }
         summary["group_comparison"] = _group_comparison(measures)
     return summary
 
@@ -55,33 +77,40 @@ def _group_comparison(measures: SplitMeasures) -> list[dict[str, Any]]:
     names = list(groups)
     pairs = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if "accuracy_mean" in groups[a]["summary"] and \
-                    "accuracy_mean" in groups[b]["summary"]:
+        for b in names[i + 1 :]:
+            if "accuracy_mean" in groups[a]["summary"] and "accuracy_mean" in groups[b]["summary"]:
                 pairs.append(compare_measures(a, groups[a], b, groups[b]))
     return pairs
 
 
 def _networks_summary(result: StoreResult) -> dict[str, Any]:
-    return {"total": result.population.num_networks,
-            "analysed": result.selection.num_analysed,
-            "incomplete_left_out": result.selection.incomplete}
+    return {
+        "total": result.population.num_networks,
+        "analysed": result.selection.num_analysed,
+        "incomplete_left_out": result.selection.incomplete,
+    }
 
 
-def analysis_summary(result: StoreResult, pairwise: dict | None,
-                     execution: dict[str, Any]) -> dict[str, Any]:
+def analysis_summary(
+    result: StoreResult, pairwise: dict | None, execution: dict[str, Any]
+) -> dict[str, Any]:
     """The ``summary.json`` of ``engine analyze``."""
     population, selection = result.population, result.selection
     analysed, missing = selection.num_analysed, selection.incomplete
-    note = (f"{missing} incomplete networks left out; measures cover the {analysed} complete "
-            f"ones" if missing else "every network is complete")
+    note = (
+        f"{missing} incomplete networks left out; measures cover the {analysed} complete ones"
+        if missing
+        else "every network is complete"
+    )
     network_group = selection.networks.network_group
     return {
         "store": population.path,
         "dataset": population.attrs["dataset"],
         "networks": dict(_networks_summary(result), note=note),
-        "groups": [dict(g, networks=int((network_group == i).sum()))
-                   for i, g in enumerate(population.attrs["groups"])],
+        "groups": [
+            dict(g, networks=int((network_group == i).sum()))
+            for i, g in enumerate(population.attrs["groups"])
+        ],
         "checkpoints": population.num_checkpoints,
         "splits": {split: split_summary(result, split) for split in selection.splits},
         "pairwise": pairwise,
@@ -99,21 +128,39 @@ def compare_populations(names: list[str], results: list[StoreResult]) -> Compari
     from engine.compare import compare_measures, generalisation_row
 
     splits = results[0].selection.splits
-    labelled = [s for s in splits
-                if all("accuracy_mean" in r.measures[s].overall["summary"] for r in results)]
-    pairs = {split: [compare_measures(names[i], results[i].measures[split].overall, names[j],
-                                      results[j].measures[split].overall)
-                     for i in range(len(names)) for j in range(i + 1, len(names))]
-             for split in labelled}
+    labelled = [
+        s
+        for s in splits
+        if all("accuracy_mean" in r.measures[s].overall["summary"] for r in results)
+    ]
+    pairs = {
+        split: [
+            compare_measures(
+                names[i],
+                results[i].measures[split].overall,
+                names[j],
+                results[j].measures[split].overall,
+            )
+            for i in range(len(names))
+            for j in range(i + 1, len(names))
+        ]
+        for split in labelled
+    }
     generalisation_split = "test" if "test" in labelled else (labelled[0] if labelled else None)
-    rows = ([generalisation_row(name, r.measures[generalisation_split].overall)
-             for name, r in zip(names, results, strict=True)]
-            if generalisation_split else [])
+    rows = (
+        [
+            generalisation_row(name, r.measures[generalisation_split].overall)
+            for name, r in zip(names, results, strict=True)
+        ]
+        if generalisation_split
+        else []
+    )
     return Comparison(tuple(names), tuple(labelled), pairs, generalisation_split, rows)
 
 
-def comparison_summary(comparison: Comparison, results: list[StoreResult], cross: dict | None,
-                       measures_seconds: float) -> dict[str, Any]:
+def comparison_summary(
+    comparison: Comparison, results: list[StoreResult], cross: dict | None, measures_seconds: float
+) -> dict[str, Any]:
     """The ``summary.json`` of ``engine compare``."""
     first = results[0].population
     return {
@@ -121,12 +168,17 @@ def comparison_summary(comparison: Comparison, results: list[StoreResult], cross
         "names": list(comparison.names),
         "dataset": first.attrs["dataset"],
         "populations": {
-            name: {"networks": _networks_summary(r),
-                   "splits": {split: split_summary(r, split) for split in r.selection.splits}}
-            for name, r in zip(comparison.names, results, strict=True)},
+            name: {
+                "networks": _networks_summary(r),
+                "splits": {split: split_summary(r, split) for split in r.selection.splits},
+            }
+            for name, r in zip(comparison.names, results, strict=True)
+        },
         "pairs": comparison.pairs,
-        "generalisation": {"split": comparison.generalisation_split,
-                           "rows": comparison.generalisation},
+        "generalisation": {
+            "split": comparison.generalisation_split,
+            "rows": comparison.generalisation,
+        },
         "pairwise": cross,
         "execution": {"measures_seconds": measures_seconds},
     }
@@ -179,10 +231,16 @@ def write_networks(result: StoreResult, path: Path) -> None:
         accuracy = counts["network_count"][:, -1] / labelled
         table[f"accuracy_{split}"] = np.where(table["analysed"], accuracy, np.nan)
         forgetting = counts["network_forgetting"] / labelled
-        table[f"forgetting_per_example_{split}"] = np.where(table["analysed"], forgetting,
-                                                            np.nan)
+        table[f"forgetting_per_example_{split}"] = np.where(table["analysed"], forgetting, np.nan)
     table.to_parquet(path, index=False)
 
 
-__all__ = ["analysis_summary", "compare_populations", "comparison_summary", "split_summary",
-           "write_examples", "write_networks", "write_summary"]
+__all__ = [
+    "analysis_summary",
+    "compare_populations",
+    "comparison_summary",
+    "split_summary",
+    "write_examples",
+    "write_networks",
+    "write_summary",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,11 +23,16 @@ from engine.report import figures, html, tables
 from engine.report.results import SplitCounts, SplitMeasures, StoreResult, StoreSelection
 from engine.scheduling import compute_with_progress, dask_scheduler
 
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from engine.store import Population
+
 # ----------------------------------------------------------------------------------------------
 # What is read, resolved once
 
 
-def _resolve_splits(population, splits) -> list[str]:
+def _resolve_splits(population: Population, splits) -> list[str]:
     """The splits asked for (a list or a comma string), each checked; default every split."""
     if splits is None:
         return list(population.splits)
@@ -39,7 +44,7 @@ def _resolve_splits(population, splits) -> list[str]:
 
 
 def _select(
-    population, splits: list[str], require_complete: bool, *, seed: int = 0
+    population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
 ) -> StoreSelection:
     """The complete networks of ``population`` and what the report reads of its splits."""
     from engine.analysis import num_classes_of, select_networks
@@ -64,7 +69,7 @@ def _select(
     )
 
 
-def _pairwise_checkpoints(population, checkpoints: str) -> list[int] | None:
+def _pairwise_checkpoints(population: Population, checkpoints: str) -> list[int] | None:
     """The checkpoints of the pairwise measures, or None for ``"none"`` (no pairwise measures)."""
     from engine.pairwise import resolve_checkpoints
 
@@ -117,7 +122,7 @@ def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str
 
 def _compute(
     lazy: list[dict[str, SplitCounts]],
-    client,
+    client: Client | None,
     progress: bool,
 ) -> list[dict[str, SplitCounts]]:
     """Compute the counts of every store in one pass (shared reads, one progress bar)."""
@@ -183,8 +188,9 @@ def _split_measures(
 
 
 def _measure(
-    selections: list[StoreSelection], client, progress: bool, options: dict[str, Any]
+    selections: list[StoreSelection], client: Client | None, progress: bool, options: dict[str, Any]
 ) -> list[StoreResult]:
+    """Count, in one computation, then take the measures of every store's selection."""
     lazy = [_lazy_counts(selection, options) for selection in selections]
     computed = _compute(lazy, client, progress)
     return [
@@ -200,6 +206,7 @@ def _measure(
 def _pairwise(
     selection: StoreSelection, out_dir: Path, checkpoints: list[int] | None, device: str
 ) -> dict | None:
+    """Pairwise measures of the analysed networks at ``checkpoints``; None for none."""
     from engine.pairwise import pairwise_report
 
     if checkpoints is None:
@@ -230,6 +237,15 @@ def _cross_pairwise(selections: list[StoreSelection], out_dir: Path, device: str
 
 # ----------------------------------------------------------------------------------------------
 # analyze
+
+
+def _scheduler_name(scheduler: str, workers: int | None, cluster: str | None) -> str:
+    """Where the measures ran, in words (``summary.json``'s ``execution.scheduler``)."""
+    if cluster:
+        return "cluster " + cluster
+    if workers:
+        return f"local cluster of {workers} workers"
+    return scheduler
 
 
 def analyze_store(
@@ -297,13 +313,7 @@ def analyze_store(
         seconds = time.perf_counter() - started
         pairwise = _pairwise(selection, out_dir, checkpoints, device)
     execution = {
-        "scheduler": (
-            "cluster " + cluster
-            if cluster
-            else f"local cluster of {workers} workers"
-            if workers
-            else scheduler
-        ),
+        "scheduler": _scheduler_name(scheduler, workers, cluster),
         "measures_seconds": seconds,
         "total_seconds": time.perf_counter() - started,
     }
@@ -320,7 +330,7 @@ def analyze_store(
 # compare
 
 
-def _compare_splits(populations, splits) -> list[str]:
+def _compare_splits(populations: list[Population], splits) -> list[str]:
     """The splits asked for, or those every store has; each must exist in every store."""
     first = populations[0]
     chosen = (

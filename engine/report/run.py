@@ -1,0 +1,402 @@
+"""`engine analyze` and `engine compare`: resolve what is read, compute, then write the outputs.
+
+Each store is opened once and what a report reads of it (splits, analysed networks, pairwise
+checkpoints, labels, epochs) is resolved into a :class:`~engine.report.results.StoreSelection`
+before the output folder is made, so that bad input writes nothing. The lazy graphs of
+:mod:`engine.analysis` of every store are computed in one pass on the chosen Dask scheduler;
+the selection is handed down to the measures and to the pairwise measures, and the tables,
+figures and page are written from the results (see docs/outputs.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.analysis import CHUNK_TASK_PREFIXES
+from engine.errors import ConfigError, StoreError
+from engine.report import figures, html, tables
+from engine.report.results import SplitCounts, SplitMeasures, StoreResult, StoreSelection
+from engine.scheduling import compute_with_progress, dask_scheduler
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from engine.store import Population
+
+# ----------------------------------------------------------------------------------------------
+# What is read, resolved once
+
+
+def _resolve_splits(population: Population, splits) -> list[str]:
+    """The splits asked for (a list or a comma string), each checked; default every split."""
+    if splits is None:
+        return list(population.splits)
+    if isinstance(splits, str):
+        splits = [s for s in splits.split(",") if s]
+    for split in splits:
+        population.require_split(split)
+    return list(splits)
+
+
+def _select(
+    population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
+) -> StoreSelection:
+    """The complete networks of ``population`` and what the report reads of its splits."""
+    from engine.analysis import num_classes_of, select_networks
+
+    complete = population.complete_networks()
+    missing = population.num_networks - complete.size
+    if missing and require_complete:
+        raise StoreError(
+            f"{population.path} has {missing} incomplete networks of "
+            f"{population.num_networks} (--require-complete refuses to analyse it)"
+        )
+    if complete.size == 0:
+        raise StoreError(f"{population.path} has no complete network to analyse")
+    return StoreSelection(
+        population=population,
+        splits=tuple(splits),
+        networks=select_networks(population, networks=complete, seed=seed),
+        incomplete=int(missing),
+        num_classes=num_classes_of(population),
+        epochs=np.asarray(population.checkpoints["epoch"].to_numpy(), np.float64),
+        labels={split: population.labels(split) for split in splits},
+    )
+
+
+def _pairwise_checkpoints(population: Population, checkpoints: str) -> list[int] | None:
+    """The checkpoints of the pairwise measures, or None for ``"none"`` (no pairwise measures)."""
+    from engine.pairwise import resolve_checkpoints
+
+    if str(checkpoints).strip().lower() == "none":
+        return None
+    return resolve_checkpoints(population, checkpoints)
+
+
+def _store_names(stores: list[str]) -> list[str]:
+    """A short distinct name per store: its folder name without ``.zarr``, numbered if taken."""
+    taken: set[str] = set()
+    names = []
+    for path in stores:
+        base = Path(str(path).rstrip("/")).name.removesuffix(".zarr") or "store"
+        name, i = base, 1
+        while name in taken:
+            i += 1
+            name = f"{base}-{i}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# Computing the measures of one or several stores
+
+
+def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str, SplitCounts]:
+    """Lazy counts per split: verdict counts where the split has labels, class counts where it
+    stores predictions (every checkpoint on splits without labels, the last elsewhere)."""
+    from engine.analysis import class_statistics, verdict_statistics
+
+    population, networks = selection.population, selection.networks
+    last = population.num_checkpoints - 1
+    counts = {}
+    for split in selection.splits:
+        labelled = population.has_labels(split)
+        verdicts = verdict_statistics(population, split, networks, **options) if labelled else None
+        classes = class_statistics(
+            population,
+            split,
+            networks,
+            selection.num_classes,
+            checkpoints=(last, last + 1) if labelled else None,
+            **options,
+        )
+        counts[split] = SplitCounts(verdicts, classes, labelled and classes is not None)
+    return counts
+
+
+def _compute(
+    lazy: list[dict[str, SplitCounts]],
+    client: Client | None,
+    progress: bool,
+) -> list[dict[str, SplitCounts]]:
+    """Compute the counts of every store in one pass (shared reads, one progress bar)."""
+    # Flattened and refilled in the same order: stores, splits, verdicts then classes, fields.
+    parts = [
+        part
+        for store in lazy
+        for counts in store.values()
+        for part in (counts.verdicts, counts.classes)
+        if part is not None
+    ]
+    collections = [array for part in parts for array in part.values()]
+    values = iter(
+        compute_with_progress(
+            collections, client=client, progress=progress, counted=CHUNK_TASK_PREFIXES
+        )
+    )
+
+    def computed(part):
+        return None if part is None else {name: np.asarray(next(values)) for name in part}
+
+    return [
+        {
+            split: dataclasses.replace(
+                counts, verdicts=computed(counts.verdicts), classes=computed(counts.classes)
+            )
+            for split, counts in store.items()
+        }
+        for store in lazy
+    ]
+
+
+def _split_measures(
+    selection: StoreSelection, counts: dict[str, SplitCounts]
+) -> dict[str, SplitMeasures]:
+    """The measures of every split, of all analysed networks and of each group with networks."""
+    from engine.analysis import split_measures
+
+    networks = selection.networks
+    membership_split = selection.population.attrs.get("membership_split")
+    everyone = list(range(networks.num_groups))
+    measures = {}
+    for split, split_counts in counts.items():
+
+        def measure(groups, split=split, split_counts=split_counts):
+            return split_measures(
+                split_counts.verdicts,
+                networks,
+                groups,
+                selection.labels[split],
+                classes=split_counts.classes,
+                classes_last_only=split_counts.classes_last_only,
+                membership=split == membership_split,
+            )
+
+        groups = {}
+        if networks.num_groups > 1:
+            for g, name in enumerate(networks.group_names):
+                if (networks.network_group == g).any():
+                    groups[name] = measure([g])
+        measures[split] = SplitMeasures(measure(everyone), groups)
+    return measures
+
+
+def _measure(
+    selections: list[StoreSelection], client: Client | None, progress: bool, options: dict[str, Any]
+) -> list[StoreResult]:
+    """Count, in one computation, then take the measures of every store's selection."""
+    lazy = [_lazy_counts(selection, options) for selection in selections]
+    computed = _compute(lazy, client, progress)
+    return [
+        StoreResult(selection, counts, _split_measures(selection, counts))
+        for selection, counts in zip(selections, computed, strict=True)
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairwise measures of the selection
+
+
+def _pairwise(
+    selection: StoreSelection, out_dir: Path, checkpoints: list[int] | None, device: str
+) -> dict | None:
+    """Pairwise measures of the analysed networks at ``checkpoints``; None for none."""
+    from engine.pairwise import pairwise_report
+
+    if checkpoints is None:
+        return None
+    return pairwise_report(
+        selection.population,
+        out_dir,
+        splits=list(selection.splits),
+        checkpoints=checkpoints,
+        networks=selection.analysed,
+        device=device,
+    )
+
+
+def _cross_pairwise(selections: list[StoreSelection], out_dir: Path, device: str) -> dict:
+    """Pairwise measures between the stores' networks on each split that every store labels."""
+    from engine.pairwise import cross_pairwise_report
+
+    populations = [s.population for s in selections]
+    results = {}
+    for split in selections[0].splits:
+        if all(p.has_labels(split) for p in populations):
+            folder = out_dir / f"pairwise_{split}"
+            results[split] = cross_pairwise_report(populations, folder, split=split, device=device)
+            results[split]["figures"] = [str(folder / f) for f in results[split].get("figures", [])]
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# analyze
+
+
+def _scheduler_name(scheduler: str, workers: int | None, cluster: str | None) -> str:
+    """Where the measures ran, in words (``summary.json``'s ``execution.scheduler``)."""
+    if cluster:
+        return "cluster " + cluster
+    if workers:
+        return f"local cluster of {workers} workers"
+    return scheduler
+
+
+def analyze_store(
+    store: str,
+    out_dir: Path,
+    *,
+    splits=None,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    cluster: str | None = None,
+    require_complete: bool = False,
+    pairwise_checkpoints: str = "last",
+    device: str = "cpu",
+    progress: bool = True,
+    networks_per_task: int | None = None,
+    examples_per_task: int | None = None,
+) -> Path:
+    """Compute every measure of a store and write the outputs to ``out_dir``.
+
+    Parameters
+    ----------
+    store : str
+        Folder or URL of a population store.
+    out_dir : Path
+        Created if needed; receives summary.json, examples.parquet, networks.parquet, the PNG
+        figures and report.html (see docs/outputs.md).
+    splits : list of str or comma string, optional
+        Default: every split.
+    scheduler : "threads" or "processes"
+        Local Dask scheduler, when neither ``workers`` nor ``cluster`` is given.
+    workers : int, optional
+        Start a local distributed cluster of this many single-threaded worker processes.
+    cluster : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``).
+    require_complete : bool
+        Refuse a store with incomplete networks instead of analysing the complete ones.
+    pairwise_checkpoints : str
+        ``last``, ``all``, a comma list of checkpoints, or ``none`` (no pairwise measures).
+    device : "cpu" or "cuda"
+        Passed to the pairwise measures.
+    progress : bool
+        Show a progress bar of chunks done.
+    networks_per_task, examples_per_task : int, optional
+        Size of a Dask task, rounded up to whole stored chunks (default: one chunk of each).
+
+    Returns
+    -------
+    Path
+        ``out_dir / "report.html"``.
+    """
+    from engine.store import open_population
+
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    population = open_population(store)
+    selection = _select(population, _resolve_splits(population, splits), require_complete)
+    checkpoints = _pairwise_checkpoints(population, pairwise_checkpoints)
+    out_dir = Path(out_dir)
+    options = {"networks_per_task": networks_per_task, "examples_per_task": examples_per_task}
+    started = time.perf_counter()
+    with dask_scheduler(scheduler, workers, cluster) as client:
+        # Only once the flags are valid and the cluster answers: bad input writes nothing.
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (result,) = _measure([selection], client, progress, options)
+        seconds = time.perf_counter() - started
+        pairwise = _pairwise(selection, out_dir, checkpoints, device)
+    execution = {
+        "scheduler": _scheduler_name(scheduler, workers, cluster),
+        "measures_seconds": seconds,
+        "total_seconds": time.perf_counter() - started,
+    }
+    summary = tables.analysis_summary(result, pairwise, execution)
+    tables.write_summary(summary, out_dir)
+    tables.write_examples(result, out_dir / "examples.parquet")
+    tables.write_networks(result, out_dir / "networks.parquet")
+    made = figures.analysis_figures(result, out_dir)
+    made += figures.embedded(out_dir / f for f in (pairwise or {}).get("figures", []))
+    return html.write_page(out_dir, html.analysis_page(summary, made))
+
+
+# ----------------------------------------------------------------------------------------------
+# compare
+
+
+def _compare_splits(populations: list[Population], splits) -> list[str]:
+    """The splits asked for, or those every store has; each must exist in every store."""
+    first = populations[0]
+    chosen = (
+        _resolve_splits(first, splits)
+        if splits is not None
+        else [s for s in first.splits if all(s in p.splits for p in populations)]
+    )
+    for population in populations:
+        _resolve_splits(population, chosen)
+    return chosen
+
+
+def compare_stores(
+    stores: list[str],
+    out_dir: Path,
+    *,
+    splits=None,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    cluster: str | None = None,
+    require_complete: bool = False,
+    pairwise: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Compare the learning orders of populations trained on the same examples.
+
+    For every two stores and every split they share with labels: Spearman, Pearson and Kendall
+    correlation of accessibility, Spearman of TP-agreement per checkpoint, each population's
+    split-half ceiling, the superset relation; across stores, test accuracy against agreement
+    excess. Writes summary.json, the figures and report.html to ``out_dir``.
+
+    Returns
+    -------
+    Path
+        ``out_dir / "report.html"``.
+
+    Raises
+    ------
+    StoreError
+        A store is missing or foreign, or the stores hold different data sets.
+    """
+    from engine.store import open_population, require_same_dataset
+
+    if len(stores) < 2:
+        raise ConfigError("compare needs at least two stores")
+    populations = [open_population(s) for s in stores]
+    require_same_dataset(populations, "compare")
+    chosen = _compare_splits(populations, splits)
+    names = _store_names([p.path for p in populations])
+    selections = [_select(p, chosen, require_complete) for p in populations]
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    with dask_scheduler(scheduler, workers, cluster) as client:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = _measure(selections, client, progress, {})
+        seconds = time.perf_counter() - started
+        cross = _cross_pairwise(selections, out_dir, device) if pairwise else None
+    comparison = tables.compare_populations(names, results)
+    summary = tables.comparison_summary(comparison, results, cross, seconds)
+    tables.write_summary(summary, out_dir)
+    made = figures.compare_figures(comparison, results, out_dir)
+    for report in (cross or {}).values():
+        if isinstance(report, dict):
+            made += figures.embedded(report.get("figures", []))
+    return html.write_page(out_dir, html.comparison_page(comparison, made))
+
+
+__all__ = ["analyze_store", "compare_stores"]

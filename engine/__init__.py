@@ -1,6 +1,6 @@
 """Created Equal: train populations of networks, record every verdict, measure their agreement.
 
-The public API for stores lives here; analyses are in :mod:`engine.analysis` and training in
+The public API for stores lives here; analyses are in :mod:`engine.measures` and training in
 :mod:`engine.train` (the only part that imports torch).
 """
 

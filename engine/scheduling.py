@@ -70,7 +70,7 @@ def compute_with_progress(collections: list, *, client=None, progress: bool = Tr
     """Compute Dask collections, with a rich progress bar of the tasks done.
 
     ``counted`` holds the name prefixes of the tasks the bar counts (for the analyses, the
-    chunk-reading tasks named by :data:`engine.analysis.CHUNK_TASK_PREFIXES`); with none the bar
+    chunk-reading tasks named by :data:`engine.measures.CHUNK_TASK_PREFIXES`); with none the bar
     shows no total.
     """
     import dask

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.analysis import NetworkSelection
+    from engine.measures import NetworkSelection
     from engine.store import Population
 
 
@@ -64,9 +64,9 @@ class SplitCounts:
     Attributes
     ----------
     verdicts : dict, optional
-        :func:`engine.analysis.verdict_statistics`, where the split has labels.
+        :func:`engine.measures.verdict_statistics`, where the split has labels.
     classes : dict, optional
-        :func:`engine.analysis.class_statistics`, where the split stores predictions.
+        :func:`engine.measures.class_statistics`, where the split stores predictions.
     classes_last_only : bool
         The class counts cover the last checkpoint only (splits with labels need no more).
     """
@@ -78,7 +78,7 @@ class SplitCounts:
 
 @dataclass(frozen=True)
 class SplitMeasures:
-    """:func:`engine.analysis.split_measures` of one split (``summary`` and ``examples``).
+    """:func:`engine.measures.split_measures` of one split (``summary`` and ``examples``).
 
     ``overall`` pools every analysed network; ``groups`` has one entry per group with networks,
     and is empty where the store has a single group.
@@ -113,12 +113,12 @@ class Comparison:
     labelled : tuple of str
         The splits on which every store has accuracies.
     pairs : dict of str to list of dict
-        Per labelled split, :func:`engine.compare.compare_measures` of every two stores
+        Per labelled split, :func:`engine.measures.compare_measures` of every two stores
         ``i < j``.
     generalisation_split : str, optional
         ``test`` where it is labelled, else the first labelled split; None without one.
     generalisation : list of dict
-        :func:`engine.compare.generalisation_row` of each store on that split.
+        :func:`engine.measures.generalisation_row` of each store on that split.
     """
 
     names: tuple[str, ...]

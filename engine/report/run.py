@@ -3,7 +3,7 @@
 Each store is opened once and what a report reads of it (splits, analysed networks, pairwise
 checkpoints, labels, epochs) is resolved into a :class:`~engine.report.results.StoreSelection`
 before the output folder is made, so that bad input writes nothing. The lazy graphs of
-:mod:`engine.analysis` of every store are computed in one pass on the chosen Dask scheduler;
+:mod:`engine.measures` of every store are computed in one pass on the chosen Dask scheduler;
 the selection is handed down to the measures and to the pairwise measures, and the tables,
 figures and page are written from the results (see docs/outputs.md).
 """
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis import CHUNK_TASK_PREFIXES
 from engine.errors import ConfigError, StoreError
+from engine.measures import CHUNK_TASK_PREFIXES
 from engine.report import figures, html, tables
 from engine.report.results import SplitCounts, SplitMeasures, StoreResult, StoreSelection
 from engine.scheduling import compute_with_progress, dask_scheduler
@@ -47,7 +47,7 @@ def _select(
     population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
 ) -> StoreSelection:
     """The complete networks of ``population`` and what the report reads of its splits."""
-    from engine.analysis import num_classes_of, select_networks
+    from engine.measures import num_classes_of, select_networks
 
     complete = population.complete_networks()
     missing = population.num_networks - complete.size
@@ -100,7 +100,7 @@ def _store_names(stores: list[str]) -> list[str]:
 def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str, SplitCounts]:
     """Lazy counts per split: verdict counts where the split has labels, class counts where it
     stores predictions (every checkpoint on splits without labels, the last elsewhere)."""
-    from engine.analysis import class_statistics, verdict_statistics
+    from engine.measures import class_statistics, verdict_statistics
 
     population, networks = selection.population, selection.networks
     last = population.num_checkpoints - 1
@@ -159,7 +159,7 @@ def _split_measures(
     selection: StoreSelection, counts: dict[str, SplitCounts]
 ) -> dict[str, SplitMeasures]:
     """The measures of every split, of all analysed networks and of each group with networks."""
-    from engine.analysis import split_measures
+    from engine.measures import split_measures
 
     networks = selection.networks
     membership_split = selection.population.attrs.get("membership_split")

@@ -71,7 +71,7 @@ def split_summary(result: StoreResult, split: str) -> dict[str, Any]:
 
 def _group_comparison(measures: SplitMeasures) -> list[dict[str, Any]]:
     """Learning-order comparison of every two groups that have accuracies."""
-    from engine.compare import compare_measures
+    from engine.measures import compare_measures
 
     groups = measures.groups
     names = list(groups)
@@ -125,7 +125,7 @@ def analysis_summary(
 def compare_populations(names: list[str], results: list[StoreResult]) -> Comparison:
     """Every two stores compared on each split that all of them label, and the generalisation
     table (accuracy against agreement excess) on ``test``, else the first such split."""
-    from engine.compare import compare_measures, generalisation_row
+    from engine.measures import compare_measures, generalisation_row
 
     splits = results[0].selection.splits
     labelled = [

@@ -505,7 +505,7 @@ def test_stored_order_codecs_are_the_writers(tmp_path):
         "correct_packed": store_format.verdict_codecs(),
         "predictions": store_format.prediction_codecs(),
     }
-    assert store_format.stored_order_definitions() == list(definitions.values())
+    assert store_format.stored_order_definitions() == tuple(definitions.values())
     for name, codecs in definitions.items():
         array = handle.open_array(f"splits/train/{name}")
         # The chain zarr reports for a freshly written array is exactly the writer's.

@@ -103,65 +103,35 @@ def create_population(
     path = Path(path)
     if path.exists():
         raise StoreError(f"{path} already exists; choose a new path or grow it with the writer")
-    num_networks = _count_networks(splits, groups)
-    checkpoints = _checkpoints(checkpoint_epochs, checkpoint_steps)
-    if min(network_block, checkpoint_block, example_block) < 1 or example_block % 8:
-        raise WriterError("block sizes must be positive, example_block a multiple of 8")
-    seeds = {
-        "init": validate_seeds("init", init_seeds, num_networks),
-        "order": validate_seeds("order", order_seeds, num_networks),
-    }
-    if membership_split is not None and membership_split not in splits:
-        raise WriterError(f"membership_split {membership_split!r} is not one of the splits")
-    labels = {name: _labels(name, spec) for name, spec in splits.items()}
-    group_index = _group_index(groups, network_groups, num_networks)
-    split_data = [
-        _SplitData(
-            name,
-            labels[name],
-            _example_ids(name, spec, labels[name].size),
-            bool(spec.predictions),
-            spec.fingerprint,
-        )
-        for name, spec in splits.items()
-    ]
-
+    inputs = _check_inputs(
+        splits=splits,
+        groups=groups,
+        checkpoint_epochs=checkpoint_epochs,
+        checkpoint_steps=checkpoint_steps,
+        init_seeds=init_seeds,
+        order_seeds=order_seeds,
+        membership_split=membership_split,
+        blocks=(network_block, checkpoint_block, example_block),
+        network_groups=network_groups,
+    )
     meta = _root_metadata(
+        inputs,
         dataset_name=dataset_name,
-        splits=split_data,
         groups=groups,
         class_names=class_names,
         command=command,
-        membership_split=membership_split,
         extra_attrs=extra_attrs,
-        blocks=(network_block, checkpoint_block, example_block),
-        sizes=(num_networks, checkpoints.epochs.size),
-    )
-    chunks = _Chunks(
-        network=network_block,
-        # A chunk never spans more checkpoints than the store has: reading one checkpoint
-        # decodes the whole chunk.
-        checkpoint=min(checkpoint_block, checkpoints.epochs.size),
-        example=example_block,
-        # Arrays written only here and by add_networks (one process, no writer active) are not
-        # owned by writers: one chunk of many networks keeps reading them cheap.
-        network_metadata=max(network_block, min(num_networks, NETWORK_METADATA_BLOCK)),
     )
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
     root = zarr.open_group(str(staging), mode="w")
-    _create_network_arrays(root, group_index, seeds, checkpoints.epochs.size, chunks)
-    _create_checkpoint_arrays(root, checkpoints, chunks)
-    for split in split_data:
-        _create_split_arrays(
-            root,
-            split,
-            (num_networks, checkpoints.epochs.size),
-            chunks,
-            membership=split.name == membership_split,
-        )
+    chunks = inputs.chunks()
+    _create_network_arrays(root, inputs, chunks)
+    _create_checkpoint_arrays(root, inputs.checkpoints, chunks)
+    for split in inputs.splits:
+        _create_split_arrays(root, inputs, split, chunks)
     root.attrs[ATTRS_KEY] = meta
     _publish(staging, path)
-    return PopulationWriter(path, networks=(0, num_networks))
+    return PopulationWriter(path, networks=(0, inputs.num_networks))
 
 
 def validate_seeds(label: str, values: Sequence[int] | np.ndarray | None, count: int) -> np.ndarray:
@@ -220,6 +190,77 @@ class _Chunks:
     checkpoint: int
     example: int
     network_metadata: int
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The arguments of :func:`create_population`, checked and normalised."""
+
+    num_networks: int
+    group_index: np.ndarray  # int (networks,)
+    seeds: Mapping[str, np.ndarray]  # "init", "order": int64 (networks,)
+    checkpoints: _Checkpoints
+    splits: tuple[_SplitData, ...]
+    membership_split: str | None
+    blocks: tuple[int, int, int]  # requested network, checkpoint and example blocks
+
+    @property
+    def num_checkpoints(self) -> int:
+        return int(self.checkpoints.epochs.size)
+
+    def chunks(self) -> _Chunks:
+        network_block, checkpoint_block, example_block = self.blocks
+        return _Chunks(
+            network=network_block,
+            # A chunk never spans more checkpoints than the store has: reading one checkpoint
+            # decodes the whole chunk.
+            checkpoint=min(checkpoint_block, self.num_checkpoints),
+            example=example_block,
+            # Arrays written only here and by add_networks (one process, no writer active) are
+            # not owned by writers: one chunk of many networks keeps reading them cheap.
+            network_metadata=max(network_block, min(self.num_networks, NETWORK_METADATA_BLOCK)),
+        )
+
+
+def _check_inputs(
+    *,
+    splits: Mapping[str, SplitSpec],
+    groups: Sequence[GroupSpec],
+    checkpoint_epochs: Sequence[float],
+    checkpoint_steps: Sequence[int] | None,
+    init_seeds: Sequence[int] | np.ndarray | None,
+    order_seeds: Sequence[int] | np.ndarray | None,
+    membership_split: str | None,
+    blocks: tuple[int, int, int],
+    network_groups: np.ndarray | None,
+) -> _Inputs:
+    """Every check of :func:`create_population`, before anything is written."""
+    num_networks = _count_networks(splits, groups)
+    checkpoints = _checkpoints(checkpoint_epochs, checkpoint_steps)
+    network_block, checkpoint_block, example_block = blocks
+    if min(network_block, checkpoint_block, example_block) < 1 or example_block % 8:
+        raise WriterError("block sizes must be positive, example_block a multiple of 8")
+    seeds = {
+        "init": validate_seeds("init", init_seeds, num_networks),
+        "order": validate_seeds("order", order_seeds, num_networks),
+    }
+    if membership_split is not None and membership_split not in splits:
+        raise WriterError(f"membership_split {membership_split!r} is not one of the splits")
+    labels = {name: _labels(name, spec) for name, spec in splits.items()}
+    group_index = _group_index(groups, network_groups, num_networks)
+    split_data = tuple(
+        _SplitData(
+            name=name,
+            labels=labels[name],
+            example_ids=_example_ids(name, spec, labels[name].size),
+            predictions=bool(spec.predictions),
+            fingerprint=spec.fingerprint,
+        )
+        for name, spec in splits.items()
+    )
+    return _Inputs(
+        num_networks, group_index, seeds, checkpoints, split_data, membership_split, blocks
+    )
 
 
 def _count_networks(splits: Mapping[str, SplitSpec], groups: Sequence[GroupSpec]) -> int:
@@ -283,38 +324,32 @@ def _example_ids(name: str, spec: SplitSpec, num_examples: int) -> np.ndarray:
 
 
 def _root_metadata(
+    inputs: _Inputs,
     *,
     dataset_name: str,
-    splits: Sequence[_SplitData],
     groups: Sequence[GroupSpec],
     class_names: Sequence[str] | None,
     command: str | None,
-    membership_split: str | None,
     extra_attrs: Mapping[str, Any] | None,
-    blocks: tuple[int, int, int],
-    sizes: tuple[int, int],
 ) -> dict[str, Any]:
     """The root attribute ``created_equal`` (its keys in docs/store-format.md's order)."""
-    network_block, checkpoint_block, example_block = blocks
-    num_networks, num_checkpoints = sizes
+    network_block, checkpoint_block, example_block = inputs.blocks
+    fingerprints = {split.name: split.fingerprint for split in inputs.splits}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "engine_version": __version__,
-        "dataset": {
-            "name": dataset_name,
-            "fingerprint": dataset_fingerprint({s.name: s.fingerprint for s in splits}),
-        },
+        "dataset": {"name": dataset_name, "fingerprint": dataset_fingerprint(fingerprints)},
         "class_names": list(class_names) if class_names is not None else None,
         "command": command if command is not None else " ".join(sys.argv),
         "groups": [g.to_json() for g in groups],
-        "splits": {s.name: s.metadata() for s in splits},
-        "membership_split": membership_split,
+        "splits": {split.name: split.metadata() for split in inputs.splits},
+        "membership_split": inputs.membership_split,
         "network_block": int(network_block),
         "checkpoint_block": int(checkpoint_block),
         "example_block": int(example_block),
-        "num_networks": num_networks,
-        "num_checkpoints": num_checkpoints,
+        "num_networks": inputs.num_networks,
+        "num_checkpoints": inputs.num_checkpoints,
         "extra": dict(extra_attrs or {}),
     }
 
@@ -339,21 +374,15 @@ def _create_array(
     )
 
 
-def _create_network_arrays(
-    root: zarr.Group,
-    group_index: np.ndarray,
-    seeds: Mapping[str, np.ndarray],
-    num_checkpoints: int,
-    chunks: _Chunks,
-) -> None:
+def _create_network_arrays(root: zarr.Group, inputs: _Inputs, chunks: _Chunks) -> None:
     """The per-network arrays of the root: ids, groups and seeds filled, the rest empty."""
-    num_networks = group_index.size
+    num_networks = inputs.num_networks
     nb, nc = chunks.network, chunks.network_metadata
     filled = (
         ("networks", np.arange(num_networks)),
-        ("network_group", group_index),
-        ("network_init_seed", seeds["init"]),
-        ("network_order_seed", seeds["order"]),
+        ("network_group", inputs.group_index),
+        ("network_init_seed", inputs.seeds["init"]),
+        ("network_order_seed", inputs.seeds["order"]),
     )
     for name, value in filled:
         _create_array(root, name, ROOT_ARRAYS[name], (num_networks,), (nc,))[:] = value
@@ -364,7 +393,7 @@ def _create_network_arrays(
         root,
         "train_loss",
         ROOT_ARRAYS["train_loss"],
-        (num_networks, num_checkpoints),
+        (num_networks, inputs.num_checkpoints),
         (nb, chunks.checkpoint),
     )
 
@@ -382,15 +411,10 @@ def _create_checkpoint_arrays(root: zarr.Group, checkpoints: _Checkpoints, chunk
 
 
 def _create_split_arrays(
-    root: zarr.Group,
-    split: _SplitData,
-    sizes: tuple[int, int],
-    chunks: _Chunks,
-    *,
-    membership: bool,
+    root: zarr.Group, inputs: _Inputs, split: _SplitData, chunks: _Chunks
 ) -> None:
     """The group ``splits/<name>``: verdict arrays (empty), coordinates, labels."""
-    num_networks, num_checkpoints = sizes
+    num_networks, num_checkpoints = inputs.num_networks, inputs.num_checkpoints
     num_examples = split.labels.size
     nb, tb = chunks.network, chunks.checkpoint
     xb = max(1, min(chunks.example, num_examples))
@@ -399,6 +423,7 @@ def _create_split_arrays(
     def create(name: str, shape: tuple[int, ...], chunk: tuple[int, ...]) -> zarr.Array:
         return _create_array(group, name, SPLIT_ARRAYS[name], shape, chunk)
 
+    # Packed bytes of 8 examples each; the byte chunk is never wider than the split.
     create(
         "correct_packed",
         (num_networks, num_checkpoints, -(-num_examples // 8)),
@@ -410,7 +435,7 @@ def _create_split_arrays(
     create("example_ids", (num_examples,), (xb,))[:] = split.example_ids
     create("labels", (num_examples,), (xb,))[:] = split.labels
     create("final_accuracy", (num_networks,), (nb,))
-    if membership:
+    if split.name == inputs.membership_split:
         create("membership", (num_networks, num_examples), (nb, xb))
 
 

@@ -9,6 +9,7 @@ zarr's transpose back and so depends on exactly those definitions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import zarr
+from zarr.buffer import default_buffer_prototype
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
 
 from engine._version import __version__
@@ -391,11 +393,12 @@ _DECODERS: dict[type, Callable[[bytes], bytes]] = {
 }
 
 
-def stored_order_definitions() -> list[ArrayCodecs]:
+@functools.cache
+def stored_order_definitions() -> tuple[ArrayCodecs, ...]:
     """The codec chains of the format that store chunks in :data:`STORED_ORDER`."""
     stored_order = (TransposeCodec(order=STORED_ORDER),)
     chains = [layout.codecs() for layout in SPLIT_ARRAYS.values()]
-    return [chain for chain in chains if chain.filters == stored_order]
+    return tuple(chain for chain in chains if chain.filters == stored_order)
 
 
 def stored_order_decoders(array: zarr.Array) -> list[Callable[[bytes], bytes]] | None:
@@ -426,8 +429,6 @@ def _read_chunk(
     array: zarr.Array, chunk_coords: tuple[int, ...], decoders: list[Callable[[bytes], bytes]]
 ) -> np.ndarray:
     """One whole stored chunk of a (networks, checkpoints, examples) array, dims (x, n, t)."""
-    from zarr.buffer import default_buffer_prototype
-
     key = array.metadata.encode_chunk_key(chunk_coords)
     buffer = (array.store_path / key).get_sync(prototype=default_buffer_prototype())
     chunk = array.chunks

@@ -15,39 +15,37 @@ def info(
     from rich.console import Console
     from rich.table import Table
 
-    from engine.store import open_population
+    from engine.store import open_population, summarize_population, verify_population
 
     population = open_population(store)
+    summary = summarize_population(population)
     console = Console()
-    attrs = population.attrs
-    completed = population.checkpoints_completed()
-    complete = int((completed >= population.num_checkpoints).sum())
-    console.print(f"[bold]{store}[/bold]  format {attrs['format_version']}, "
-                  f"engine {attrs['engine_version']}")
-    console.print(f"data set: {attrs['dataset']['name']} "
-                  f"(fingerprint {attrs['dataset']['fingerprint'][:16]})")
-    console.print(f"networks: {population.num_networks} ({complete} complete), "
-                  f"checkpoints: {population.num_checkpoints}, groups: "
-                  + ", ".join(f"{g['name']} ({g['architecture']})" for g in attrs["groups"]))
-    table = Table("split", "examples", "labels", "predictions", "correct on disk",
-                  "bits / entry")
-    for split in population.splits:
-        entries = population.num_networks * population.num_checkpoints
-        entries *= population.num_examples(split)
-        stored = population.stored_bytes(f"splits/{split}/correct_packed")
-        bits = f"{8 * stored / entries:.3f}" if entries else "-"
-        table.add_row(split, str(population.num_examples(split)),
-                      "yes" if population.has_labels(split) else "no (probe)",
-                      "yes" if attrs["splits"][split]["predictions"] else "no",
-                      _size(stored), bits)
+    console.print(
+        f"[bold]{store}[/bold]  format {summary.format_version}, engine {summary.engine_version}"
+    )
+    console.print(
+        f"data set: {summary.dataset_name} (fingerprint {summary.dataset_fingerprint[:16]})"
+    )
+    console.print(
+        f"networks: {summary.num_networks} ({summary.complete_networks} complete), "
+        f"checkpoints: {summary.num_checkpoints}, groups: "
+        + ", ".join(f"{name} ({architecture})" for name, architecture in summary.groups)
+    )
+    table = Table("split", "examples", "labels", "predictions", "correct on disk", "bits / entry")
+    for split in summary.splits:
+        bits = f"{split.bits_per_entry:.3f}" if split.bits_per_entry is not None else "-"
+        table.add_row(
+            split.name,
+            str(split.examples),
+            "yes" if split.has_labels else "no (probe)",
+            "yes" if split.predictions else "no",
+            _size(split.correct_bytes),
+            bits,
+        )
     console.print(table)
-    console.print(f"size on disk: {_size(population.stored_bytes())}")
+    console.print(f"size on disk: {_size(summary.stored_bytes)}")
     if verify:
-        for split in population.splits:
-            population.correct(split).sum().compute()
-            predictions = population.predictions(split)
-            if predictions is not None:
-                predictions.max().compute()
+        verify_population(population)
         console.print("every chunk read back with a matching checksum")
 
 
@@ -64,7 +62,7 @@ def merge(
     typer.echo(f"wrote {output}: {merged.num_networks} networks from {len(stores)} stores")
 
 
-def _size(count: int) -> str:
+def _size(count: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

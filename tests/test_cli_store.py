@@ -27,8 +27,9 @@ def test_version_and_help(capsys):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "cli.app", "--version"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.app", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert "created-equal" in result.stdout
 
@@ -42,10 +43,13 @@ def test_info_reports_shape_and_bits(tmp_path, capsys):
     assert "matching checksum" in out
 
 
-@pytest.mark.parametrize("make_bad, message", [
-    (lambda p: p / "missing.zarr", "does not exist"),
-    (lambda p: (p / "folder").mkdir() or p / "folder", "not a population store"),
-])
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda p: p / "missing.zarr", "does not exist"),
+        (lambda p: (p / "folder").mkdir() or p / "folder", "not a population store"),
+    ],
+)
 def test_info_bad_paths_one_line(tmp_path, capsys, make_bad, message):
     code, out, err = run(["info", str(make_bad(tmp_path))], capsys)
     assert code == 1

@@ -1,4 +1,5 @@
-"""The population store: round trips, concurrent writers, growing, merging, xarray, bad input."""
+"""The population store: round trips, concurrent writers, growing, merging, xarray, bad input,
+info and verification, stored-order decoding."""
 
 from __future__ import annotations
 
@@ -14,29 +15,63 @@ from hypothesis import strategies as st
 
 import engine
 from engine.errors import StoreError, WriterError
-from engine.store import ATTRS_KEY
+from engine.store import (
+    ATTRS_KEY,
+    StoreHandle,
+    read_stored_order,
+    summarize_population,
+    verify_population,
+)
+from engine.store import format as store_format
 
 
-def make_store(path, *, networks=5, checkpoints=3, examples=(13, 7), classes=4, seed=0,
-               predictions=True, network_block=2, checkpoint_block=2, probe=True,
-               membership=False, dataset="toy", data_seed=0, example_block=65536):
+def make_store(
+    path,
+    *,
+    networks=5,
+    checkpoints=3,
+    examples=(13, 7),
+    classes=4,
+    seed=0,
+    predictions=True,
+    network_block=2,
+    checkpoint_block=2,
+    probe=True,
+    membership=False,
+    dataset="toy",
+    data_seed=0,
+    example_block=65536,
+):
     """A store filled with random predictions; returns (store path, labels, predictions)."""
     rng = np.random.default_rng(data_seed)
-    labels = {"train": rng.integers(0, classes, examples[0]),
-              "test": rng.integers(0, classes, examples[1])}
+    labels = {
+        "train": rng.integers(0, classes, examples[0]),
+        "test": rng.integers(0, classes, examples[1]),
+    }
     if probe:
         labels["probe"] = np.full(5, -1)
-    splits = {name: engine.SplitSpec(labels=lab, predictions=predictions,
-                                     fingerprint=hashlib.sha256(lab.tobytes()).hexdigest())
-              for name, lab in labels.items()}
+    splits = {
+        name: engine.SplitSpec(
+            labels=lab,
+            predictions=predictions,
+            fingerprint=hashlib.sha256(lab.tobytes()).hexdigest(),
+        )
+        for name, lab in labels.items()
+    }
     groups = [engine.GroupSpec("a", "mlp", networks - networks // 2, {"width": 8})]
     if networks // 2:
         groups.append(engine.GroupSpec("b", "cnn", networks // 2))
     writer = engine.create_population(
-        path, dataset_name=dataset, splits=splits, groups=groups,
-        checkpoint_epochs=np.arange(checkpoints), checkpoint_steps=np.arange(checkpoints) * 10,
-        network_block=network_block, checkpoint_block=checkpoint_block,
-        example_block=example_block, init_seeds=np.arange(networks),
+        path,
+        dataset_name=dataset,
+        splits=splits,
+        groups=groups,
+        checkpoint_epochs=np.arange(checkpoints),
+        checkpoint_steps=np.arange(checkpoints) * 10,
+        network_block=network_block,
+        checkpoint_block=checkpoint_block,
+        example_block=example_block,
+        init_seeds=np.arange(networks),
         order_seeds=np.arange(networks) + 100,
         membership_split="train" if membership else None,
     )
@@ -65,16 +100,28 @@ def tree_digest(path: Path) -> str:
 
 
 @settings(max_examples=15)
-@given(networks=st.integers(1, 9), checkpoints=st.integers(1, 4),
-       train=st.sampled_from([1, 7, 8, 63, 64, 65, 130]), block=st.integers(1, 4),
-       example_block=st.sampled_from([8, 16, 64, 65536]), predictions=st.booleans())
-def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, train, block,
-                                   example_block, predictions):
+@given(
+    networks=st.integers(1, 9),
+    checkpoints=st.integers(1, 4),
+    train=st.sampled_from([1, 7, 8, 63, 64, 65, 130]),
+    block=st.integers(1, 4),
+    example_block=st.sampled_from([8, 16, 64, 65536]),
+    predictions=st.booleans(),
+)
+def test_round_trip_awkward_shapes(
+    tmp_path_factory, networks, checkpoints, train, block, example_block, predictions
+):
     path = tmp_path_factory.mktemp("store") / "pop.zarr"
-    path, labels, recorded = make_store(path, networks=networks, checkpoints=checkpoints,
-                                        examples=(train, 3), network_block=block,
-                                        checkpoint_block=block, example_block=example_block,
-                                        predictions=predictions)
+    path, labels, recorded = make_store(
+        path,
+        networks=networks,
+        checkpoints=checkpoints,
+        examples=(train, 3),
+        network_block=block,
+        checkpoint_block=block,
+        example_block=example_block,
+        predictions=predictions,
+    )
     population = engine.open_population(path)
     assert population.num_networks == networks
     assert population.num_checkpoints == checkpoints
@@ -91,19 +138,26 @@ def test_round_trip_awkward_shapes(tmp_path_factory, networks, checkpoints, trai
         np.testing.assert_array_equal(packed, np.packbits(expected, axis=2, bitorder="little"))
     table = population.networks
     assert table["complete"].all()
-    np.testing.assert_allclose(table["final_accuracy_train"],
-                               (recorded["train"][:, -1] == labels["train"]).mean(axis=1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        table["final_accuracy_train"],
+        (recorded["train"][:, -1] == labels["train"]).mean(axis=1),
+        rtol=1e-6,
+    )
     assert table["final_accuracy_probe"].isna().all()
     assert list(population.checkpoints["step"]) == list(np.arange(checkpoints) * 10)
 
 
 def test_empty_split_round_trips(tmp_path):
     writer = engine.create_population(
-        tmp_path / "p.zarr", dataset_name="toy",
-        splits={"train": engine.SplitSpec(labels=np.array([0, 1, 1])),
-                "empty": engine.SplitSpec(labels=np.zeros(0, int))},
-        groups=[engine.GroupSpec("a", "mlp", 2)], checkpoint_epochs=[0, 1])
+        tmp_path / "p.zarr",
+        dataset_name="toy",
+        splits={
+            "train": engine.SplitSpec(labels=np.array([0, 1, 1])),
+            "empty": engine.SplitSpec(labels=np.zeros(0, int)),
+        },
+        groups=[engine.GroupSpec("a", "mlp", 2)],
+        checkpoint_epochs=[0, 1],
+    )
     for t in range(2):
         writer.record("train", t, (0, 2), predictions=np.ones((2, 3), int))
         writer.record("empty", t, (0, 2), predictions=np.zeros((2, 0), int))
@@ -116,9 +170,12 @@ def test_empty_split_round_trips(tmp_path):
 def test_examples_without_labels_are_never_correct(tmp_path):
     labels = np.array([0, -1, 2, -1])
     writer = engine.create_population(
-        tmp_path / "p.zarr", dataset_name="toy",
+        tmp_path / "p.zarr",
+        dataset_name="toy",
         splits={"mixed": engine.SplitSpec(labels=labels, predictions=False)},
-        groups=[engine.GroupSpec("a", "mlp", 2)], checkpoint_epochs=[0])
+        groups=[engine.GroupSpec("a", "mlp", 2)],
+        checkpoint_epochs=[0],
+    )
     writer.record("mixed", 0, (0, 2), correct=np.ones((2, 4), bool))
     writer.mark_checkpoint(0, (0, 2))
     population = engine.open_population(tmp_path / "p.zarr")
@@ -128,9 +185,13 @@ def test_examples_without_labels_are_never_correct(tmp_path):
 
 def test_incomplete_networks_are_visible_as_such(tmp_path):
     writer = engine.create_population(
-        tmp_path / "p.zarr", dataset_name="toy",
+        tmp_path / "p.zarr",
+        dataset_name="toy",
         splits={"train": engine.SplitSpec(labels=np.arange(4))},
-        groups=[engine.GroupSpec("a", "mlp", 4)], checkpoint_epochs=[0, 1], network_block=2)
+        groups=[engine.GroupSpec("a", "mlp", 4)],
+        checkpoint_epochs=[0, 1],
+        network_block=2,
+    )
     for t in range(2):
         writer.record("train", t, (0, 2), predictions=np.tile(np.arange(4), (2, 1)))
         writer.mark_checkpoint(t, (0, 2))
@@ -148,8 +209,9 @@ def _write_block(path: str, start: int, stop: int, seed: int) -> None:
     for t in range(writer.num_checkpoints):
         for split in writer.splits:
             size = writer.labels(split).size
-            writer.record(split, t, (start, stop),
-                          predictions=rng.integers(0, 3, (stop - start, size)))
+            writer.record(
+                split, t, (start, stop), predictions=rng.integers(0, 3, (stop - start, size))
+            )
         writer.mark_checkpoint(t, (start, stop))
     assert labels.size
 
@@ -160,8 +222,9 @@ def test_concurrent_writers_fill_disjoint_blocks(tmp_path):
     # Reset the verdicts through fresh writers in three processes at once.
     ranges = [(0, 4, 1), (4, 8, 2), (8, 12, 3)]
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_write_block, args=(str(path), a, b, s))
-                 for a, b, s in ranges]
+    processes = [
+        context.Process(target=_write_block, args=(str(path), a, b, s)) for a, b, s in ranges
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -209,10 +272,10 @@ def test_writer_rejects_bad_shapes_and_leaves_store_unchanged(tmp_path):
 
 
 def test_grow_networks_and_checkpoints(tmp_path):
-    path, labels, recorded = make_store(tmp_path / "p.zarr", networks=3, checkpoints=2,
-                                        network_block=2)
-    start, stop = engine.add_networks(path, [engine.GroupSpec("c", "vgg", 3)],
-                                      init_seeds=[7, 8, 9])
+    path, labels, recorded = make_store(
+        tmp_path / "p.zarr", networks=3, checkpoints=2, network_block=2
+    )
+    start, stop = engine.add_networks(path, [engine.GroupSpec("c", "vgg", 3)], init_seeds=[7, 8, 9])
     assert (start, stop) == (3, 6)
     population = engine.open_population(path)
     assert population.num_networks == 6
@@ -235,8 +298,9 @@ def test_grow_networks_and_checkpoints(tmp_path):
     assert population.num_checkpoints == 4
     assert population.correct("test").shape == (6, 4, 7)
     assert population.complete_networks().size == 0
-    np.testing.assert_array_equal(population.correct("train")[:3, :2].compute(),
-                                  recorded["train"] == labels["train"])
+    np.testing.assert_array_equal(
+        population.correct("train")[:3, :2].compute(), recorded["train"] == labels["train"]
+    )
 
 
 def test_add_networks_refuses_conflicting_group(tmp_path):
@@ -257,8 +321,7 @@ def test_merge_concatenates_networks_and_unifies_groups(tmp_path):
     for split, lab in labels.items():
         both = np.concatenate([rec_a[split], rec_b[split]])
         np.testing.assert_array_equal(merged.predictions(split).compute(), both)
-        np.testing.assert_array_equal(merged.correct(split).compute(),
-                                      (both == lab) & (lab != -1))
+        np.testing.assert_array_equal(merged.correct(split).compute(), (both == lab) & (lab != -1))
     assert merged.dataset_fingerprint == engine.open_population(a).dataset_fingerprint
     assert merged.networks["init_seed"].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
     assert not list(tmp_path.glob(".m.zarr*"))
@@ -306,8 +369,9 @@ def test_missing_and_foreign_paths(tmp_path):
 def test_open_by_url(tmp_path):
     path, labels, recorded = make_store(tmp_path / "p.zarr")
     population = engine.open_population(path.resolve().as_uri())
-    np.testing.assert_array_equal(population.correct("test").compute(),
-                                  recorded["test"] == labels["test"])
+    np.testing.assert_array_equal(
+        population.correct("test").compute(), recorded["test"] == labels["test"]
+    )
     with pytest.raises(StoreError, match="no Zarr group there"):
         engine.open_population((tmp_path / "none.zarr").resolve().as_uri())
 
@@ -338,6 +402,168 @@ def test_corrupt_chunk_is_detected_never_silently_read(tmp_path):
         population.correct("train").compute()
     # Other arrays stay readable.
     assert population.correct("test").compute().shape == (4, 3, 7)
+
+
+def test_info_summary_and_verification(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr", networks=5)
+    population = engine.open_population(path)
+    summary = summarize_population(population)
+    assert (summary.num_networks, summary.complete_networks, summary.num_checkpoints) == (5, 5, 3)
+    assert summary.groups == (("a", "mlp"), ("b", "cnn"))
+    assert [s.name for s in summary.splits] == ["train", "test", "probe"]
+    train, _, probe = summary.splits
+    assert train.correct_bytes == population.stored_bytes("splits/train/correct_packed")
+    assert train.bits_per_entry == pytest.approx(8 * train.correct_bytes / (5 * 3 * 13))
+    assert (train.has_labels, probe.has_labels, probe.predictions) == (True, False, True)
+    assert summary.stored_bytes == population.stored_bytes()
+    assert verify_population(population).arrays == tuple(
+        f"splits/{s}/{a}"
+        for s in ("train", "test", "probe")
+        for a in ("correct_packed", "predictions")
+    )
+    corrupt_one_chunk(path)
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk in .*train/correct_packed"):
+        verify_population(engine.open_population(path))
+
+
+def test_verify_accepts_an_empty_split(tmp_path):
+    writer = engine.create_population(
+        tmp_path / "p.zarr",
+        dataset_name="toy",
+        splits={"empty": engine.SplitSpec(labels=np.zeros(0, int))},
+        groups=[engine.GroupSpec("a", "mlp", 2)],
+        checkpoint_epochs=[0],
+    )
+    writer.record("empty", 0, (0, 2), predictions=np.zeros((2, 0), int))
+    writer.mark_checkpoint(0, (0, 2))
+    population = engine.open_population(tmp_path / "p.zarr")
+    assert summarize_population(population).splits[0].bits_per_entry is None
+    assert verify_population(population).arrays == (
+        "splits/empty/correct_packed",
+        "splits/empty/predictions",
+    )
+
+
+def test_every_name_engine_store_exported_stays_importable():
+    import engine.store
+
+    for name in (
+        "ATTRS_KEY",
+        "BIT_ORDER",
+        "DEFAULT_CHECKPOINT_BLOCK",
+        "DEFAULT_EXAMPLE_BLOCK",
+        "DEFAULT_NETWORK_BLOCK",
+        "FORMAT_NAME",
+        "FORMAT_VERSION",
+        "GroupSpec",
+        "NETWORK_METADATA_BLOCK",
+        "NO_LABEL",
+        "NO_PREDICTION",
+        "Population",
+        "PopulationWriter",
+        "SplitSpec",
+        "StoreHandle",
+        "VERDICT_ZSTD_LEVEL",
+        "add_checkpoints",
+        "add_networks",
+        "create_population",
+        "dataset_fingerprint",
+        "merge_populations",
+        "open_population",
+        "open_writer",
+        "read_stored_order",
+        "require_same_dataset",
+        "split_fingerprint",
+    ):
+        assert name in engine.store.__all__ and hasattr(engine.store, name), name
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored-order decoding: it reads chunks without zarr, so these fail loudly if zarr (its codec
+# metadata, chunk keys or store API) changes under it.
+
+
+def _chunk_regions(array):
+    """Every stored chunk of a (networks, checkpoints, examples) array as a region, plus a region
+    smaller than a chunk at a chunk's corner."""
+    (n, t, x), (cn, ct, cx) = array.shape, array.chunks
+    regions = [
+        ((a, min(a + cn, n)), (b, min(b + ct, t)), (c, min(c + cx, x)))
+        for a in range(0, n, cn)
+        for b in range(0, t, ct)
+        for c in range(0, x, cx)
+    ]
+    return regions + [((cn, cn + 1), (0, 1), (0, 1))]
+
+
+def test_stored_order_codecs_are_the_writers(tmp_path):
+    from zarr.codecs import BytesCodec
+
+    path, _, _ = make_store(tmp_path / "p.zarr", example_block=8)
+    handle = StoreHandle(str(path))
+    definitions = {
+        "correct_packed": store_format.verdict_codecs(),
+        "predictions": store_format.prediction_codecs(),
+    }
+    assert store_format.stored_order_definitions() == tuple(definitions.values())
+    for name, codecs in definitions.items():
+        array = handle.open_array(f"splits/train/{name}")
+        # The chain zarr reports for a freshly written array is exactly the writer's.
+        assert array.filters == codecs.filters
+        assert isinstance(array.serializer, BytesCodec)
+        assert array.compressors == codecs.compressors
+        assert array.shards is None
+        assert store_format.stored_order_decoders(array) is not None, name
+    assert store_format.stored_order_decoders(handle.open_array("splits/train/labels")) is None
+
+
+def _refuse_zarr_reads(self, key):
+    raise AssertionError("read through zarr")
+
+
+def test_stored_order_direct_path_is_taken_and_equals_zarr(tmp_path, monkeypatch):
+    import zarr
+
+    path, _, _ = make_store(
+        tmp_path / "p.zarr",
+        networks=5,
+        checkpoints=3,
+        network_block=2,
+        checkpoint_block=2,
+        example_block=8,
+    )
+    # Networks 5 and 6 are never recorded: chunk row 3 does not exist on disk (read as fill).
+    engine.add_networks(path, [engine.GroupSpec("c", "vgg", 2)])
+    handle = StoreHandle(str(path))
+    for name in ("correct_packed", "predictions"):
+        array = handle.open_array(f"splits/train/{name}")
+        regions = _chunk_regions(array)
+        expected = [read_stored_order(array, *region, direct=False) for region in regions]
+        with monkeypatch.context() as patch:
+            patch.setattr(zarr.Array, "__getitem__", _refuse_zarr_reads)
+            with pytest.raises(StoreError, match="read through zarr"):
+                read_stored_order(array, *regions[0], direct=False)
+            direct = [read_stored_order(array, *region) for region in regions]
+        for region, want, got in zip(regions, expected, direct, strict=True):
+            assert got.dtype == want.dtype and got.shape == want.shape, (name, region)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} at {region}")
+        assert any((want == array.fill_value).all() for want in expected)
+
+
+def test_stored_order_crc_mismatch_is_a_store_error(tmp_path):
+    path, _, _ = make_store(tmp_path / "p.zarr", networks=4, network_block=2)
+    array_path = path / "splits" / "train" / "correct_packed"
+    chunk = corrupt_one_chunk(path)
+    coords = [int(part) for part in chunk.relative_to(array_path / "c").parts]
+    array = StoreHandle(str(path)).open_array("splits/train/correct_packed")
+    region = [
+        (i * c, min((i + 1) * c, size))
+        for i, c, size in zip(coords, array.chunks, array.shape, strict=True)
+    ]
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk .*crc32c checksum mismatch"):
+        read_stored_order(array, *region)
+    with pytest.raises(StoreError, match="corrupt or unreadable chunk"):
+        read_stored_order(array, *region, direct=False)
 
 
 def test_import_kernels_is_ours():

@@ -1,0 +1,488 @@
+"""What a population store is: names, arrays, codecs, specs, fingerprints (docs/store-format.md).
+
+Layout letters: n networks, t checkpoints, x examples. This module is the format in code: the
+root metadata key and version, the arrays of the root and of each split (dims, dtype, fill, codec
+chain), the block sizes, the sentinels, and opening a store with its format checked. Beside the
+codec definitions sits the stored-order decoder, which reads the verdict arrays' chunks without
+zarr's transpose back and so depends on exactly those definitions.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+from zarr.buffer import default_buffer_prototype
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
+
+from engine._version import __version__
+from engine.errors import StoreError
+
+FORMAT_NAME = "created-equal-population"
+FORMAT_VERSION = 1
+ATTRS_KEY = "created_equal"
+
+#: Networks per stored object along ``networks``; also the unit a writer owns.
+DEFAULT_NETWORK_BLOCK = 32
+#: Checkpoints per stored object. Compression gains across checkpoints (a network's verdicts
+#: change little between epochs); each recorded checkpoint rewrites its chunk, so the block
+#: bounds that write amplification. Chosen by benchmarks/bench_store.py.
+DEFAULT_CHECKPOINT_BLOCK = 16
+#: Examples per stored object (a multiple of 8, so that packed bytes never straddle chunks);
+#: larger splits are cut so one chunk stays a few MB.
+DEFAULT_EXAMPLE_BLOCK = 65536
+#: Networks per chunk of the arrays no writer owns (ids, groups, seeds).
+NETWORK_METADATA_BLOCK = 65536
+#: Bit order of ``correct_packed``, as numpy.packbits names it.
+BIT_ORDER: Literal["little"] = "little"
+
+#: zstd level inside blosc for the verdict bits: each recorded checkpoint re-encodes its chunk,
+#: and level 1 encodes about 5x faster than 5 for nearly the same size (bench_store.py).
+VERDICT_ZSTD_LEVEL = int(os.environ.get("CREATED_EQUAL_ZSTD_LEVEL", "1"))
+
+NO_LABEL = -1
+NO_PREDICTION = -1
+
+#: The transpose of the verdict arrays' chunks: (networks, checkpoints, examples) is stored as
+#: (examples, networks, checkpoints), the order the analysis kernels read.
+STORED_ORDER = (2, 0, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Codecs
+
+
+@dataclass(frozen=True)
+class ArrayCodecs:
+    """The codec chain of one kind of array, as ``zarr.Group.create_array`` takes it.
+
+    Parameters
+    ----------
+    filters : tuple of zarr array-to-array codecs
+        Applied to a chunk before it is serialised (a transpose, for the verdict arrays).
+    compressors : tuple of zarr bytes-to-bytes codecs
+        Applied to the serialised bytes in order; the last one is always ``Crc32cCodec``.
+    """
+
+    filters: tuple[Any, ...] = ()
+    compressors: tuple[Any, ...] = ()
+
+
+def verdict_codecs() -> ArrayCodecs:
+    """Codecs of ``correct_packed`` (networks, checkpoints, example bytes).
+
+    The transpose puts example bytes outermost and checkpoints innermost; the bit shuffle then
+    gathers bit j of consecutive bytes, so that one example's verdicts across the block's networks
+    and checkpoints sit side by side in one bit plane (a learned example is a run of ones). Chosen
+    in benchmarks/bench_store.py: 0.41 bits per entry on real MNIST-1D populations, and reads move
+    one bit per entry.
+    """
+    return ArrayCodecs(
+        filters=(TransposeCodec(order=STORED_ORDER),),
+        compressors=(
+            BloscCodec(cname="zstd", clevel=VERDICT_ZSTD_LEVEL, shuffle="bitshuffle", typesize=1),
+            Crc32cCodec(),
+        ),
+    )
+
+
+def prediction_codecs() -> ArrayCodecs:
+    """Codecs of ``predictions`` (networks, checkpoints, examples): stored order, then zstd."""
+    return ArrayCodecs(
+        filters=(TransposeCodec(order=STORED_ORDER),),
+        compressors=(ZstdCodec(level=3), Crc32cCodec()),
+    )
+
+
+def plain_codecs() -> ArrayCodecs:
+    """Codecs of every other array: zstd, then the checksum."""
+    return ArrayCodecs(compressors=(ZstdCodec(level=3), Crc32cCodec()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Arrays
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    """Dims, dtype, fill value and codecs of one array of the format.
+
+    Parameters
+    ----------
+    dims : tuple of str
+        Dimension names, stored as zarr ``dimension_names``.
+    dtype : str
+    fill : int, float or bool
+        Fill value: what a reader sees where nothing was written.
+    codecs : callable returning ArrayCodecs
+    writer_owned : bool
+        Whether writers fill it: such an array is chunked by exactly ``network_block`` along
+        ``networks``. The others are written only when a store is created or grown.
+    """
+
+    dims: tuple[str, ...]
+    dtype: str
+    fill: int | float | bool
+    codecs: Callable[[], ArrayCodecs] = plain_codecs
+    writer_owned: bool = False
+
+
+_NETWORKS = ("networks",)
+_CHECKPOINTS = ("checkpoints",)
+_EXAMPLES = ("examples",)
+_NAN = float("nan")
+
+#: Arrays of the root group, by name.
+ROOT_ARRAYS: Mapping[str, ArrayLayout] = {
+    "networks": ArrayLayout(_NETWORKS, "int64", -1),
+    "network_group": ArrayLayout(_NETWORKS, "int16", -1),
+    "network_init_seed": ArrayLayout(_NETWORKS, "int64", -1),
+    "network_order_seed": ArrayLayout(_NETWORKS, "int64", -1),
+    "checkpoints_completed": ArrayLayout(_NETWORKS, "int32", 0, writer_owned=True),
+    "train_loss": ArrayLayout(("networks", "checkpoints"), "float32", _NAN, writer_owned=True),
+    "checkpoints": ArrayLayout(_CHECKPOINTS, "int64", -1),
+    "checkpoint_epoch": ArrayLayout(_CHECKPOINTS, "float64", _NAN),
+    "checkpoint_step": ArrayLayout(_CHECKPOINTS, "int64", -1),
+}
+
+#: Arrays of each split group ``splits/<name>``, by name. ``predictions`` exists only where the
+#: split records them, ``membership`` only in the membership split.
+SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
+    "correct_packed": ArrayLayout(
+        ("networks", "checkpoints", "example_bytes"),
+        "uint8",
+        0,
+        codecs=verdict_codecs,
+        writer_owned=True,
+    ),
+    "predictions": ArrayLayout(
+        ("networks", "checkpoints", "examples"),
+        "int16",
+        NO_PREDICTION,
+        codecs=prediction_codecs,
+        writer_owned=True,
+    ),
+    "examples": ArrayLayout(_EXAMPLES, "int64", -1),
+    "example_ids": ArrayLayout(_EXAMPLES, "int64", -1),
+    "labels": ArrayLayout(_EXAMPLES, "int32", NO_LABEL),
+    "final_accuracy": ArrayLayout(_NETWORKS, "float32", _NAN, writer_owned=True),
+    "membership": ArrayLayout(("networks", "examples"), "bool", True, writer_owned=True),
+}
+
+
+def array_paths(splits: Iterable[str]) -> dict[str, ArrayLayout]:
+    """Every array a store with these splits may hold, by path (``"splits/test/labels"``)."""
+    paths = dict(ROOT_ARRAYS)
+    for split in splits:
+        paths.update({f"splits/{split}/{name}": layout for name, layout in SPLIT_ARRAYS.items()})
+    return paths
+
+
+def arrays_along(dim: str, splits: Iterable[str]) -> list[tuple[str, int]]:
+    """Path and axis of every array with the dimension ``dim`` in a store with these splits."""
+    return [
+        (path, layout.dims.index(dim))
+        for path, layout in array_paths(splits).items()
+        if dim in layout.dims
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Specs and fingerprints
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A group of networks that share an architecture and hyper-parameters.
+
+    Parameters
+    ----------
+    name : str
+        Group name, unique within the store (e.g. ``"mlp"`` or ``"cnn-lr0.1"``).
+    architecture : str
+        Architecture name as the trainer knows it, or any label for a user's own model.
+    networks : int
+        Number of networks in the group; groups occupy consecutive network ids in order.
+    hyperparameters : dict
+        JSON-serialisable settings shared by the group's networks.
+    """
+
+    name: str
+    architecture: str
+    networks: int
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The group as the root metadata lists it (its size is in ``network_group``)."""
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "hyperparameters": dict(self.hyperparameters),
+        }
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One split of the data set as the store records it.
+
+    Parameters
+    ----------
+    labels : ndarray of int, dims (examples,)
+        True class of each example, ``-1`` where there is none (probe sets).
+    example_ids : ndarray of int, dims (examples,), optional
+        Index of each example in the source data set; defaults to ``0..examples-1``.
+    predictions : bool
+        Whether predicted classes are stored for this split (needed for probes).
+    fingerprint : str, optional
+        Digest of the split's inputs and labels, see :func:`split_fingerprint`.
+    """
+
+    labels: np.ndarray
+    example_ids: np.ndarray | None = None
+    predictions: bool = True
+    fingerprint: str = ""
+
+
+def split_fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of a split's inputs and labels (values, dtype and shape), in example order."""
+    digest = hashlib.sha256()
+    for array in (np.ascontiguousarray(inputs), np.ascontiguousarray(labels)):
+        digest.update(str(array.dtype).encode())
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(split_fingerprints: Mapping[str, str]) -> str:
+    """One digest over every split's fingerprint, in split-name order."""
+    digest = hashlib.sha256()
+    for name in sorted(split_fingerprints):
+        digest.update(f"{name}={split_fingerprints[name]};".encode())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Opening and validating
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a store by URL (``s3://...``, ``file://...``) rather than a folder."""
+    return "://" in str(path)
+
+
+def open_root(
+    path: str | os.PathLike, mode: str, storage_options: dict | None = None
+) -> tuple[zarr.Group, dict[str, Any]]:
+    """Open the root group of a population store and check its format.
+
+    Parameters
+    ----------
+    path : str or path
+        A folder or a URL.
+    mode : str
+        ``"r"`` to read, ``"r+"`` to write into an existing store.
+    storage_options : dict, optional
+        Passed to fsspec for URLs.
+
+    Returns
+    -------
+    root : zarr.Group
+    meta : dict
+        The root metadata (``attrs["created_equal"]``).
+
+    Raises
+    ------
+    StoreError
+        If the path does not exist, is not a population store, or has a newer format version.
+    """
+    if not is_url(path) and not Path(path).exists():
+        raise StoreError(f"no population store at {path}: the path does not exist")
+    try:
+        root = zarr.open_group(str(path), mode=mode, storage_options=storage_options)  # type: ignore[arg-type]
+    except Exception as error:  # zarr raises several types for a folder that is not a group
+        if type(error).__name__ == "GroupNotFoundError":
+            raise StoreError(f"{path} is not a population store: no Zarr group there") from error
+        raise StoreError(f"{path} is not a population store: {type(error).__name__}") from error
+    meta = root.attrs.get(ATTRS_KEY)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise StoreError(f"{path} is a Zarr group but not a population store (no '{ATTRS_KEY}')")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise StoreError(
+            f"{path} has store format version {version}; this engine ({__version__}) reads "
+            f"up to {FORMAT_VERSION}: upgrade created-equal"
+        )
+    return root, meta
+
+
+def get_array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array at ``name`` in ``group`` (a path such as ``"splits/test/labels"``).
+
+    Raises
+    ------
+    KeyError
+        If there is nothing at ``name``.
+    StoreError
+        If ``name`` is a group, not an array.
+    """
+    found = group[name]
+    if not isinstance(found, zarr.Array):
+        raise StoreError(f"{group.store_path} holds a group, not an array, at {name!r}")
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading chunks in stored order (the fast path of the analysis tasks)
+
+
+@dataclass(frozen=True)
+class StoreHandle:
+    """What a task needs to open a store itself: a path or URL and fsspec options."""
+
+    path: str
+    storage_options: tuple = ()
+
+    def open_array(self, name: str) -> zarr.Array:
+        """Open the array ``name`` (``"splits/test/correct_packed"``) for reading."""
+        options = dict(self.storage_options) or None
+        try:
+            return zarr.open_array(
+                f"{self.path.rstrip('/')}/{name}", mode="r", storage_options=options
+            )
+        except Exception as error:
+            raise StoreError(
+                f"cannot open {name} in {self.path}: {type(error).__name__}"
+            ) from error
+
+
+def _check_crc32c(data: bytes) -> bytes:
+    import google_crc32c
+
+    body, stored = data[:-4], data[-4:]
+    if np.uint32(google_crc32c.value(body)).tobytes() != bytes(stored):
+        raise ValueError("crc32c checksum mismatch")
+    return body
+
+
+def _decompress_blosc(data: bytes) -> bytes:
+    import numcodecs
+
+    return numcodecs.blosc.decompress(data)
+
+
+def _decompress_zstd(data: bytes) -> bytes:
+    import numcodecs
+
+    return numcodecs.Zstd().decode(data)
+
+
+# One decoder per kind of compressor the codec definitions above use. Levels, shuffles and type
+# sizes are recorded in each blosc or zstd frame, so chunks written at other settings decode too.
+_DECODERS: dict[type, Callable[[bytes], bytes]] = {
+    Crc32cCodec: _check_crc32c,
+    BloscCodec: _decompress_blosc,
+    ZstdCodec: _decompress_zstd,
+}
+
+
+@functools.cache
+def stored_order_definitions() -> tuple[ArrayCodecs, ...]:
+    """The codec chains of the format that store chunks in :data:`STORED_ORDER`."""
+    stored_order = (TransposeCodec(order=STORED_ORDER),)
+    chains = [layout.codecs() for layout in SPLIT_ARRAYS.values()]
+    return tuple(chain for chain in chains if chain.filters == stored_order)
+
+
+def stored_order_decoders(array: zarr.Array) -> list[Callable[[bytes], bytes]] | None:
+    """The decoders, outermost codec first, that turn a stored chunk of ``array`` into its
+    bytes in stored order; None where the chunks must go through zarr instead.
+
+    That is where the array's codec chain is not one of :func:`stored_order_definitions` (same
+    filters, plain bytes, same kinds of compressors in the same order), where chunks are sharded
+    or stored in the other byte order than this machine's, or where the store has no synchronous
+    read (fsspec stores, zarr before 3.1.6).
+    """
+    if array.shards is not None or not callable(getattr(array.store, "get_sync", None)):
+        return None
+    serializer = array.serializer
+    if not isinstance(serializer, BytesCodec):
+        return None
+    endian = serializer.endian
+    if array.dtype.itemsize > 1 and endian is not None and endian.value != sys.byteorder:
+        return None
+    kinds = [type(codec) for codec in array.compressors]
+    for chain in stored_order_definitions():
+        if array.filters == chain.filters and kinds == [type(c) for c in chain.compressors]:
+            return [_DECODERS[kind] for kind in reversed(kinds)]
+    return None
+
+
+def _read_chunk(
+    array: zarr.Array, chunk_coords: tuple[int, ...], decoders: list[Callable[[bytes], bytes]]
+) -> np.ndarray:
+    """One whole stored chunk of a (networks, checkpoints, examples) array, dims (x, n, t)."""
+    key = array.metadata.encode_chunk_key(chunk_coords)
+    buffer = (array.store_path / key).get_sync(prototype=default_buffer_prototype())
+    chunk = array.chunks
+    shape = (chunk[2], chunk[0], chunk[1])
+    if buffer is None:
+        return np.full(shape, array.fill_value, dtype=array.dtype)
+    data = buffer.to_bytes()
+    for decode in decoders:
+        data = decode(data)
+    return np.frombuffer(data, dtype=array.dtype).reshape(shape)
+
+
+def read_stored_order(
+    array: zarr.Array,
+    networks: tuple[int, int],
+    checkpoints: tuple[int, int],
+    examples: tuple[int, int],
+    *,
+    direct: bool = True,
+) -> np.ndarray:
+    """Read a region of a (networks, checkpoints, examples) array as dims (x, n, t).
+
+    Where the region lies inside one stored chunk, starts at its corner, and the array has one
+    of the format's stored-order encodings (:func:`stored_order_decoders`), the chunk is decoded
+    straight into that order, which saves the transpose back that Zarr would do and that the
+    caller would undo. Any other region or encoding, or ``direct=False``, goes through Zarr.
+
+    Raises
+    ------
+    StoreError
+        If a chunk is corrupt (its crc32c does not match) or cannot be read.
+    """
+    (n0, n1), (t0, t1), (x0, x1) = networks, checkpoints, examples
+    label = f"{array.store_path} at [{n0}:{n1}, {t0}:{t1}, {x0}:{x1}]"
+    chunk = array.chunks
+    decoders = stored_order_decoders(array) if direct else None
+    aligned = (
+        n0 % chunk[0] == 0
+        and t0 % chunk[1] == 0
+        and x0 % chunk[2] == 0
+        and n1 - n0 <= chunk[0]
+        and t1 - t0 <= chunk[1]
+        and x1 - x0 <= chunk[2]
+    )
+    try:
+        if decoders is not None and aligned:
+            coords = (n0 // chunk[0], t0 // chunk[1], x0 // chunk[2])
+            return _read_chunk(array, coords, decoders)[: x1 - x0, : n1 - n0, : t1 - t0]
+        region = np.asarray(array[n0:n1, t0:t1, x0:x1])
+        return np.ascontiguousarray(region.transpose(2, 0, 1))
+    except StoreError:
+        raise
+    except Exception as error:
+        raise StoreError(
+            f"corrupt or unreadable chunk in {label}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}"
+        ) from error

@@ -1,0 +1,244 @@
+"""Writing verdicts into a population store: one writer per owned range of networks.
+
+Concurrency contract: a writer owns whole blocks of ``network_block`` networks. Every array with a
+``networks`` dimension that writers fill is chunked by exactly that block, so two writers that own
+different blocks never touch the same stored object and need no lock. ``checkpoints_completed`` is
+written last for a checkpoint; readers trust a network's entries only below it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from engine.errors import WriterError
+from engine.store.format import BIT_ORDER, NO_LABEL, get_array, open_root
+
+#: A range of network ids ``[start, stop)``, as a pair, a ``range`` or a ``slice``.
+NetworkRange = tuple[int, int] | range | slice
+
+
+class PopulationWriter:
+    """Records verdicts for a range of networks that this process owns.
+
+    Parameters
+    ----------
+    path : str or path
+        An existing population store.
+    networks : (int, int)
+        The half-open range ``[start, stop)`` of network ids this writer owns. It must cover whole
+        network blocks (``start`` a multiple of the block, ``stop`` a multiple of it or the end),
+        so that no other writer shares a stored object with it.
+    """
+
+    def __init__(self, path: str | os.PathLike, networks: tuple[int, int] | None = None):
+        self.path = Path(path)
+        self._root, self._meta = open_root(self.path, mode="r+")
+        self._labels: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, zarr.Array] = {}
+        total = self._meta["num_networks"]
+        start, stop = networks if networks is not None else (0, total)
+        block = self._meta["network_block"]
+        if not 0 <= start < stop <= total:
+            raise WriterError(f"network range {start}:{stop} is outside 0:{total}")
+        if stop % block and stop != total:
+            raise WriterError(
+                f"network range {start}:{stop} does not end on a block of {block} networks; "
+                "writers must own whole blocks"
+            )
+        if start % block:
+            # Allowed only where the rest of the block is finished (networks appended to a store
+            # whose last block was partly filled): no other writer can be active there.
+            first = start - start % block
+            done = self.array("checkpoints_completed")[first:start]
+            if (done < self._meta["num_checkpoints"]).any():
+                raise WriterError(
+                    f"network range {start}:{stop} does not start on a block of {block} networks"
+                    " and shares it with unfinished networks; writers must own whole blocks"
+                )
+        self.networks = (start, stop)
+
+    def array(self, name: str) -> zarr.Array:
+        """An array of the store, opened once: opening reads its metadata from the store."""
+        if name not in self._arrays:
+            self._arrays[name] = get_array(self._root, name)
+        return self._arrays[name]
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def num_checkpoints(self) -> int:
+        return self._meta["num_checkpoints"]
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self._meta["splits"])
+
+    def labels(self, split: str) -> np.ndarray:
+        """True class per example of ``split``, -1 where there is none, dims (examples,)."""
+        if split not in self._labels:
+            self.require_split(split)
+            self._labels[split] = np.asarray(self.array(f"splits/{split}/labels")[:])
+        return self._labels[split]
+
+    def checkpoints_completed(self) -> np.ndarray:
+        """Completed checkpoints of each owned network, dims (networks,)."""
+        start, stop = self.networks
+        return np.asarray(self.array("checkpoints_completed")[start:stop])
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def require_split(self, split: str) -> None:
+        """Raise WriterError if the store has no split ``split``."""
+        if split not in self._meta["splits"]:
+            raise WriterError(f"unknown split {split!r}; the store has {self.splits}")
+
+    def _check_networks(self, networks: NetworkRange) -> tuple[int, int]:
+        if isinstance(networks, range | slice):
+            start, stop = networks.start, networks.stop
+        else:
+            start, stop = networks
+        own_start, own_stop = self.networks
+        if not own_start <= start < stop <= own_stop:
+            raise WriterError(
+                f"networks {start}:{stop} are outside this writer's range {own_start}:{own_stop}"
+            )
+        return int(start), int(stop)
+
+    def _check_checkpoint(self, checkpoint: int) -> int:
+        if not 0 <= checkpoint < self.num_checkpoints:
+            raise WriterError(
+                f"checkpoint {checkpoint} is outside 0:{self.num_checkpoints} of this store"
+            )
+        return int(checkpoint)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def record(
+        self,
+        split: str,
+        checkpoint: int,
+        networks: NetworkRange,
+        *,
+        predictions: np.ndarray | None = None,
+        correct: np.ndarray | None = None,
+    ) -> None:
+        """Record one checkpoint of one split for a block of networks.
+
+        Parameters
+        ----------
+        split : str
+        checkpoint : int
+        networks : (int, int)
+            Range ``[start, stop)`` inside the writer's own range.
+        predictions : ndarray of int, dims (networks, examples), optional
+            Predicted classes; correctness is derived from the split's labels (examples without
+            a label count as not correct).
+        correct : ndarray of bool, dims (networks, examples), optional
+            Correctness alone, for splits recorded without predictions.
+        """
+        self.require_split(split)
+        start, stop = self._check_networks(networks)
+        checkpoint = self._check_checkpoint(checkpoint)
+        labels = self.labels(split)
+        expected = (stop - start, labels.size)
+        stores_predictions = self._meta["splits"][split]["predictions"]
+        if predictions is None and correct is None:
+            raise WriterError("record needs predictions or correct")
+        if predictions is not None:
+            correct = self._correct_from_predictions(split, predictions, correct, expected)
+            if stores_predictions:
+                self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = np.asarray(
+                    predictions
+                ).astype(np.int16)
+        elif stores_predictions:
+            raise WriterError(
+                f"split {split!r} stores predictions: record predictions, not correct alone"
+            )
+        correct = np.asarray(correct)
+        if correct.shape != expected:
+            raise WriterError(
+                f"correct for split {split!r} has shape {correct.shape}, "
+                f"expected (networks, examples) = {expected}"
+            )
+        # An example without a label is never correct (docs/store-format.md), however recorded.
+        correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
+        self.array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
+            correct, axis=1, bitorder=BIT_ORDER
+        )
+        if checkpoint == self.num_checkpoints - 1:
+            labeled = labels != NO_LABEL
+            accuracy = (
+                correct[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
+            )
+            self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+
+    def _correct_from_predictions(
+        self,
+        split: str,
+        predictions: np.ndarray,
+        correct: np.ndarray | None,
+        expected: tuple[int, int],
+    ) -> np.ndarray:
+        """Correctness derived from predictions and labels, checked against ``correct``."""
+        labels = self.labels(split)
+        predictions = np.asarray(predictions)
+        if predictions.shape != expected:
+            raise WriterError(
+                f"predictions for split {split!r} have shape {predictions.shape}, "
+                f"expected (networks, examples) = {expected}"
+            )
+        if not np.issubdtype(predictions.dtype, np.integer):
+            raise WriterError("predictions must be integer class indices")
+        derived = (predictions == labels[None, :]) & (labels[None, :] != NO_LABEL)
+        if correct is not None and not np.array_equal(np.asarray(correct, bool), derived):
+            raise WriterError("correct disagrees with predictions and labels")
+        return derived
+
+    def record_loss(self, checkpoint: int, networks: NetworkRange, loss: np.ndarray) -> None:
+        """Record each network's training loss at a checkpoint, dims (networks,)."""
+        start, stop = self._check_networks(networks)
+        checkpoint = self._check_checkpoint(checkpoint)
+        loss = np.asarray(loss, dtype=np.float32)
+        if loss.shape != (stop - start,):
+            raise WriterError(f"loss has shape {loss.shape}, expected ({stop - start},)")
+        self.array("train_loss")[start:stop, checkpoint] = loss
+
+    def record_membership(self, networks: NetworkRange, membership: np.ndarray) -> None:
+        """Record which examples of the membership split each network trains on.
+
+        Parameters
+        ----------
+        membership : ndarray of bool, dims (networks, examples)
+        """
+        split = self._meta.get("membership_split")
+        if split is None:
+            raise WriterError("this store was created without membership_split")
+        start, stop = self._check_networks(networks)
+        expected = (stop - start, self._meta["splits"][split]["examples"])
+        membership = np.asarray(membership, dtype=bool)
+        if membership.shape != expected:
+            raise WriterError(f"membership has shape {membership.shape}, expected {expected}")
+        self.array(f"splits/{split}/membership")[start:stop] = membership
+
+    def mark_checkpoint(self, checkpoint: int, networks: NetworkRange) -> None:
+        """Declare ``checkpoint`` recorded for every split: written last, trusted by readers."""
+        start, stop = self._check_networks(networks)
+        checkpoint = self._check_checkpoint(checkpoint)
+        completed = self.array("checkpoints_completed")
+        done = completed[start:stop]
+        completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
+
+    def mark_complete(self, networks: NetworkRange) -> None:
+        """Declare the networks fully recorded (every checkpoint of every split)."""
+        self.mark_checkpoint(self.num_checkpoints - 1, networks)
+
+
+def open_writer(
+    path: str | os.PathLike, networks: tuple[int, int] | None = None
+) -> PopulationWriter:
+    """Open a writer on an existing store for the networks ``[start, stop)`` it will own."""
+    return PopulationWriter(path, networks)

@@ -35,7 +35,7 @@ import numpy as np
 
 def _make_store(path: str, networks: int, examples: int, seed: int,
                 checkpoint_block: int) -> None:
-    from engine.pairwise import synthetic_population
+    from engine.testing import synthetic_population
 
     synthetic_population(path, networks=networks, examples=examples, seed=seed,
                          checkpoint_block=checkpoint_block)

@@ -8,13 +8,10 @@ import pytest
 import zarr
 
 from engine.errors import ConfigError, EngineError, StoreError
-from engine.pairwise import (
-    _network_weights,
-    cross_pairwise_report,
-    open_pairwise,
-    pairwise_report,
-    synthetic_population,
-)
+from engine.pairwise import cross_pairwise_report, open_pairwise, pairwise_report
+from engine.pairwise.inputs import network_weights
+from engine.pairwise.summaries import KappaSample, kappa_example_bootstrap
+from engine.testing import synthetic_population
 from tests.reference_pairwise import pairwise_matrices
 
 
@@ -89,7 +86,7 @@ def test_network_bootstrap_is_the_weighted_pair_mean(population, direct, tmp_pat
     """One replicate: its interval is that replicate's weighted mean over distinct pairs."""
     report = pairwise_report(population, tmp_path, bootstrap=1, seed=7, figures=False)
     groups = population.network_groups()
-    weights = _network_weights(groups, 1, np.random.default_rng(7))[:, 0].astype(np.float64)
+    weights = network_weights(groups, 1, np.random.default_rng(7))[:, 0].astype(np.float64)
     kappa = direct[2]["kappa"].astype(np.float64)
     pair_weights = np.triu(np.outer(weights, weights), 1) * np.isfinite(kappa)
     expected = (pair_weights * np.nan_to_num(kappa)).sum() / pair_weights.sum()
@@ -224,15 +221,13 @@ def test_cli(population, tmp_path, capsys):
 
 
 def test_kappa_example_bootstrap_with_unit_weights_is_the_sample_mean():
-    from engine.pairwise import _kappa_example_bootstrap
-
     rng = np.random.default_rng(0)
     correct = rng.random((6, 150)) < 0.6
     correct[0] = True  # a degenerate network: its pairs with itself are left out
-    sample = {"correct_0": correct.astype(np.float32), "correct_1": correct.astype(np.float32)}
+    sample = KappaSample(correct.astype(np.float32), correct.astype(np.float32), networks=6)
     weights = np.ones((2, 150), np.int64)
     weights[1] = rng.multinomial(150, np.full(150, 1 / 150))
-    means = _kappa_example_bootstrap(sample, weights, True)
+    means = kappa_example_bootstrap(sample, weights, True)
     kappa = pairwise_matrices(correct)["kappa"].astype(np.float64)
     assert means[0] == pytest.approx(_pair_mean(kappa), rel=1e-6)
     resampled = np.repeat(correct, weights[1], axis=1)

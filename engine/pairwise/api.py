@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
+from engine.pairwise.counts import add_up
 from engine.pairwise.figures import matrix_figures
 from engine.pairwise.inputs import (
     MatrixSides,
@@ -82,7 +83,7 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
     summary = summarise(sides, results, counts_0, counts_1, run.bootstrap, rng, sample)
     if not matrix.draw:
         return summary, []
-    histogram = sum(r.histogram for r in results)
+    histogram = add_up(r.histogram for r in results)
     figures = matrix_figures(sides, target, histogram, run.out_dir, matrix.stem, matrix.title, rng)
     return summary, figures
 

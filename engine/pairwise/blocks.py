@@ -9,11 +9,12 @@ counts of one side (:func:`side_counts`) for the example bootstrap and the store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from engine.errors import StoreError
+from engine.pairwise.counts import add_up
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
@@ -175,9 +176,9 @@ def side_counts(*blocks: NetworkBlock) -> SideCounts:
     """The blocks' counts added up over one side (the blocks in the side's order)."""
     class_counts = None
     if blocks and blocks[0].example_class_counts is not None:
-        class_counts = sum(b.example_class_counts for b in blocks)  # type: ignore[misc]
+        class_counts = add_up(cast(np.ndarray, b.example_class_counts) for b in blocks)
     return SideCounts(
-        example_correct=sum(b.example_correct for b in blocks),  # type: ignore[arg-type]
+        example_correct=add_up(b.example_correct for b in blocks),
         example_class_counts=class_counts,
         network_correct=np.concatenate([b.correct_count for b in blocks]),
     )

@@ -10,7 +10,8 @@ formula; everything else in :mod:`engine.pairwise` uses the functions here.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 
@@ -64,6 +65,12 @@ def kappa_from_counts(
     denominator = (num_examples * num_examples - expected).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator != 0, (agree * num_examples - expected) / denominator, np.nan)
+
+
+def add_up(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """The sum of the arrays (of tiles or blocks) in their order, as the built-in ``sum`` adds
+    them, so that the result is the same bit for bit however the caller is written."""
+    return cast(np.ndarray, sum(arrays))
 
 
 def count_dtype(num_examples: int) -> type[np.unsignedinteger]:

@@ -156,7 +156,7 @@ def matrix_figures(
         return written
     side = sides.side_0
     positions = sample_positions(side, HEATMAP_NETWORKS, rng)
-    sample = open_kappa(target).get_orthogonal_selection((positions, positions))
+    sample = np.asarray(open_kappa(target).get_orthogonal_selection((positions, positions)))
     heatmap = out_dir / f"kappa_heatmap_{stem}.png"
     shown = "" if positions.size == side.size else f" (sample of {positions.size})"
     kappa_heatmap(

@@ -13,7 +13,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -77,9 +77,17 @@ def open_output(out_dir: Path, attrs: dict) -> PairwiseOutput:
 def _compressors(name: str) -> list | None:
     from zarr.codecs import BloscCodec
 
-    if name == "kappa":
-        return KAPPA_COMPRESSORS and [BloscCodec(**KAPPA_COMPRESSORS)]
-    return COUNT_COMPRESSORS and [BloscCodec(**COUNT_COMPRESSORS)]
+    settings = KAPPA_COMPRESSORS if name == "kappa" else COUNT_COMPRESSORS
+    return [BloscCodec(**settings)] if settings else None
+
+
+def _group(parent: zarr.Group, name: str) -> zarr.Group:
+    # The layout puts groups at these paths; zarr's types allow an array too.
+    return cast("zarr.Group", parent[name])
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    return cast("zarr.Array", group[name])
 
 
 def create_matrix_group(
@@ -138,7 +146,7 @@ def write_correct_counts(
         ("correct_count_1", "networks_1", counts_1),
     ):
         values = counts.network_correct
-        output.root[target.group].create_array(
+        _group(output.root, target.group).create_array(
             name, shape=values.shape, dtype="int64", dimension_names=(dim,), overwrite=True
         )[:] = values
 
@@ -158,8 +166,8 @@ def _open_target(target: MatrixTarget) -> dict[str, Any]:
     with _OPENED_LOCK:
         arrays = _OPENED.get(key)
         if arrays is None:
-            matrices = zarr.open_group(target.path, mode="r+")[target.group]
-            arrays = {name: matrices[name] for name in MATRICES if name in matrices}
+            matrices = _group(zarr.open_group(target.path, mode="r+"), target.group)
+            arrays = {name: _array(matrices, name) for name in MATRICES if name in matrices}
             while len(_OPENED) >= _OPENED_LIMIT:
                 _OPENED.pop(next(iter(_OPENED)))
             _OPENED[key] = arrays
@@ -182,7 +190,7 @@ def open_kappa(target: MatrixTarget) -> zarr.Array:
     """The kappa matrix of a written group, read-only."""
     import zarr
 
-    return zarr.open_group(target.path, mode="r")[f"{target.group}/kappa"]
+    return _array(zarr.open_group(target.path, mode="r"), f"{target.group}/kappa")
 
 
 def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: int | None) -> str:
@@ -195,7 +203,9 @@ def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: i
         split = splits[0]
     if split not in splits:
         raise StoreError(f"split {split!r} is not in {path}; it has {', '.join(splits)}")
-    stored = sorted(int(name.removeprefix("checkpoint_")) for name in root[split].group_keys())
+    stored = sorted(
+        int(name.removeprefix("checkpoint_")) for name in _group(root, split).group_keys()
+    )
     if checkpoint is None:
         checkpoint = stored[-1]
     if checkpoint not in stored:
@@ -255,15 +265,19 @@ def open_pairwise(
         group = _matrix_group(path, root, split, checkpoint)
     if group not in root:
         raise StoreError(f"{path} has no group {group!r}")
-    matrices = root[group]
-    examples = int(matrices.attrs["examples"])
-    count_0 = matrices["correct_count"][:]
-    count_1 = matrices["correct_count_1"][:] if "correct_count_1" in matrices else count_0
+    matrices = _group(root, group)
+    examples = int(cast(int, matrices.attrs["examples"]))
+    count_0 = np.asarray(_array(matrices, "correct_count")[:])
+    count_1 = (
+        np.asarray(_array(matrices, "correct_count_1")[:])
+        if "correct_count_1" in matrices
+        else count_0
+    )
 
     def load(name: str) -> Any:
         if name not in matrices:
             return None
-        array = matrices[name]
+        array = _array(matrices, name)
         return da.from_array(array, chunks=array.chunks) if lazy else array[:]
 
     both = load("both_correct")
@@ -276,8 +290,8 @@ def open_pairwise(
         "agreement": agreement,
         "kappa": load("kappa"),
         "prediction_agree": load("prediction_agree"),
-        "networks_0": matrices["networks_0"][:],
-        "networks_1": matrices["networks_1"][:],
+        "networks_0": _array(matrices, "networks_0")[:],
+        "networks_1": _array(matrices, "networks_1")[:],
         "correct_count_0": count_0,
         "correct_count_1": count_1,
         "examples": examples,

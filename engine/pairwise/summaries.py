@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.pairwise.counts import STATISTICS, agreement_counts, kappa_from_counts
+from engine.pairwise.counts import STATISTICS, add_up, agreement_counts, kappa_from_counts
 
 if TYPE_CHECKING:
     from engine.pairwise.blocks import SideCounts
@@ -126,8 +126,8 @@ def _statistic_totals(
     num_examples = sides.num_examples
     totals = {}
     for name in names:
-        point = sum(r.point[name] for r in results)
-        boot = sum(r.boot[name] for r in results)
+        point = add_up(r.point[name] for r in results)
+        boot = add_up(r.boot[name] for r in results)
         stacked = np.concatenate([point[..., None], boot.transpose(1, 2, 0)], axis=2)
         if name != "kappa":
             stacked = stacked / num_examples if num_examples else stacked * np.nan
@@ -140,7 +140,7 @@ def _undefined_kappa_pairs(
 ) -> np.ndarray:
     """Weighted pairs whose kappa is undefined: both networks always right or both always wrong,
     dims as :func:`pair_weights`."""
-    return sum(
+    return add_up(
         pair_weights(
             sides,
             (counts_0.network_correct == extreme).astype(np.float64),

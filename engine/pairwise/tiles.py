@@ -115,21 +115,25 @@ def tile_counts(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Co-correct counts, int32 (networks_0, networks_1), and prediction agreement counts
     (the same, or None without predictions) of two blocks."""
-    from kernels.pairwise import co_correct_counts, prediction_agreement_counts
+    from kernels.pairwise import prediction_agreement_counts
 
+    both = _co_counts(block_0.words, block_1.words, device)
+    same = None
+    if block_0.classes is not None and block_1.classes is not None:
+        same = _co_counts(block_0.classes, block_1.classes, device)
+    elif block_0.predictions is not None and block_1.predictions is not None:
+        same = prediction_agreement_counts(block_0.predictions, block_1.predictions)
+    return both, same
+
+
+def _co_counts(packed_0: np.ndarray, packed_1: np.ndarray, device: str) -> np.ndarray:
     if device == "cuda":
         from engine.pairwise.cuda import cuda_co_counts
 
-        popcount_and = cuda_co_counts
-    else:
-        popcount_and = co_correct_counts
-    both = popcount_and(block_0.words, block_1.words)
-    same = None
-    if block_0.classes is not None:
-        same = popcount_and(block_0.classes, block_1.classes)
-    elif block_0.predictions is not None:
-        same = prediction_agreement_counts(block_0.predictions, block_1.predictions)
-    return both, same
+        return cuda_co_counts(packed_0, packed_1)
+    from kernels.pairwise import co_correct_counts
+
+    return co_correct_counts(packed_0, packed_1)
 
 
 def bootstrap_sums(

@@ -21,6 +21,7 @@ from engine.pairwise.counts import add_up
 from engine.pairwise.figures import matrix_figures
 from engine.pairwise.inputs import (
     MatrixSides,
+    PairwiseSide,
     as_population,
     check_bootstrap,
     check_device,
@@ -86,6 +87,41 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
     histogram = add_up(r.histogram for r in results)
     figures = matrix_figures(sides, target, histogram, run.out_dir, matrix.stem, matrix.title, rng)
     return summary, figures
+
+
+def _store_matrix(side: PairwiseSide, epoch: float, draw: bool) -> _Matrix:
+    """The matrix of one store's networks with themselves at one split and checkpoint."""
+    split, t = side.split, side.checkpoint
+    return _Matrix(
+        MatrixSides(side, side, symmetric=True),
+        group=f"{split}/checkpoint_{t}",
+        attrs={"split": split, "checkpoint": t, "epoch": epoch, "examples": side.num_examples},
+        stem=f"{split}_checkpoint{t}",
+        title=f"{split}, checkpoint {t}",
+        draw=draw,
+    )
+
+
+def _cross_matrix(
+    a: int, b: int, side_0: PairwiseSide, side_1: PairwiseSide, draw: bool
+) -> _Matrix:
+    """The matrix of store ``a``'s networks with store ``b``'s."""
+    split = side_0.split
+    stores = [side_0.population.path, side_1.population.path]
+    names = f"{Path(stores[0]).name} vs {Path(stores[1]).name}"
+    return _Matrix(
+        MatrixSides(side_0, side_1, symmetric=False),
+        group=f"stores_{a}_{b}/{split}",
+        attrs={
+            "split": split,
+            "stores": stores,
+            "checkpoints": [side_0.checkpoint, side_1.checkpoint],
+            "examples": side_0.num_examples,
+        },
+        stem=f"stores_{a}_{b}_{split}",
+        title=f"{names}, {split}",
+        draw=draw,
+    )
 
 
 def _finish(out_dir: Path, report: dict) -> dict:
@@ -171,24 +207,14 @@ def pairwise_report(
     network_groups = population.network_groups()
     for split in splits:
         num_classes = prediction_classes(population, split)
-        examples = population.num_examples(split)
-        split_report = {"examples": examples, "predictions": bool(num_classes), "checkpoints": {}}
+        split_report = {
+            "examples": population.num_examples(split),
+            "predictions": bool(num_classes),
+            "checkpoints": {},
+        }
         for t in checkpoint_list:
             side = make_side(population, split, t, ids, bootstrap, rng, num_classes, network_groups)
-            attrs = {
-                "split": split,
-                "checkpoint": t,
-                "epoch": float(epochs[t]),
-                "examples": examples,
-            }
-            matrix = _Matrix(
-                MatrixSides(side, side, symmetric=True),
-                f"{split}/checkpoint_{t}",
-                attrs,
-                stem=f"{split}_checkpoint{t}",
-                title=f"{split}, checkpoint {t}",
-                draw=figures and t == checkpoint_list[-1],
-            )
+            matrix = _store_matrix(side, float(epochs[t]), figures and t == checkpoint_list[-1])
             summary, drawn = _run_matrix(run, matrix, rng)
             summary["epoch"] = float(epochs[t])
             summary["group_names"] = side.group_names
@@ -256,32 +282,16 @@ def cross_pairwise_report(
     classes = [prediction_classes(p, split) for p in populations]
     # Predictions are compared only where every store keeps them, over the union of classes.
     num_classes = max(classes) if min(classes) > 0 else 0
-    examples = populations[0].num_examples(split)
     for a, b in itertools.combinations(range(len(populations)), 2):
         (t_0, ids_0), (t_1, ids_1) = chosen[a], chosen[b]
         side_0 = make_side(populations[a], split, t_0, ids_0, bootstrap, rng, num_classes)
         side_1 = make_side(populations[b], split, t_1, ids_1, bootstrap, rng, side_0.num_classes)
-        stores = [populations[a].path, populations[b].path]
-        checkpoints = [side_0.checkpoint, side_1.checkpoint]
-        group = f"stores_{a}_{b}/{split}"
-        names = f"{Path(stores[0]).name} vs {Path(stores[1]).name}"
-        matrix = _Matrix(
-            MatrixSides(side_0, side_1, symmetric=False),
-            group,
-            {"split": split, "stores": stores, "checkpoints": checkpoints, "examples": examples},
-            stem=f"stores_{a}_{b}_{split}",
-            title=f"{names}, {split}",
-            draw=figures,
-        )
+        matrix = _cross_matrix(a, b, side_0, side_1, figures)
         summary, drawn = _run_matrix(run, matrix, rng)
-        summary.update(
-            {
-                "stores": stores,
-                "checkpoints": checkpoints,
-                "group_names": [side_0.group_names, side_1.group_names],
-                "zarr_group": group,
-            }
-        )
+        summary["stores"] = matrix.attrs["stores"]
+        summary["checkpoints"] = matrix.attrs["checkpoints"]
+        summary["group_names"] = [side_0.group_names, side_1.group_names]
+        summary["zarr_group"] = matrix.group
         report["comparisons"].append(summary)
         report["figures"] += drawn
     return _finish(out_dir, report)

@@ -66,10 +66,12 @@ class _Matrix:
     draw: bool
 
 
-def _start(out_dir: Path, report: dict, per_matrix: Sequence[str], **settings: Any) -> _Run:
-    """Open the output with the report's settings (all but the ``per_matrix`` keys) as attrs."""
+def _start(
+    out_dir: Path, report: dict, per_matrix: Sequence[str], device: str, block: int, bootstrap: int
+) -> _Run:
+    """Open the output, with the report's settings (all but its ``per_matrix`` keys) as attrs."""
     attrs = {k: v for k, v in report.items() if k not in per_matrix}
-    return _Run(open_output(out_dir, attrs), out_dir, **settings)
+    return _Run(open_output(out_dir, attrs), out_dir, device, block, bootstrap)
 
 
 def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[dict, list[str]]:
@@ -200,9 +202,7 @@ def pairwise_report(
         "figures": [],
         "zarr": "pairwise.zarr",
     }
-    run = _start(
-        out_dir, report, ("splits", "figures"), device=device, block=block, bootstrap=bootstrap
-    )
+    run = _start(out_dir, report, ("splits", "figures"), device, block, bootstrap)
     epochs = population.checkpoints["epoch"].to_numpy()
     network_groups = population.network_groups()
     for split in splits:
@@ -276,9 +276,7 @@ def cross_pairwise_report(
         "zarr": "pairwise.zarr",
     }
     out_dir = Path(out_dir)
-    run = _start(
-        out_dir, report, ("comparisons", "figures"), device=device, block=block, bootstrap=bootstrap
-    )
+    run = _start(out_dir, report, ("comparisons", "figures"), device, block, bootstrap)
     classes = [prediction_classes(p, split) for p in populations]
     # Predictions are compared only where every store keeps them, over the union of classes.
     num_classes = max(classes) if min(classes) > 0 else 0

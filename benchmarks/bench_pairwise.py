@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 
-def _make_store(path: str, networks: int, examples: int, seed: int,
-                checkpoint_block: int) -> None:
-    from engine.pairwise import synthetic_population
+def _make_store(path: str, networks: int, examples: int, seed: int, checkpoint_block: int) -> None:
+    from engine.testing import synthetic_population
 
-    synthetic_population(path, networks=networks, examples=examples, seed=seed,
-                         checkpoint_block=checkpoint_block)
+    synthetic_population(
+        path, networks=networks, examples=examples, seed=seed, checkpoint_block=checkpoint_block
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -71,8 +71,9 @@ def kernel_matrix(correct: np.ndarray, block: int = 512):
             both[slices[j], slices[i]] = b.T
             agree[slices[j], slices[i]] = a.T
 
-    dask.compute(*[dask.delayed(tile)(i, j) for i in range(len(slices))
-                   for j in range(i, len(slices))])
+    dask.compute(
+        *[dask.delayed(tile)(i, j) for i in range(len(slices)) for j in range(i, len(slices))]
+    )
     return both, agree
 
 
@@ -102,15 +103,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--block", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--report", action="store_true",
-                        help="also time the full report (200 bootstrap replicates, figures)")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also time the full report (200 bootstrap replicates, figures)",
+    )
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy baseline")
     parser.add_argument("--no-kernel", action="store_true", help="skip the bare kernel timing")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-block", type=int, default=None,
-                        help="checkpoints per store chunk; default 1 (the store holds one "
-                             "checkpoint); 16 is a trained store's default chunking")
+    parser.add_argument(
+        "--checkpoint-block",
+        type=int,
+        default=None,
+        help="checkpoints per store chunk; default 1 (the store holds one "
+        "checkpoint); 16 is a trained store's default chunking",
+    )
     args = parser.parse_args(argv)
 
     import dask
@@ -132,8 +140,9 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     # A child process writes the store, so that this process's peak memory is the engine's.
     child = multiprocessing.get_context("spawn").Process(
-        target=_make_store, args=(str(store), args.networks, args.examples, args.seed,
-                                  args.checkpoint_block))
+        target=_make_store,
+        args=(str(store), args.networks, args.examples, args.seed, args.checkpoint_block),
+    )
     child.start()
     child.join()
     if child.exitcode:
@@ -144,46 +153,72 @@ def main(argv=None) -> dict:
     warm = np.ones((4, 130), bool)
     packed = pack_bits(warm)
     agreement_and_kappa(co_correct_counts(packed, packed), np.full(4, 130), np.full(4, 130), 130)
-    tile_statistics(co_correct_counts(packed, packed), np.zeros((0, 0), np.int32),
-                    np.full(4, 130), np.full(4, 130), 130, np.zeros(4, np.int64),
-                    np.zeros(4, np.int64), 1, 1, True, True, 10, np.empty((4, 4), np.float32),
-                    np.empty((4, 4), np.uint16), np.zeros((0, 0), np.uint16))
+    tile_statistics(
+        co_correct_counts(packed, packed),
+        np.zeros((0, 0), np.int32),
+        np.full(4, 130),
+        np.full(4, 130),
+        130,
+        np.zeros(4, np.int64),
+        np.zeros(4, np.int64),
+        1,
+        1,
+        True,
+        True,
+        10,
+        np.empty((4, 4), np.float32),
+        np.empty((4, 4), np.uint16),
+        np.zeros((0, 0), np.uint16),
+    )
 
     population = open_population(store)
     pairs = args.networks * (args.networks - 1) / 2
     comparisons = pairs * args.examples
     result: dict = {
-        "networks": args.networks, "examples": args.examples, "device": args.device,
+        "networks": args.networks,
+        "examples": args.examples,
+        "device": args.device,
         "store_chunks": list(population.array("splits/test/correct_packed").chunks),
         "load_average": os.getloadavg(),
-        "pairs": pairs, "example_comparisons": comparisons,
+        "pairs": pairs,
+        "example_comparisons": comparisons,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "store_write_s": round(store_s, 2),
-        "blas": [{k: v for k, v in info.items() if k in ("internal_api", "version",
-                                                         "architecture", "num_threads")}
-                 for info in threadpoolctl.threadpool_info()],
+        "blas": [
+            {
+                k: v
+                for k, v in info.items()
+                if k in ("internal_api", "version", "architecture", "num_threads")
+            }
+            for info in threadpoolctl.threadpool_info()
+        ],
         "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
     }
 
     out = workdir / "out"
     with dask.config.set(scheduler="threads"):
-        engine_s, _ = _best(lambda: pairwise_report(
-            population, out, device=args.device, block=args.block, bootstrap=0,
-            figures=False), args.repeat)
+        engine_s, _ = _best(
+            lambda: pairwise_report(
+                population, out, device=args.device, block=args.block, bootstrap=0, figures=False
+            ),
+            args.repeat,
+        )
     result["engine_matrix_s"] = round(engine_s, 4)
     result["engine_comparisons_per_s"] = comparisons / engine_s
     result["engine_peak_rss_mb"] = round(_peak_rss_mb(), 1)
     if args.report:
         with dask.config.set(scheduler="threads"):
-            report_s, _ = _best(lambda: pairwise_report(population, out, device=args.device,
-                                                        block=args.block), 1)
+            report_s, _ = _best(
+                lambda: pairwise_report(population, out, device=args.device, block=args.block), 1
+            )
         result["engine_report_s"] = round(report_s, 3)
         result["engine_report_peak_rss_mb"] = round(_peak_rss_mb(), 1)
 
     import zarr
 
     engine_both = zarr.open_group(str(out / "pairwise.zarr"), mode="r")[
-        f"test/checkpoint_{population.num_checkpoints - 1}/both_correct"]
+        f"test/checkpoint_{population.num_checkpoints - 1}/both_correct"
+    ]
     correct = population.correct("test")[:, -1, :].compute()
     reference_rows = slice(0, min(256, args.networks))
     check = engine_both[reference_rows, :]
@@ -225,8 +260,9 @@ def main(argv=None) -> dict:
         product_s, both = _best(lambda: torch_product_only(on_device), args.repeat)
         result["torch_fp32_product_s"] = round(product_s, 4)
         result["torch_tf32_allowed"] = bool(torch.backends.cuda.matmul.allow_tf32)
-        result["torch_equal_engine"] = bool(np.array_equal(
-            both[reference_rows].round().int().cpu().numpy(), check))
+        result["torch_equal_engine"] = bool(
+            np.array_equal(both[reference_rows].round().int().cpu().numpy(), check)
+        )
         result["gpu"] = torch.cuda.get_device_name()
         result["engine_speedup_over_torch_with_transfer"] = round(torch_s / engine_s, 2)
     if args.workdir is None:

@@ -1,0 +1,40 @@
+"""Pairwise agreement and error consistency between every two networks, out of core.
+
+Layout letters: n networks, t checkpoints, x examples, w 64-bit words, r bootstrap replicates,
+g groups. For one split and checkpoint the work is cut into tiles of ``block x block`` network
+pairs (block i <= block j only). Dask runs one task per block of networks that reads the store's
+packed correctness bits (and predictions) once, and one task per tile that calls the kernels of
+:mod:`kernels.pairwise`, writes the tile (and its mirror) into ``pairwise.zarr`` and returns small
+sums: per group pair, the sum over pairs of each statistic, with bootstrap weights. Nothing holds
+the N x N matrix, let alone N x N x checkpoints. See docs/pairwise.md.
+
+The rooms:
+
+- :mod:`~engine.pairwise.inputs`: checkpoints, networks, classes, devices; the two sides
+  (:class:`~engine.pairwise.inputs.PairwiseSide`);
+- :mod:`~engine.pairwise.blocks`: kernel inputs of one block of networks, read once;
+- :mod:`~engine.pairwise.counts`: agreement and kappa from co-correct counts (the algebra);
+- :mod:`~engine.pairwise.tiles`: the tile task and the scheduling of one matrix's tiles;
+- :mod:`~engine.pairwise.cuda`: tile counts on a GPU (the only module that imports torch);
+- :mod:`~engine.pairwise.output`: ``pairwise.zarr``, written tile by tile, and
+  :func:`open_pairwise`;
+- :mod:`~engine.pairwise.summaries`: means, network and example bootstrap intervals;
+- :mod:`~engine.pairwise.figures`: the kappa heatmap and distribution;
+- :mod:`~engine.pairwise.api`: :func:`pairwise_report` and :func:`cross_pairwise_report`.
+"""
+
+from engine.pairwise.api import cross_pairwise_report, pairwise_report
+from engine.pairwise.blocks import words_from_bytes
+from engine.pairwise.figures import kappa_distribution, kappa_heatmap
+from engine.pairwise.inputs import resolve_checkpoints
+from engine.pairwise.output import open_pairwise
+
+__all__ = [
+    "cross_pairwise_report",
+    "kappa_distribution",
+    "kappa_heatmap",
+    "open_pairwise",
+    "pairwise_report",
+    "resolve_checkpoints",
+    "words_from_bytes",
+]

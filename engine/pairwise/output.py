@@ -1,0 +1,298 @@
+"""``pairwise.zarr``: creating its matrix groups, writing tiles, reading it back.
+
+Layout (docs/pairwise.md, "Outputs"): one group per split and checkpoint,
+``<split>/checkpoint_<t>/``, or per pair of stores, ``stores_<a>_<b>/<split>/``, holding the
+N x N matrices (dims ``networks_0``, ``networks_1``, chunked ``block x block``), the network ids
+and groups of each side, and each side's ``correct_count``. Agreement counts are not stored:
+:func:`open_pairwise` derives them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from engine.errors import ConfigError, StoreError
+from engine.pairwise.counts import agreement_counts, count_dtype
+
+if TYPE_CHECKING:
+    import zarr
+
+    from engine.pairwise.blocks import SideCounts
+    from engine.pairwise.inputs import MatrixSides
+
+#: Blosc settings of the stored matrices (None: uncompressed), chosen by
+#: benchmarks/bench_pairwise.py (see docs/pairwise.md, "Outputs").
+COUNT_COMPRESSORS: dict | None = {"cname": "lz4", "clevel": 1, "shuffle": "shuffle"}
+KAPPA_COMPRESSORS: dict | None = {"cname": "lz4", "clevel": 1, "shuffle": "shuffle"}
+#: N x N matrices stored per split and checkpoint (agreement counts are derived on read).
+MATRICES = ("both_correct", "kappa", "prediction_agree")
+ATTRS_KEY = "created_equal_pairwise"
+
+
+@dataclass(frozen=True)
+class PairwiseOutput:
+    """A ``pairwise.zarr`` opened for writing: its path (for tasks) and its root group."""
+
+    path: str
+    root: zarr.Group
+
+
+@dataclass(frozen=True)
+class MatrixTarget:
+    """Where the tiles of one matrix go; small and picklable (dask.distributed).
+
+    Attributes
+    ----------
+    path : str
+        The ``pairwise.zarr`` store.
+    group : str
+        The matrix group in it, e.g. ``"test/checkpoint_2"``.
+    token : str
+        Unique to the run that created the group's arrays (names the cache of opened arrays).
+    """
+
+    path: str
+    group: str
+    token: str
+
+
+def open_output(out_dir: Path, attrs: dict) -> PairwiseOutput:
+    """Create ``out_dir`` and an empty ``pairwise.zarr`` in it (replacing one there)."""
+    import zarr
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = str(out_dir / "pairwise.zarr")
+    root = zarr.open_group(path, mode="w")
+    root.attrs[ATTRS_KEY] = attrs
+    return PairwiseOutput(path, root)
+
+
+def _compressors(name: str) -> list | None:
+    from zarr.codecs import BloscCodec
+
+    settings = KAPPA_COMPRESSORS if name == "kappa" else COUNT_COMPRESSORS
+    return [BloscCodec(**settings)] if settings else None
+
+
+def _group(parent: zarr.Group, name: str) -> zarr.Group:
+    # The layout puts groups at these paths; zarr's types allow an array too.
+    return cast("zarr.Group", parent[name])
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    return cast("zarr.Array", group[name])
+
+
+def create_matrix_group(
+    output: PairwiseOutput,
+    group: str,
+    sides: MatrixSides,
+    block: int,
+    with_predictions: bool,
+    attrs: dict,
+) -> MatrixTarget:
+    """Create one matrix group's arrays (``attrs["examples"]`` sets the count dtype)."""
+    matrices = output.root.require_group(group)
+    matrices.attrs.update(attrs)
+    side_0, side_1 = sides.side_0, sides.side_1
+    shape = (side_0.size, side_1.size)
+    chunks = (max(1, min(block, shape[0])), max(1, min(block, shape[1])))
+    dims = ("networks_0", "networks_1")
+    counts = np.dtype(count_dtype(attrs["examples"])).name
+    specs: list[tuple[str, str, Any]] = [("both_correct", counts, 0), ("kappa", "float32", np.nan)]
+    if with_predictions:
+        specs.append(("prediction_agree", counts, 0))
+    for name, dtype, fill in specs:
+        # Tiles are whole chunks, never empty: skip zarr's check of each chunk against the fill.
+        matrices.create_array(
+            name,
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=fill,
+            dimension_names=dims,
+            compressors=_compressors(name),
+            config={"write_empty_chunks": True},
+            overwrite=True,
+        )
+    for index, side in enumerate((side_0, side_1)):
+        dim = f"networks_{index}"
+        matrices.create_array(
+            dim, shape=(side.size,), dtype="int64", dimension_names=(dim,), overwrite=True
+        )[:] = side.ids
+        matrices.create_array(
+            f"network_group_{index}",
+            shape=(side.size,),
+            dtype="int16",
+            dimension_names=(dim,),
+            overwrite=True,
+        )[:] = side.group_codes
+    return MatrixTarget(output.path, group, uuid.uuid4().hex)
+
+
+def write_correct_counts(
+    output: PairwiseOutput, target: MatrixTarget, counts_0: SideCounts, counts_1: SideCounts
+) -> None:
+    """Examples each network gets right, per side: with both_correct they give agreement."""
+    for name, dim, counts in (
+        ("correct_count", "networks_0", counts_0),
+        ("correct_count_1", "networks_1", counts_1),
+    ):
+        values = counts.network_correct
+        _group(output.root, target.group).create_array(
+            name, shape=values.shape, dtype="int64", dimension_names=(dim,), overwrite=True
+        )[:] = values
+
+
+#: Zarr arrays of the output opened once per process and matrix (opening the group and its
+#: arrays costs ~2.5 ms, as much as writing a tile). Keyed by a token unique to each run, so a
+#: later run into the same folder (new shapes, dtypes) never sees stale metadata.
+_OPENED: dict[tuple[str, str, str], dict[str, Any]] = {}
+_OPENED_LOCK = threading.Lock()
+_OPENED_LIMIT = 16
+
+
+def _open_target(target: MatrixTarget) -> dict[str, Any]:
+    import zarr
+
+    key = (target.path, target.group, target.token)
+    with _OPENED_LOCK:
+        arrays = _OPENED.get(key)
+        if arrays is None:
+            matrices = _group(zarr.open_group(target.path, mode="r+"), target.group)
+            arrays = {name: _array(matrices, name) for name in MATRICES if name in matrices}
+            while len(_OPENED) >= _OPENED_LIMIT:
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[key] = arrays
+    return arrays
+
+
+def write_tile(
+    target: MatrixTarget, tile: dict[str, np.ndarray], rows: slice, columns: slice, mirror: bool
+) -> None:
+    """Write each matrix of one tile (whole chunks) at ``rows, columns``, and transposed at
+    ``columns, rows`` when ``mirror``."""
+    outputs = _open_target(target)
+    for name, values in tile.items():
+        outputs[name][rows, columns] = values
+        if mirror:
+            outputs[name][columns, rows] = values.T
+
+
+def open_kappa(target: MatrixTarget) -> zarr.Array:
+    """The kappa matrix of a written group, read-only."""
+    import zarr
+
+    return _array(zarr.open_group(target.path, mode="r"), f"{target.group}/kappa")
+
+
+def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: int | None) -> str:
+    """The group of one split and checkpoint of a ``pairwise.zarr`` (defaults: the only split,
+    its latest checkpoint)."""
+    splits = [name for name in root.group_keys() if not name.startswith("stores_")]
+    if split is None:
+        if len(splits) != 1:
+            raise ConfigError(f"{path} holds splits {', '.join(splits) or 'none'}: name one")
+        split = splits[0]
+    if split not in splits:
+        raise StoreError(f"split {split!r} is not in {path}; it has {', '.join(splits)}")
+    stored = sorted(
+        int(name.removeprefix("checkpoint_")) for name in _group(root, split).group_keys()
+    )
+    if checkpoint is None:
+        checkpoint = stored[-1]
+    if checkpoint not in stored:
+        raise StoreError(
+            f"checkpoint {checkpoint} of split {split!r} is not in {path}; it "
+            f"has {', '.join(map(str, stored))}"
+        )
+    return f"{split}/checkpoint_{checkpoint}"
+
+
+def open_pairwise(
+    path: str | Path,
+    split: str | None = None,
+    checkpoint: int | None = None,
+    *,
+    group: str | None = None,
+    lazy: bool = True,
+) -> dict:
+    """The matrices of one split and checkpoint of a ``pairwise.zarr``, agreement derived.
+
+    ``agree`` is not stored: A_ij = X - c_i - c_j + 2 B_ij from ``both_correct`` and the stored
+    ``correct_count`` of each side, computed here (lazily by default).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder of :func:`pairwise_report` or the ``pairwise.zarr`` in it.
+    split : str, optional
+        Default: the only split stored (an error where there are several).
+    checkpoint : int, optional
+        Default: the latest checkpoint stored for the split.
+    group : str, optional
+        A matrix group instead of split and checkpoint, e.g. ``"stores_0_1/test"`` of
+        :func:`cross_pairwise_report`.
+    lazy : bool
+        Dask arrays chunked as stored (True) or NumPy arrays (False).
+
+    Returns
+    -------
+    dict
+        ``both_correct`` (uint16/uint32), ``agree`` (same dtype), ``agreement`` (float32, A / X),
+        ``kappa`` (float32, NaN where undefined), ``prediction_agree`` (or None), all dims
+        (networks_0, networks_1); ``networks_0``, ``networks_1`` (ids), ``correct_count_0``,
+        ``correct_count_1`` (int64) and ``examples`` (X).
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    if path.name != "pairwise.zarr" and (path / "pairwise.zarr").exists():
+        path = path / "pairwise.zarr"
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as error:
+        raise StoreError(f"no pairwise.zarr at {path}") from error
+    if group is None:
+        group = _matrix_group(path, root, split, checkpoint)
+    if group not in root:
+        raise StoreError(f"{path} has no group {group!r}")
+    matrices = _group(root, group)
+    examples = int(cast(int, matrices.attrs["examples"]))
+    count_0 = np.asarray(_array(matrices, "correct_count")[:])
+    count_1 = (
+        np.asarray(_array(matrices, "correct_count_1")[:])
+        if "correct_count_1" in matrices
+        else count_0
+    )
+
+    def load(name: str) -> Any:
+        if name not in matrices:
+            return None
+        array = _array(matrices, name)
+        return da.from_array(array, chunks=array.chunks) if lazy else array[:]
+
+    both = load("both_correct")
+    wide = agreement_counts(both, count_0[:, None], count_1[None, :], examples)
+    agree = wide.astype(both.dtype)
+    agreement = (wide / examples if examples else wide * np.nan).astype(np.float32)
+    return {
+        "both_correct": both,
+        "agree": agree,
+        "agreement": agreement,
+        "kappa": load("kappa"),
+        "prediction_agree": load("prediction_agree"),
+        "networks_0": _array(matrices, "networks_0")[:],
+        "networks_1": _array(matrices, "networks_1")[:],
+        "correct_count_0": count_0,
+        "correct_count_1": count_1,
+        "examples": examples,
+    }

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data import DataConfig, load_dataset  # noqa: E402
+from engine.train.data import DataConfig, load_dataset  # noqa: E402
 from engine.train.config import RunOptions  # noqa: E402
 from engine.train.loop import (  # noqa: E402
     DeviceData,

@@ -118,7 +118,7 @@ def train_population(
     Rerun the same command to resume after a crash; run it with --shard I/K (or --networks A:B)
     in several processes to fill one store together.
     """
-    from engine.data import DataConfig
+    from engine.train.data import DataConfig
     from engine.errors import ConfigError
     from engine.train.config import RunOptions
     from engine.train.study import load_study, study_from_flags

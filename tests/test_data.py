@@ -12,8 +12,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from engine import data as data_module
-from engine.data import DataConfig, load_dataset, read_idx
+from engine.train import data as data_module
+from engine.train.data import DataConfig, load_dataset, read_idx
 from engine.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import engine
-from engine.data import DataConfig, load_dataset
+from engine.train.data import DataConfig, load_dataset
 from engine.errors import ConfigError
 from engine.train.config import GroupConfig, RunOptions
 from engine.train.loop import (

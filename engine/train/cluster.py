@@ -59,7 +59,7 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
 
     from distributed import Client
 
-    from engine.data import load_dataset
+    from engine.train.data import load_dataset
     from engine.train.loop import create_or_open, study_checkpoints, study_seeds, train_population
 
     options = options or RunOptions()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.data import DataConfig
+from engine.train.data import DataConfig
 from engine.errors import ConfigError
 
 ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import Dataset, load_dataset
+from engine.train.data import Dataset, load_dataset
 from engine.errors import ConfigError, StoreError
 from engine.train.config import GroupConfig, RunOptions, StudyConfig, config_differences
 

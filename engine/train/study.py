@@ -8,7 +8,7 @@ A study file::
     record_every = 0       # extra checkpoints every this many steps
     subset_fraction = 1.0
 
-    [data]                 # engine.data.DataConfig fields
+    [data]                 # engine.train.data.DataConfig fields
     name = "digits"
     probes = ["noise", "patterns"]
 
@@ -34,7 +34,7 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from engine.data import DataConfig
+from engine.train.data import DataConfig
 from engine.errors import ConfigError
 from engine.train.config import GroupConfig, StudyConfig
 

@@ -441,7 +441,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         data = handle.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ConfigError(f"{path} is not an idx file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
         raise ConfigError(f"{path} has an unknown idx data type {data[2]:#x}")
     ndim = data[3]
@@ -639,10 +639,10 @@ def _imagefolder(config: DataConfig) -> Dataset:
     for split, entries in files.items():
         arrays = []
         for path, _ in entries:
-            with Image.open(path) as image:
-                image = image.convert(mode)
+            with Image.open(path) as opened:
+                image = opened.convert(mode)
                 if image.size != size:
-                    image = image.resize(size, Image.BILINEAR)
+                    image = image.resize(size, Image.Resampling.BILINEAR)
                 array = np.asarray(image, np.float32) / 255.0
             arrays.append(array[None] if mode == "L" else array.transpose(2, 0, 1))
         labels = np.asarray([c for _, c in entries], np.int64)

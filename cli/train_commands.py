@@ -1,11 +1,22 @@
-"""`engine train-population` and `engine quickstart`: train populations into a store."""
+"""`engine train-population` and `engine quickstart`: train populations into a store.
+
+The commands parse flags into :class:`engine.train.StudyFlags` and
+:class:`engine.train.RunOptions`; :func:`engine.train.study_from_command_line` merges them into a
+study, and the engine trains it (here, or on a Dask cluster with ``--cluster``).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+from cli import options
+
+if TYPE_CHECKING:
+    from engine.train.loop import TrainSummary
 
 
 def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
@@ -52,7 +63,9 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-# A module-level option: typer needs a list type here, which ruff's B008 rejects inline.
+# Options are module-level: typer needs a list type for --networks, which ruff's B008 rejects
+# inline, and the signature below stays one line per flag. The command is long only because it
+# declares ~40 flags; its body parses them, calls the engine once and prints one line.
 _NETWORKS_OPTION = typer.Option(
     None, "--networks", help="N: networks in the study; A:B, the network ids this process "
     "trains (whole blocks). May be given twice.")
@@ -105,9 +118,7 @@ def train_population(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: its default)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep final weights."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Address of a Dask scheduler: "
-                                       "train one shard per task on its workers (the store "
-                                       "must be on a file system they share)."),
+    cluster: options.Cluster = None,
     cluster_tasks: int = typer.Option(0, "--cluster-tasks", help="Shards to submit with "
                                       "--cluster (0: one per stored block)."),
     worker_resources: str | None = typer.Option(None, "--worker-resources", help="Resources "
@@ -116,67 +127,48 @@ def train_population(
     """Train a population of networks many at a time and record every verdict in a store.
 
     Rerun the same command to resume after a crash; run it with --shard I/K (or --networks A:B)
-    in several processes to fill one store together.
+    in several processes to fill one store together, or give --cluster to train one shard per
+    task on the workers of a Dask scheduler (the store must be on a file system they share).
     """
-    from engine.train.data import DataConfig
-    from engine.errors import ConfigError
     from engine.train.config import RunOptions
-    from engine.train.study import load_study, study_from_flags
+    from engine.train.study import StudyFlags, study_from_command_line
 
     count, network_range = _parse_networks(networks)
-    hyper = {k: v for k, v in dict(
+    flags = StudyFlags(
+        study_file=study, dataset=dataset, arch=arch, networks=count, data_dir=data_dir,
+        download=download, epochs=epochs, seed=seed, vary=vary, record_every=record_every,
+        subset_fraction=subset_fraction, network_block=network_block, samples=samples,
+        probes=_name_list(probes) or None,
+        holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None,
         width=width, depth=depth, batch_norm=batch_norm, optimizer=optimizer, lr=lr,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, gamma=gamma,
         batch_size=batch_size, augment=augment, precision=precision,
-        milestones=_int_list(milestones, "--milestones") if milestones else None,
-    ).items() if v is not None}
-    study_flags = {k: v for k, v in dict(
-        epochs=epochs, seed=seed, vary=vary, record_every=record_every,
-        subset_fraction=subset_fraction, network_block=network_block).items() if v is not None}
-    data_flags = {k: v for k, v in dict(
-        samples=samples, probes=_name_list(probes) or None,
-        holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None).items()
-        if v is not None}
-    if study is not None:
-        given = [f"--{k.replace('_', '-')}" for k in [*hyper, *study_flags, *data_flags]]
-        given += ["--dataset"] * (dataset is not None) + ["--arch"] * (arch is not None)
-        given += ["--networks N"] * (count is not None)
-        if given:
-            raise ConfigError(f"--study defines the study; drop {', '.join(given)} (or put "
-                              "them in the study file)")
-        config = load_study(study, data_dir=data_dir, download=download)
-    else:
-        if dataset is None or arch is None or count is None:
-            raise ConfigError("give --study FILE, or --dataset, --arch and --networks N")
-        data = DataConfig(name=dataset, data_dir=data_dir, download=download, **data_flags)
-        config = study_from_flags(dataset=dataset, arch=arch, networks=count,
-                                  data=data, **{"epochs": 20, **study_flags}, **hyper)
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0 (0: torch's default)")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    options = RunOptions(device=device, networks=network_range, shard=_parse_shard(shard),
-                         group_size=group_size, quiet=quiet, keep_state=keep_state,
-                         command=" ".join(["engine", *sys.argv[1:]]))
+        milestones=_int_list(milestones, "--milestones") if milestones else None)
+    run = RunOptions(device=device, networks=network_range, shard=_parse_shard(shard),
+                     group_size=group_size, threads=threads, quiet=quiet, keep_state=keep_state,
+                     command=" ".join(["engine", *sys.argv[1:]]))
+    config = study_from_command_line(flags)
     if cluster is not None:
         from engine.train.cluster import parse_resources, train_on_cluster
 
-        summaries = train_on_cluster(config, out, cluster, options, tasks=cluster_tasks,
+        summaries = train_on_cluster(config, out, cluster, run, tasks=cluster_tasks,
                                      resources=parse_resources(worker_resources))
         trained = sum(s.trained_networks for s in summaries)
         typer.echo(f"{out}: trained {trained} networks in {len(summaries)} tasks on {cluster}")
         return
     from engine.train.loop import train_population as train
 
-    summary = train(config, out, options)
+    summary = train(config, out, run)
     if not quiet:
-        rate = summary.timings["network_epochs"] / max(summary.seconds, 1e-9)
-        typer.echo(f"{out}: trained {summary.trained_networks} networks "
-                   f"({summary.skipped_networks} already complete) of "
-                   f"{summary.networks[0]}:{summary.networks[1]} on {summary.device} in "
-                   f"{summary.seconds:.1f} s ({rate:.1f} network-epochs/s)")
+        typer.echo(_trained_line(out, summary))
+
+
+def _trained_line(out: str, summary: TrainSummary) -> str:
+    rate = summary.timings["network_epochs"] / max(summary.seconds, 1e-9)
+    return (f"{out}: trained {summary.trained_networks} networks "
+            f"({summary.skipped_networks} already complete) of "
+            f"{summary.networks[0]}:{summary.networks[1]} on {summary.device} in "
+            f"{summary.seconds:.1f} s ({rate:.1f} network-epochs/s)")
 
 
 QUICKSTART_STUDY = """\
@@ -208,8 +200,8 @@ width = 64
 
 
 def quickstart(
-    out: str = typer.Option("quickstart-results", "--out", "-o",
-                            help="Folder for the study file, the store and the report."),
+    out: Path = typer.Option(Path("quickstart-results"), "--out", "-o",
+                             help="Folder for the study file, the store and the report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a small study on digits (linear and MLP populations, CPU), analyse it, and say where
@@ -218,7 +210,6 @@ def quickstart(
     from engine.train.loop import train_population as train
     from engine.train.study import load_study
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     study_file = out / "study.toml"
     if not study_file.exists() or study_file.read_text() != QUICKSTART_STUDY:

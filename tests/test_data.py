@@ -12,9 +12,9 @@ import tarfile
 import numpy as np
 import pytest
 
+from engine.errors import ConfigError
 from engine.train import data as data_module
 from engine.train.data import DataConfig, load_dataset, read_idx
-from engine.errors import ConfigError
 
 
 def write_idx(path, array: np.ndarray, gz: bool) -> None:

@@ -10,21 +10,21 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import engine
-from engine.train.data import DataConfig, load_dataset
 from engine.errors import ConfigError
+from engine.train.augment import augment
 from engine.train.config import GroupConfig, RunOptions
-from engine.train.loop import (
+from engine.train.data import DataConfig, load_dataset
+from engine.train.loop import train_population
+from engine.train.models import BatchedModel, forward_precision
+from engine.train.recorders import MemoryRecorder
+from engine.train.seeds import (
     Checkpoints,
-    MemoryRecorder,
-    _augment,
     epoch_order,
     learning_rate,
     network_seeds,
     study_checkpoints,
     study_seeds,
-    train_population,
 )
-from engine.train.models import BatchedModel, forward_precision
 from engine.train.study import load_study, study_from_flags
 
 
@@ -250,7 +250,7 @@ def test_augmentation_crops_and_flips_each_example_by_its_draw():
     images = torch.arange(2 * 3 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 3, 1, 4, 4)
     draws = torch.tensor([[[1, 1, 0], [0, 2, 1], [2, 0, 0]],
                           [[1, 1, 1], [2, 2, 0], [0, 0, 1]]])
-    out = _augment(images, draws, crop=1)
+    out = augment(images, draws, crop=1)
     padded = np.pad(images.numpy(), ((0, 0), (0, 0), (0, 0), (1, 1), (1, 1)))
     for n in range(2):
         for b in range(3):
@@ -380,14 +380,14 @@ def test_resume_after_a_crash_between_mark_and_state_gives_the_uninterrupted_sto
                              depth=1, record_every=9, augment=True, subset_fraction=0.9)
     options = RunOptions(device=device, quiet=True)
     train_population(study, tmp_path / "whole.zarr", options, dataset=digits)
-    save_state = loop._save_state
+    save_state = loop.save_state
 
-    def dies_saving_checkpoint_3(context, block, params, buffers, optimizer, checkpoint, step):
-        if checkpoint == 3:
+    def dies_saving_checkpoint_3(context, run):
+        if run.checkpoint == 3:
             raise RuntimeError("killed")
-        save_state(context, block, params, buffers, optimizer, checkpoint, step)
+        save_state(context, run)
 
-    monkeypatch.setattr(loop, "_save_state", dies_saving_checkpoint_3)
+    monkeypatch.setattr(loop, "save_state", dies_saving_checkpoint_3)
     with pytest.raises(RuntimeError, match="killed"):
         train_population(study, tmp_path / "crashed.zarr", options, dataset=digits)
     monkeypatch.undo()

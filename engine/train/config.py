@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.train.data import DataConfig
 from engine.errors import ConfigError
+from engine.train.data import DataConfig
 
 ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")
 OPTIMIZERS = ("sgd", "adam")
@@ -244,10 +244,14 @@ class RunOptions:
         Networks trained together in one batched computation (0: all owned networks of a group).
     eval_batch : int
         Examples per evaluation batch (all networks at once).
+    threads : int
+        CPU threads torch uses while training (0: torch's default).
     quiet : bool
         No progress bars.
     keep_state : bool
         Keep each block's final weights in the state folder instead of deleting them.
+    command : str, optional
+        The command line, kept in the store's attributes.
     """
 
     device: str = "auto"
@@ -255,6 +259,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     group_size: int = 0
     eval_batch: int = 1024
+    threads: int = 0
     quiet: bool = False
     keep_state: bool = False
     command: str | None = None
@@ -265,6 +270,8 @@ class RunOptions:
             raise ConfigError("--group-size must be >= 0 (0: the whole group)")
         if self.eval_batch < 1:
             raise ConfigError("eval_batch must be >= 1 examples")
+        if self.threads < 0:
+            raise ConfigError("--threads must be >= 0 (0: torch's default)")
 
     def with_(self, **changes) -> RunOptions:
         return replace(self, **changes)

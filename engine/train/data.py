@@ -640,10 +640,10 @@ def _imagefolder(config: DataConfig) -> Dataset:
         arrays = []
         for path, _ in entries:
             with Image.open(path) as opened:
-                image = opened.convert(mode)
-                if image.size != size:
-                    image = image.resize(size, Image.Resampling.BILINEAR)
-                array = np.asarray(image, np.float32) / 255.0
+                picture = opened.convert(mode)
+                if picture.size != size:
+                    picture = picture.resize(size, Image.Resampling.BILINEAR)
+                array = np.asarray(picture, np.float32) / 255.0
             arrays.append(array[None] if mode == "L" else array.transpose(2, 0, 1))
         labels = np.asarray([c for _, c in entries], np.int64)
         channels = 1 if mode == "L" else 3

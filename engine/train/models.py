@@ -191,7 +191,7 @@ class BatchedModel:
         params : dict of str to Tensor, dims (networks, *shape), requiring grad
         buffers : dict of str to Tensor, dims (networks, *shape)
         """
-        per_network = {name: [] for name in self.params}
+        per_network: dict[str, list[torch.Tensor]] = {name: [] for name in self.params}
         for seed in init_seeds:
             generator = torch.Generator().manual_seed(int(seed))
             for name, spec in self.params.items():
@@ -228,7 +228,7 @@ class BatchedModel:
         batch = inputs.shape[0] if shared else inputs.shape[1]
         h = inputs
         layout = "shared" if shared else "stacked"  # -> "channels" or "flat"
-        saved = None
+        saved: torch.Tensor | None = None  # a residual stage's input, for its "add_saved"
         conv = F.conv2d if self.dim == 2 else F.conv1d
         pool = F.max_pool2d if self.dim == 2 else F.max_pool1d
         for op in self.plan:
@@ -287,6 +287,7 @@ class BatchedModel:
             elif kind == "save":
                 saved = h
             elif kind == "add_saved":
+                assert saved is not None, "the plan saves before it adds"
                 h = h + saved
             else:  # pragma: no cover - the plan is built above
                 raise AssertionError(kind)

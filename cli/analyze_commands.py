@@ -20,11 +20,16 @@ def analyze(
     scheduler: options.Scheduler = "threads",
     workers: options.Workers = None,
     cluster: options.Cluster = None,
-    require_complete: Annotated[bool, typer.Option(
-        "--require-complete", help="Refuse a store with incomplete networks.")] = False,
-    pairwise_checkpoints: Annotated[str, typer.Option(
-        "--pairwise-checkpoints",
-        help="Checkpoints of the pairwise measures: last, all, a comma list, or none.")] = "last",
+    require_complete: Annotated[
+        bool, typer.Option("--require-complete", help="Refuse a store with incomplete networks.")
+    ] = False,
+    pairwise_checkpoints: Annotated[
+        str,
+        typer.Option(
+            "--pairwise-checkpoints",
+            help="Checkpoints of the pairwise measures: last, all, a comma list, or none.",
+        ),
+    ] = "last",
     device: Device = "cpu",
     progress: options.Progress = True,
 ) -> None:
@@ -32,10 +37,18 @@ def analyze(
     learning events, consensus, hold-out consistency; summary.json, tables, figures, report.html."""
     from engine.report import analyze_store
 
-    report = analyze_store(store, out, splits=split or None, scheduler=scheduler,
-                           workers=workers, cluster=cluster, require_complete=require_complete,
-                           pairwise_checkpoints=pairwise_checkpoints, device=device,
-                           progress=progress)
+    report = analyze_store(
+        store,
+        out,
+        splits=split or None,
+        scheduler=scheduler,
+        workers=workers,
+        cluster=cluster,
+        require_complete=require_complete,
+        pairwise_checkpoints=pairwise_checkpoints,
+        device=device,
+        progress=progress,
+    )
     typer.echo(f"wrote {report}")
 
 
@@ -46,20 +59,34 @@ def compare(
     scheduler: options.Scheduler = "threads",
     workers: options.Workers = None,
     cluster: options.Cluster = None,
-    require_complete: Annotated[bool, typer.Option(
-        "--require-complete", help="Refuse stores with incomplete networks.")] = False,
-    pairwise: Annotated[bool, typer.Option(
-        "--pairwise/--no-pairwise",
-        help="Also agreement and kappa between the stores' networks.")] = True,
+    require_complete: Annotated[
+        bool, typer.Option("--require-complete", help="Refuse stores with incomplete networks.")
+    ] = False,
+    pairwise: Annotated[
+        bool,
+        typer.Option(
+            "--pairwise/--no-pairwise",
+            help="Also agreement and kappa between the stores' networks.",
+        ),
+    ] = True,
     device: Device = "cpu",
     progress: options.Progress = True,
 ) -> None:
     """Learning-order agreement between populations on the same examples."""
     from engine.report import compare_stores
 
-    report = compare_stores(stores, out, splits=split or None, scheduler=scheduler,
-                            workers=workers, cluster=cluster, require_complete=require_complete,
-                            pairwise=pairwise, device=device, progress=progress)
+    report = compare_stores(
+        stores,
+        out,
+        splits=split or None,
+        scheduler=scheduler,
+        workers=workers,
+        cluster=cluster,
+        require_complete=require_complete,
+        pairwise=pairwise,
+        device=device,
+        progress=progress,
+    )
     typer.echo(f"wrote {report}")
 
 

@@ -26,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"created-equal {__version__}")
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             return error.exit_code
         if debug:
             raise
-        typer.echo(f"error: {type(error).__name__}: {error} (rerun with --debug for details)",
-                   err=True)
+        typer.echo(
+            f"error: {type(error).__name__}: {error} (rerun with --debug for details)", err=True
+        )
         return 1
     return 0
 

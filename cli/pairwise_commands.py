@@ -12,23 +12,28 @@ from cli import options
 
 def pairwise(
     store: options.Store,
-    out: Annotated[Path, typer.Option("--out", "-o",
-                                      help="Folder for pairwise.zarr, figures and JSON.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for pairwise.zarr, figures and JSON.")
+    ],
     split: options.Splits = None,
-    checkpoints: Annotated[str, typer.Option(
-        "--checkpoints", help="'last', 'all' or a comma list such as 0,9,29.")] = "last",
+    checkpoints: Annotated[
+        str, typer.Option("--checkpoints", help="'last', 'all' or a comma list such as 0,9,29.")
+    ] = "last",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (same counts).")] = "cpu",
-    block: Annotated[int | None, typer.Option(
-        "--block", help="Networks per tile side (default 512 on cpu, 2048 on cuda).")] = None,
+    block: Annotated[
+        int | None,
+        typer.Option("--block", help="Networks per tile side (default 512 on cpu, 2048 on cuda)."),
+    ] = None,
     scheduler: options.Scheduler = "threads",
     workers: options.Workers = None,
     cluster: options.Cluster = None,
-    bootstrap: Annotated[int, typer.Option(
-        "--bootstrap", help="Bootstrap replicates (0: none).")] = 200,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Seed of the bootstrap and of sampling.")] = 0,
-    figures: Annotated[bool, typer.Option("--figures/--no-figures",
-                                          help="Draw the figures.")] = True,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates (0: none).")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and of sampling.")] = 0,
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="Draw the figures.")
+    ] = True,
 ) -> None:
     """Pairwise agreement, error consistency (kappa) and prediction agreement, N x N."""
     from engine.pairwise import pairwise_report
@@ -37,9 +42,17 @@ def pairwise(
 
     population = open_population(store)
     with dask_scheduler(scheduler, workers, cluster):
-        report = pairwise_report(population, out, splits=split or None, checkpoints=checkpoints,
-                                 device=device, block=block, bootstrap=bootstrap, seed=seed,
-                                 figures=figures)
+        report = pairwise_report(
+            population,
+            out,
+            splits=split or None,
+            checkpoints=checkpoints,
+            device=device,
+            block=block,
+            bootstrap=bootstrap,
+            seed=seed,
+            figures=figures,
+        )
     _render(report, out)
 
 
@@ -49,19 +62,35 @@ def _render(report: dict, out: Path) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table("split", "checkpoint", "pairs", "agreement", "kappa", "kappa 95% (networks)",
-                  "kappa 95% (examples)", "prediction agreement")
+    table = Table(
+        "split",
+        "checkpoint",
+        "pairs",
+        "agreement",
+        "kappa",
+        "kappa 95% (networks)",
+        "kappa 95% (examples)",
+        "prediction agreement",
+    )
     for name, split_report in report["splits"].items():
         for t, summary in split_report["checkpoints"].items():
             kappa = summary["kappa"]["all"]
             prediction = summary.get("prediction_agreement", {}).get("all", {}).get("mean")
-            table.add_row(name, t, f"{summary['pairs']:,}",
-                          _number(summary["agreement"]["all"]["mean"]), _number(kappa["mean"]),
-                          _range(kappa["networks_ci"]), _range(kappa["examples_ci"]),
-                          _number(prediction))
+            table.add_row(
+                name,
+                t,
+                f"{summary['pairs']:,}",
+                _number(summary["agreement"]["all"]["mean"]),
+                _number(kappa["mean"]),
+                _range(kappa["networks_ci"]),
+                _range(kappa["examples_ci"]),
+                _number(prediction),
+            )
     console.print(table)
-    console.print(f"wrote {out / 'pairwise.zarr'}, {out / 'pairwise.json'}"
-                  + "".join(f", {out / f}" for f in report["figures"]))
+    console.print(
+        f"wrote {out / 'pairwise.zarr'}, {out / 'pairwise.json'}"
+        + "".join(f", {out / f}" for f in report["figures"])
+    )
 
 
 def _number(value: float | None) -> str:

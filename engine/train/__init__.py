@@ -14,8 +14,17 @@ writes, and where), ``state`` (resuming), ``population`` (the store a study trai
 from engine.train.config import DataConfig, GroupConfig, RunOptions, StudyConfig
 from engine.train.study import StudyFlags, load_study, study_from_command_line, study_from_flags
 
-__all__ = ["DataConfig", "GroupConfig", "RunOptions", "StudyConfig", "StudyFlags", "load_study",
-           "study_from_command_line", "study_from_flags", "train_population"]
+__all__ = [
+    "DataConfig",
+    "GroupConfig",
+    "RunOptions",
+    "StudyConfig",
+    "StudyFlags",
+    "load_study",
+    "study_from_command_line",
+    "study_from_flags",
+    "train_population",
+]
 
 
 def train_population(*args, **kwargs):

@@ -37,9 +37,33 @@ def parse_resources(text: str | None) -> dict[str, float]:
     return resources
 
 
-def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
-                     options: RunOptions | None = None, *, tasks: int = 0,
-                     resources: dict[str, float] | None = None) -> list[TrainSummary]:
+def _task_count(study: StudyConfig, options: RunOptions, tasks: int) -> int:
+    """The shards to submit, once the study and options are checked."""
+    if options.networks is not None or options.shard is not None:
+        raise ConfigError(
+            "--cluster shares the networks out itself: drop --networks A:B and --shard"
+        )
+    study.validate()
+    options.validate()
+    blocks = math.ceil(study.num_networks / study.network_block)
+    tasks = tasks or blocks
+    if not 1 <= tasks <= blocks:
+        raise ConfigError(
+            f"--cluster-tasks {tasks}: need 1 to {blocks} (blocks of "
+            f"{study.network_block} networks)"
+        )
+    return tasks
+
+
+def train_on_cluster(
+    study: StudyConfig,
+    out: str | os.PathLike,
+    address: str,
+    options: RunOptions | None = None,
+    *,
+    tasks: int = 0,
+    resources: dict[str, float] | None = None,
+) -> list[TrainSummary]:
     """Train (or resume) ``study`` into the store at ``out`` with one cluster task per shard.
 
     Parameters
@@ -75,27 +99,31 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
     from engine.train.seeds import study_checkpoints, study_seeds
 
     options = options or RunOptions()
-    if options.networks is not None or options.shard is not None:
-        raise ConfigError("--cluster shares the networks out itself: drop --networks A:B and "
-                          "--shard")
-    study.validate()
-    options.validate()
-    blocks = math.ceil(study.num_networks / study.network_block)
-    tasks = tasks or blocks
-    if not 1 <= tasks <= blocks:
-        raise ConfigError(f"--cluster-tasks {tasks}: need 1 to {blocks} (blocks of "
-                          f"{study.network_block} networks)")
+    tasks = _task_count(study, options, tasks)
     store = Path(out).absolute()
     dataset = load_dataset(study.data)
     # --threads sets this process's torch threads only (as it always has); workers keep theirs.
     task_options = dataclasses.replace(options, quiet=True, threads=0)
     with dask_scheduler(cluster=address) as client:
-        create_or_open(study, dataset, store, study_checkpoints(study, dataset),
-                       study_seeds(study), options.command)
+        assert client is not None, "an address always gives a client"
+        create_or_open(
+            study,
+            dataset,
+            store,
+            study_checkpoints(study, dataset),
+            study_seeds(study),
+            options.command,
+        )
         futures = [
-            client.submit(train_population, study, str(store),
-                          dataclasses.replace(task_options, shard=(index, tasks)),
-                          resources=resources or None, pure=False, key=f"train-shard-{index}")
+            client.submit(
+                train_population,
+                study,
+                str(store),
+                dataclasses.replace(task_options, shard=(index, tasks)),
+                resources=resources or None,
+                pure=False,
+                key=f"train-shard-{index}",
+            )
             for index in range(tasks)
         ]
         return list(client.gather(futures))

@@ -28,15 +28,18 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but CUDA is not available on this "
-                              "machine (use --device cpu or auto)")
+            raise ConfigError(
+                "--device cuda was requested but CUDA is not available on this "
+                "machine (use --device cpu or auto)"
+            )
         try:
             device = torch.device(name)
         except RuntimeError:
             raise ConfigError(f"--device {name}: not a device; use cuda or cuda:N") from None
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: this machine has "
-                              f"{torch.cuda.device_count()} CUDA devices")
+            raise ConfigError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA devices"
+            )
         return device
     if name == "cpu":
         return torch.device("cpu")

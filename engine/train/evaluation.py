@@ -25,9 +25,15 @@ EVAL_ACTIVATION_BUDGET_CPU = 2 * 2**20
 EVAL_ACTIVATION_BUDGET_CUDA = 512 * 2**20
 
 
-def evaluate(model: BatchedModel, params: dict[str, torch.Tensor],
-             buffers: dict[str, torch.Tensor], data: DeviceData, split: str, eval_batch: int,
-             members: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def evaluate(
+    model: BatchedModel,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    data: DeviceData,
+    split: str,
+    eval_batch: int,
+    members: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of every network on a split, and mean loss over each network's members.
 
     The forward pass runs in the group's precision (bf16 autocast or fp32); the predictions
@@ -60,8 +66,9 @@ def evaluate(model: BatchedModel, params: dict[str, torch.Tensor],
         for start in range(0, count, eval_batch):
             stop = min(start + eval_batch, count)
             with forward_precision(inputs.device, model.group.precision):
-                logits = model.forward(params, buffers, inputs[start:stop], train=False,
-                                       shared=True)
+                logits = model.forward(
+                    params, buffers, inputs[start:stop], train=False, shared=True
+                )
             logits = logits.float()
             predictions[:, start:stop] = logits.argmax(dim=2).to(torch.int16)
             batch_labels = labels[start:stop]
@@ -81,10 +88,12 @@ def evaluate(model: BatchedModel, params: dict[str, torch.Tensor],
 
 def eval_batch_size(context: TrainContext, run: BlockRun) -> int:
     """Examples per evaluation pass: as many as the device's activation budget allows."""
-    budget = (EVAL_ACTIVATION_BUDGET_CUDA if context.device.type == "cuda"
-              else EVAL_ACTIVATION_BUDGET_CPU)
-    return max(16, min(context.eval_batch,
-                       budget // max(1, run.block.size * run.model.activation_size)))
+    budget = (
+        EVAL_ACTIVATION_BUDGET_CUDA if context.device.type == "cuda" else EVAL_ACTIVATION_BUDGET_CPU
+    )
+    return max(
+        16, min(context.eval_batch, budget // max(1, run.block.size * run.model.activation_size))
+    )
 
 
 def record_checkpoint(context: TrainContext, run: BlockRun) -> tuple[float, float]:
@@ -102,8 +111,9 @@ def record_checkpoint(context: TrainContext, run: BlockRun) -> tuple[float, floa
     batch = eval_batch_size(context, run)
     loss = accuracy = float("nan")
     for split in context.dataset.splits:
-        predictions, split_loss = evaluate(run.model, run.params, run.buffers, context.data,
-                                           split, batch, run.members)
+        predictions, split_loss = evaluate(
+            run.model, run.params, run.buffers, context.data, split, batch, run.members
+        )
         context.recorder.record(split, run.checkpoint, networks, predictions)
         if split_loss is not None:
             context.recorder.record_loss(run.checkpoint, networks, split_loss)

@@ -72,10 +72,20 @@ def make_optimizer(group: GroupConfig, params: list[torch.Tensor]) -> torch.opti
     import torch
 
     if group.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=group.lr, momentum=group.momentum,
-                               weight_decay=group.weight_decay, fused=True)
-    return torch.optim.Adam(params, lr=group.lr, betas=(group.momentum, 0.999),
-                            weight_decay=group.weight_decay, fused=True)
+        return torch.optim.SGD(
+            params,
+            lr=group.lr,
+            momentum=group.momentum,
+            weight_decay=group.weight_decay,
+            fused=True,
+        )
+    return torch.optim.Adam(
+        params,
+        lr=group.lr,
+        betas=(group.momentum, 0.999),
+        weight_decay=group.weight_decay,
+        fused=True,
+    )
 
 
 def _start_block(context: TrainContext, block: Block) -> BlockRun:
@@ -86,19 +96,31 @@ def _start_block(context: TrainContext, block: Block) -> BlockRun:
     model = BatchedModel(group, dataset.kind, dataset.input_shape, dataset.num_classes)
     ids = np.arange(block.start, block.stop)
     train_count = len(dataset.splits["train"])
-    subsets = [subset_indices(context.subset_seeds[i], train_count, study.subset_fraction)
-               for i in ids]
+    subsets = [
+        subset_indices(context.subset_seeds[i], train_count, study.subset_fraction) for i in ids
+    ]
     members = _record_membership(context, block, subsets, train_count)
     params, buffers = model.init_params(context.init_seeds[ids], context.device)
     optimizer = make_optimizer(group, list(params.values()))
     per_epoch = steps_per_epoch(study, group, train_count)
     checkpoints = Checkpoints.build(study.epochs, per_epoch, study.record_every)
-    return BlockRun(block, model, params, buffers, optimizer, subsets, members, per_epoch,
-                    [int(s) for s in checkpoints.steps], crop_padding(dataset, group))
+    return BlockRun(
+        block,
+        model,
+        params,
+        buffers,
+        optimizer,
+        subsets,
+        members,
+        per_epoch,
+        [int(s) for s in checkpoints.steps],
+        crop_padding(dataset, group),
+    )
 
 
-def _record_membership(context: TrainContext, block: Block, subsets: list[np.ndarray],
-                       train_count: int) -> torch.Tensor | None:
+def _record_membership(
+    context: TrainContext, block: Block, subsets: list[np.ndarray], train_count: int
+) -> torch.Tensor | None:
     """Record each network's training subset; return it as loss weights on the device."""
     import torch
 
@@ -121,14 +143,17 @@ def _resume_or_record_start(context: TrainContext, run: BlockRun, completed: np.
     save_state(context, run)
 
 
-def _epoch_orders(context: TrainContext, run: BlockRun,
-                  epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _epoch_orders(
+    context: TrainContext, run: BlockRun, epoch: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Each network's example order in one epoch, dims (networks, examples), and augmentation
     draws, dims (networks, examples, 3) (None without augmentation), on the device."""
     import torch
 
-    drawn = [epoch_order(context.order_seeds[network], epoch, run.subsets[row], run.crop)
-             for row, network in enumerate(range(run.block.start, run.block.stop))]
+    drawn = [
+        epoch_order(context.order_seeds[network], epoch, run.subsets[row], run.crop)
+        for row, network in enumerate(range(run.block.start, run.block.stop))
+    ]
     order = torch.from_numpy(np.stack([order for order, _ in drawn])).to(context.device)
     if not run.crop:
         return order, None
@@ -136,8 +161,9 @@ def _epoch_orders(context: TrainContext, run: BlockRun,
     return order, torch.from_numpy(draws).to(context.device)
 
 
-def _train_step(context: TrainContext, run: BlockRun, index: torch.Tensor,
-                draws: torch.Tensor | None) -> None:
+def _train_step(
+    context: TrainContext, run: BlockRun, index: torch.Tensor, draws: torch.Tensor | None
+) -> None:
     """One optimiser step of every network, on its examples ``index`` (networks, batch)."""
     import torch.nn.functional as F
 
@@ -153,8 +179,11 @@ def _train_step(context: TrainContext, run: BlockRun, index: torch.Tensor,
     with forward_precision(context.device, group.precision):
         logits = run.model.forward(run.params, run.buffers, batch, train=True, shared=False)
     logits = logits.float()  # the loss and its reduction in fp32
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[2]),
-                           context.data.labels["train"][index].reshape(-1), reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[2]),
+        context.data.labels["train"][index].reshape(-1),
+        reduction="sum",
+    )
     run.optimizer.zero_grad(set_to_none=True)
     (loss / index.shape[1]).backward()
     run.optimizer.step()
@@ -212,22 +241,28 @@ def train_block(context: TrainContext, block: Block, completed: np.ndarray) -> N
 # The population
 
 
-def plan_blocks(study: StudyConfig, owned: tuple[int, int], group_size: int,
-                completed: np.ndarray, num_checkpoints: int) -> list[Block]:
+def plan_blocks(
+    study: StudyConfig,
+    owned: tuple[int, int],
+    group_size: int,
+    completed: np.ndarray,
+    num_checkpoints: int,
+) -> list[Block]:
     """Blocks of unfinished networks in ``owned``: runs of one group, cut every ``group_size``
     networks counted from the group's first network (so the cut does not depend on progress).
 
     ``completed`` (int32, dims (owned networks,)) counts each network's complete checkpoints.
     """
     blocks = []
-    for index, (group, (start, stop)) in enumerate(zip(study.groups, study.group_ranges(),
-                                                      strict=True)):
+    for index, (group, (start, stop)) in enumerate(
+        zip(study.groups, study.group_ranges(), strict=True)
+    ):
         size = group_size or group.networks
         for cut in range(start, stop, size):
             lo, hi = max(cut, owned[0]), min(cut + size, stop, owned[1])
             if lo >= hi:
                 continue
-            unfinished = completed[lo - owned[0]:hi - owned[0]] < num_checkpoints
+            unfinished = completed[lo - owned[0] : hi - owned[0]] < num_checkpoints
             if unfinished.all():
                 blocks.append(Block(index, group, lo, hi))
                 continue
@@ -253,8 +288,9 @@ def owned_range(study: StudyConfig, options: RunOptions) -> tuple[int, int]:
             raise ConfigError(f"--shard {index}/{count}: need 0 <= I < K and K >= 1")
         blocks = math.ceil(total / block)
         if count > blocks:
-            raise ConfigError(f"--shard {index}/{count}: only {blocks} blocks of {block} "
-                              "networks to share out")
+            raise ConfigError(
+                f"--shard {index}/{count}: only {blocks} blocks of {block} networks to share out"
+            )
         first, last = index * blocks // count, (index + 1) * blocks // count
         return first * block, min(last * block, total)
     if options.networks is not None:
@@ -262,8 +298,10 @@ def owned_range(study: StudyConfig, options: RunOptions) -> tuple[int, int]:
         if not 0 <= start < stop <= total:
             raise ConfigError(f"--networks {start}:{stop} is outside 0:{total}")
         if start % block or (stop % block and stop != total):
-            raise ConfigError(f"--networks {start}:{stop} must start and end on blocks of "
-                              f"{block} networks (or at the end, {total})")
+            raise ConfigError(
+                f"--networks {start}:{stop} must start and end on blocks of "
+                f"{block} networks (or at the end, {total})"
+            )
         return start, stop
     return 0, total
 
@@ -289,8 +327,9 @@ def _check_architectures(study: StudyConfig, dataset: Dataset) -> None:
         BatchedModel(group, dataset.kind, dataset.input_shape, dataset.num_classes)
 
 
-def _recording(store: Path | None, owned: tuple[int, int],
-               recorder: Recorder | None) -> tuple[Recorder, np.ndarray]:
+def _recording(
+    store: Path | None, owned: tuple[int, int], recorder: Recorder | None
+) -> tuple[Recorder, np.ndarray]:
     """The recorder (the store's writer where there is a store) and each owned network's
     completed checkpoints (int32, dims (owned networks,))."""
     if store is None:
@@ -303,27 +342,38 @@ def _recording(store: Path | None, owned: tuple[int, int],
     return StoreRecorder(writer), writer.checkpoints_completed()
 
 
-def _train_blocks(context: TrainContext, blocks: list[Block], completed: np.ndarray,
-                  owned: tuple[int, int], quiet: bool) -> None:
+def _train_blocks(
+    context: TrainContext,
+    blocks: list[Block],
+    completed: np.ndarray,
+    owned: tuple[int, int],
+    quiet: bool,
+) -> None:
     """Train the blocks in order, with progress bars unless ``quiet``."""
     import torch
 
     from engine.train.progress import TrainProgress
 
     bars: contextlib.AbstractContextManager[TrainProgress | None] = (
-        contextlib.nullcontext() if quiet
-        else TrainProgress(sum(b.size for b in blocks), context.study.epochs))
+        contextlib.nullcontext()
+        if quiet
+        else TrainProgress(sum(b.size for b in blocks), context.study.epochs)
+    )
     # Training draws no torch randomness, but leaves the caller's generator as it found it.
     with torch.random.fork_rng(devices=[]), bars as progress:
         context.progress = progress
         for block in blocks:
-            train_block(context, block,
-                        completed[block.start - owned[0]:block.stop - owned[0]])
+            train_block(context, block, completed[block.start - owned[0] : block.stop - owned[0]])
 
 
-def train_population(study: StudyConfig, out: str | os.PathLike | None,
-                     options: RunOptions | None = None, *, dataset: Dataset | None = None,
-                     recorder: Recorder | None = None) -> TrainSummary:
+def train_population(
+    study: StudyConfig,
+    out: str | os.PathLike | None,
+    options: RunOptions | None = None,
+    *,
+    dataset: Dataset | None = None,
+    recorder: Recorder | None = None,
+) -> TrainSummary:
     """Train (or resume) a population study and record it in the store at ``out``.
 
     Parameters
@@ -360,11 +410,18 @@ def train_population(study: StudyConfig, out: str | os.PathLike | None,
     recorder, completed = _recording(store, owned, recorder)
     blocks = plan_blocks(study, owned, options.group_size, completed, len(checkpoints.epochs))
     context = TrainContext(
-        study=study, dataset=dataset, data=DeviceData.build(dataset, device), device=device,
-        checkpoints=checkpoints, init_seeds=seeds["init"], order_seeds=seeds["order"],
-        subset_seeds=seeds["subset"], recorder=recorder,
+        study=study,
+        dataset=dataset,
+        data=DeviceData.build(dataset, device),
+        device=device,
+        checkpoints=checkpoints,
+        init_seeds=seeds["init"],
+        order_seeds=seeds["order"],
+        subset_seeds=seeds["subset"],
+        recorder=recorder,
         state_dir=state_folder(store) if store is not None else None,
-        eval_batch=options.eval_batch, keep_state=options.keep_state,
+        eval_batch=options.eval_batch,
+        keep_state=options.keep_state,
         config_json=study.fingerprint_json(),
     )
     trained = sum(b.size for b in blocks)
@@ -373,5 +430,12 @@ def train_population(study: StudyConfig, out: str | os.PathLike | None,
         _train_blocks(context, blocks, completed, owned, options.quiet)
     if store is not None and not options.keep_state:
         remove_state_folder(store)
-    return TrainSummary(store, owned, trained, (owned[1] - owned[0]) - trained,
-                        time.perf_counter() - started, context.timings, str(device))
+    return TrainSummary(
+        store,
+        owned,
+        trained,
+        (owned[1] - owned[0]) - trained,
+        time.perf_counter() - started,
+        context.timings,
+        str(device),
+    )

@@ -25,11 +25,16 @@ class TrainProgress:
     def __init__(self, networks: int, epochs: int):
         self.epochs = epochs
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
         )
-        self.networks_task = self.progress.add_task("networks", total=max(networks, 1),
-                                                    detail=f"0/{networks}")
+        self.networks_task = self.progress.add_task(
+            "networks", total=max(networks, 1), detail=f"0/{networks}"
+        )
         self.networks = networks
         self.done = 0
         self.network_epochs = 0.0
@@ -47,8 +52,10 @@ class TrainProgress:
         self.block_start = first_epoch
         self.block_size = block.size
         task = self.progress.add_task(
-            f"{block.group.name} {block.start}:{block.stop}", total=self.epochs,
-            detail=f"epoch {first_epoch:g}/{self.epochs}")
+            f"{block.group.name} {block.start}:{block.stop}",
+            total=self.epochs,
+            detail=f"epoch {first_epoch:g}/{self.epochs}",
+        )
         # add_task's ``completed`` is typed int; a resumed block starts at a fractional epoch.
         self.progress.update(task, completed=first_epoch)
         return task
@@ -57,13 +64,19 @@ class TrainProgress:
         block_size = self.block_size
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = (self.network_epochs + block_size * (epoch - self.block_start)) / elapsed
-        self.progress.update(task, completed=epoch, detail=(
-            f"epoch {epoch:.4g}/{self.epochs}  loss {loss:.3f}  test acc {accuracy:.3f}  "
-            f"{rate:.1f} net-epochs/s"))
+        self.progress.update(
+            task,
+            completed=epoch,
+            detail=(
+                f"epoch {epoch:.4g}/{self.epochs}  loss {loss:.3f}  test acc {accuracy:.3f}  "
+                f"{rate:.1f} net-epochs/s"
+            ),
+        )
 
     def finish_block(self, task: TaskID, block: Block) -> None:
         self.network_epochs += block.size * (self.epochs - self.block_start)
         self.done += block.size
         self.progress.remove_task(task)
-        self.progress.update(self.networks_task, completed=self.done,
-                             detail=f"{self.done}/{self.networks}")
+        self.progress.update(
+            self.networks_task, completed=self.done, detail=f"{self.done}/{self.networks}"
+        )

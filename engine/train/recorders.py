@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 class Recorder(Protocol):
     """What the trainer writes to (see :class:`StoreRecorder` for each method's arrays)."""
 
-    def record(self, split: str, checkpoint: int, networks: tuple[int, int],
-               predictions: np.ndarray) -> None: ...
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None: ...
 
-    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
-        ...
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None: ...
 
     def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None: ...
 
@@ -41,8 +41,9 @@ class StoreRecorder:
     def __init__(self, writer: PopulationWriter):
         self.writer = writer
 
-    def record(self, split: str, checkpoint: int, networks: tuple[int, int],
-               predictions: np.ndarray) -> None:
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
         """Predictions of networks ``[start, stop)``: int16, dims (networks, examples)."""
         self.writer.record(split, checkpoint, networks, predictions=predictions)
 
@@ -75,35 +76,38 @@ class MemoryRecorder:
     """
 
     def __init__(self, num_networks: int, num_checkpoints: int, dataset: Dataset):
-        self.predictions = {name: np.full((num_networks, num_checkpoints, len(split)), -1,
-                                          np.int16)
-                            for name, split in dataset.splits.items()}
+        self.predictions = {
+            name: np.full((num_networks, num_checkpoints, len(split)), -1, np.int16)
+            for name, split in dataset.splits.items()
+        }
         self.loss = np.full((num_networks, num_checkpoints), np.nan, np.float32)
         self.completed = np.zeros(num_networks, np.int32)
         self.membership: np.ndarray | None = None
 
-    def record(self, split: str, checkpoint: int, networks: tuple[int, int],
-               predictions: np.ndarray) -> None:
-        self.predictions[split][networks[0]:networks[1], checkpoint] = predictions
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
+        self.predictions[split][networks[0] : networks[1], checkpoint] = predictions
 
     def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
-        self.loss[networks[0]:networks[1], checkpoint] = loss
+        self.loss[networks[0] : networks[1], checkpoint] = loss
 
     def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None:
         if self.membership is None:
             self.membership = np.ones((self.loss.shape[0], membership.shape[1]), bool)
-        self.membership[networks[0]:networks[1]] = membership
+        self.membership[networks[0] : networks[1]] = membership
 
     def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
-        done = self.completed[networks[0]:networks[1]]
-        self.completed[networks[0]:networks[1]] = np.maximum(done, checkpoint + 1)
+        done = self.completed[networks[0] : networks[1]]
+        self.completed[networks[0] : networks[1]] = np.maximum(done, checkpoint + 1)
 
 
 class NullRecorder:
     """Records nothing (to time training alone)."""
 
-    def record(self, split: str, checkpoint: int, networks: tuple[int, int],
-               predictions: np.ndarray) -> None:
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
         pass
 
     def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:

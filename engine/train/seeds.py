@@ -79,8 +79,9 @@ def subset_indices(subset_seed: int, train_examples: int, fraction: float) -> np
     return np.sort(rng.choice(train_examples, count, replace=False))
 
 
-def epoch_order(order_seed: int, epoch: int, subset: np.ndarray,
-                crop: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+def epoch_order(
+    order_seed: int, epoch: int, subset: np.ndarray, crop: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One network's training examples for one epoch, in order, and its augmentation draws.
 
     Parameters

@@ -70,8 +70,11 @@ def load_state(context: TrainContext, block: Block, completed: np.ndarray) -> di
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a foreign or damaged file: start the block afresh
         return None
-    if (state.get("format") != STATE_FORMAT or state.get("config") != context.config_json
-            or state.get("block") != [block.start, block.stop]):
+    if (
+        state.get("format") != STATE_FORMAT
+        or state.get("config") != context.config_json
+        or state.get("block") != [block.start, block.stop]
+    ):
         return None
     # The state is saved after its checkpoint is marked; a store that says otherwise was made
     # anew since, so the state does not belong to it.

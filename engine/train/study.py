@@ -51,8 +51,9 @@ def _typed(cls, values: dict, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known keys: "
-                          f"{', '.join(sorted(known))}")
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}"
+        )
     converted = {}
     for key, value in values.items():
         if key in _TUPLE_FIELDS:
@@ -66,8 +67,9 @@ def _typed(cls, values: dict, where: str):
         raise ConfigError(f"{where}: {error}") from error
 
 
-def load_study(path: str | Path, *, data_dir: str | None = None,
-               download: bool = False) -> StudyConfig:
+def load_study(
+    path: str | Path, *, data_dir: str | None = None, download: bool = False
+) -> StudyConfig:
     """Read a study from TOML; ``data_dir`` and ``download`` override the file's."""
     path = Path(path)
     if not path.exists():
@@ -78,8 +80,10 @@ def load_study(path: str | Path, *, data_dir: str | None = None,
         raise ConfigError(f"study file {path} is not valid TOML: {error}") from error
     unknown = sorted(set(document) - _STUDY_KEYS - {"data", "defaults", "groups"})
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {path}; known: "
-                          f"{', '.join(sorted(_STUDY_KEYS | {'data', 'defaults', 'groups'}))}")
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {path}; known: "
+            f"{', '.join(sorted(_STUDY_KEYS | {'data', 'defaults', 'groups'}))}"
+        )
     data_values = dict(document.get("data", {}))
     if data_dir is not None:
         data_values["data_dir"] = data_dir
@@ -109,16 +113,33 @@ def parse_vary(text: str) -> tuple[str, ...]:
     return tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
 
 
-def study_from_flags(*, dataset: str, arch: str, networks: int, epochs: int, seed: int = 0,
-                     vary: str = "init,order", record_every: int = 0,
-                     subset_fraction: float = 1.0, network_block: int = 32,
-                     data: DataConfig | None = None, **hyperparameters) -> StudyConfig:
+def study_from_flags(
+    *,
+    dataset: str,
+    arch: str,
+    networks: int,
+    epochs: int,
+    seed: int = 0,
+    vary: str = "init,order",
+    record_every: int = 0,
+    subset_fraction: float = 1.0,
+    network_block: int = 32,
+    data: DataConfig | None = None,
+    **hyperparameters,
+) -> StudyConfig:
     """A one-group study, named after its architecture (the plain-flags case)."""
     data = data if data is not None else DataConfig(name=dataset)
     group = GroupConfig(name=arch, arch=arch, networks=networks, **hyperparameters)
-    study = StudyConfig(data=data, groups=(group,), epochs=epochs, seed=seed,
-                        vary=parse_vary(vary), record_every=record_every,
-                        subset_fraction=subset_fraction, network_block=network_block)
+    study = StudyConfig(
+        data=data,
+        groups=(group,),
+        epochs=epochs,
+        seed=seed,
+        vary=parse_vary(vary),
+        record_every=record_every,
+        subset_fraction=subset_fraction,
+        network_block=network_block,
+    )
     study.validate()
     return study
 
@@ -167,12 +188,23 @@ class StudyFlags:
     milestones: tuple[int, ...] | None = None
 
 
-_FLAG_STUDY_FIELDS = ("epochs", "seed", "vary", "record_every", "subset_fraction",
-                      "network_block")
+_FLAG_STUDY_FIELDS = ("epochs", "seed", "vary", "record_every", "subset_fraction", "network_block")
 _FLAG_DATA_FIELDS = ("samples", "probes", "holdout_classes")
-_FLAG_GROUP_FIELDS = ("width", "depth", "batch_norm", "optimizer", "lr", "momentum",
-                      "weight_decay", "schedule", "gamma", "batch_size", "augment", "precision",
-                      "milestones")
+_FLAG_GROUP_FIELDS = (
+    "width",
+    "depth",
+    "batch_norm",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "gamma",
+    "batch_size",
+    "augment",
+    "precision",
+    "milestones",
+)
 
 
 def _given(flags: StudyFlags, names: tuple[str, ...]) -> dict[str, Any]:
@@ -192,18 +224,30 @@ def study_from_command_line(flags: StudyFlags) -> StudyConfig:
     study_values = _given(flags, _FLAG_STUDY_FIELDS)
     data_values = _given(flags, _FLAG_DATA_FIELDS)
     if flags.study_file is not None:
-        given = [f"--{name.replace('_', '-')}"
-                 for name in [*hyperparameters, *study_values, *data_values]]
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in [*hyperparameters, *study_values, *data_values]
+        ]
         given += ["--dataset"] * (flags.dataset is not None)
         given += ["--arch"] * (flags.arch is not None)
         given += ["--networks N"] * (flags.networks is not None)
         if given:
-            raise ConfigError(f"--study defines the study; drop {', '.join(given)} (or put "
-                              "them in the study file)")
+            raise ConfigError(
+                f"--study defines the study; drop {', '.join(given)} (or put "
+                "them in the study file)"
+            )
         return load_study(flags.study_file, data_dir=flags.data_dir, download=flags.download)
     if flags.dataset is None or flags.arch is None or flags.networks is None:
         raise ConfigError("give --study FILE, or --dataset, --arch and --networks N")
-    data = replace(DataConfig(name=flags.dataset, data_dir=flags.data_dir,
-                              download=flags.download), **data_values)
-    return study_from_flags(dataset=flags.dataset, arch=flags.arch, networks=flags.networks,
-                            data=data, **{"epochs": 20, **study_values}, **hyperparameters)
+    data = replace(
+        DataConfig(name=flags.dataset, data_dir=flags.data_dir, download=flags.download),
+        **data_values,
+    )
+    return study_from_flags(
+        dataset=flags.dataset,
+        arch=flags.arch,
+        networks=flags.networks,
+        data=data,
+        **{"epochs": 20, **study_values},
+        **hyperparameters,
+    )

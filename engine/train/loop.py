@@ -105,16 +105,16 @@ def _start_block(context: TrainContext, block: Block) -> BlockRun:
     per_epoch = steps_per_epoch(study, group, train_count)
     checkpoints = Checkpoints.build(study.epochs, per_epoch, study.record_every)
     return BlockRun(
-        block,
-        model,
-        params,
-        buffers,
-        optimizer,
-        subsets,
-        members,
-        per_epoch,
-        [int(s) for s in checkpoints.steps],
-        crop_padding(dataset, group),
+        block=block,
+        model=model,
+        params=params,
+        buffers=buffers,
+        optimizer=optimizer,
+        subsets=subsets,
+        members=members,
+        steps_per_epoch=per_epoch,
+        checkpoint_steps=[int(step) for step in checkpoints.steps],
+        crop=crop_padding(dataset, group),
     )
 
 
@@ -154,11 +154,11 @@ def _epoch_orders(
         epoch_order(context.order_seeds[network], epoch, run.subsets[row], run.crop)
         for row, network in enumerate(range(run.block.start, run.block.stop))
     ]
-    order = torch.from_numpy(np.stack([order for order, _ in drawn])).to(context.device)
+    order = torch.from_numpy(np.stack([network_order for network_order, _ in drawn]))
     if not run.crop:
-        return order, None
-    draws = np.stack([draws for _, draws in drawn if draws is not None])
-    return order, torch.from_numpy(draws).to(context.device)
+        return order.to(context.device), None
+    draws = np.stack([network_draws for _, network_draws in drawn if network_draws is not None])
+    return order.to(context.device), torch.from_numpy(draws).to(context.device)
 
 
 def _train_step(
@@ -359,7 +359,7 @@ def _train_blocks(
         if quiet
         else TrainProgress(sum(b.size for b in blocks), context.study.epochs)
     )
-    # Training draws no torch randomness, but leaves the caller's generator as it found it.
+    # Whatever torch randomness training draws, the caller's generator is left as it was.
     with torch.random.fork_rng(devices=[]), bars as progress:
         context.progress = progress
         for block in blocks:

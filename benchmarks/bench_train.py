@@ -43,18 +43,18 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data import DataConfig, load_dataset  # noqa: E402
 from engine.train.config import RunOptions  # noqa: E402
-from engine.train.loop import (  # noqa: E402
-    DeviceData,
-    MemoryRecorder,
+from engine.train.data import DataConfig, load_dataset  # noqa: E402
+from engine.train.device import DeviceData  # noqa: E402
+from engine.train.loop import train_population  # noqa: E402
+from engine.train.models import forward_precision  # noqa: E402
+from engine.train.recorders import MemoryRecorder  # noqa: E402
+from engine.train.seeds import (  # noqa: E402
     epoch_order,
     learning_rate,
     study_checkpoints,
     study_seeds,
-    train_population,
 )
-from engine.train.models import forward_precision  # noqa: E402
 from engine.train.study import study_from_flags  # noqa: E402
 
 

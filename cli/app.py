@@ -1,9 +1,12 @@
 """The `engine` console command.
 
-Each command module registers its commands on the one typer app. Command bodies import the engine
-lazily, so that ``engine --help`` and ``engine --version`` stay instant. Errors the engine raises
-for bad input (:class:`engine.errors.EngineError`) become one line on stderr and exit status 1;
-``--debug`` shows the traceback instead.
+Each command module registers its commands on the one typer app: ``store_commands`` (info,
+merge), ``train_commands`` (train-population, quickstart), ``analyze_commands`` (analyze,
+compare) and ``pairwise_commands`` (pairwise); options several commands share are defined once in
+``cli.options``. A command parses its flags, calls one engine function and prints the result.
+Command bodies import the engine lazily, so that ``engine --help`` and ``engine --version`` stay
+instant. Errors the engine raises for bad input (:class:`engine.errors.EngineError`) become one
+line on stderr and exit status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_state = {"debug": False}
-
 
 def _version(value: bool) -> None:
     if value:
@@ -39,7 +40,9 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    _state["debug"] = debug
+    # --debug is declared here for --help and parsing; main() reads it from the arguments itself,
+    # since it must know before the app runs (errors can come from parsing).
+    pass
 
 
 for _module in (store_commands, train_commands, analyze_commands, pairwise_commands):
@@ -72,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             return error.exit_code
         if debug:
             raise
-        typer.echo(f"error: {type(error).__name__}: {error} (rerun with --debug for details)",
-                   err=True)
+        typer.echo(
+            f"error: {type(error).__name__}: {error} (rerun with --debug for details)", err=True
+        )
         return 1
     return 0
 

@@ -7,66 +7,97 @@ from typing import Annotated
 
 import typer
 
+from cli import options
+
 
 def pairwise(
-    store: Annotated[str, typer.Argument(help="Population store (folder or URL).")],
-    out: Annotated[Path, typer.Option("--out", "-o",
-                                      help="Folder for pairwise.zarr, figures and JSON.")],
-    split: Annotated[list[str] | None, typer.Option(
-        "--split", help="Split to compare (repeatable); default every split.")] = None,
-    checkpoints: str = typer.Option("last", "--checkpoints",
-                                    help="'last', 'all' or a comma list such as 0,9,29."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (same counts)."),
-    block: int = typer.Option(None, "--block", help="Networks per tile side (default 512 on "
-                              "cpu, 2048 on cuda)."),
-    scheduler: str = typer.Option("threads", "--scheduler", help="threads or processes."),
-    workers: int = typer.Option(None, "--workers", help="Dask workers (default: cores)."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap replicates (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of sampling."),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures."),
+    store: options.Store,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for pairwise.zarr, figures and JSON.")
+    ],
+    split: options.Splits = None,
+    checkpoints: Annotated[
+        str, typer.Option("--checkpoints", help="'last', 'all' or a comma list such as 0,9,29.")
+    ] = "last",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda (same counts).")] = "cpu",
+    block: Annotated[
+        int | None,
+        typer.Option("--block", help="Networks per tile side (default 512 on cpu, 2048 on cuda)."),
+    ] = None,
+    scheduler: options.Scheduler = "threads",
+    workers: options.Workers = None,
+    cluster: options.Cluster = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates (0: none).")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and of sampling.")] = 0,
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="Draw the figures.")
+    ] = True,
 ) -> None:
     """Pairwise agreement, error consistency (kappa) and prediction agreement, N x N."""
-    import dask
+    from engine.pairwise import pairwise_report
+    from engine.scheduling import dask_scheduler
+    from engine.store import open_population
+
+    population = open_population(store)
+    with dask_scheduler(scheduler, workers, cluster):
+        report = pairwise_report(
+            population,
+            out,
+            splits=split or None,
+            checkpoints=checkpoints,
+            device=device,
+            block=block,
+            bootstrap=bootstrap,
+            seed=seed,
+            figures=figures,
+        )
+    _render(report, out)
+
+
+def _render(report: dict, out: Path) -> None:
+    """The summary table of every split and checkpoint, and the files written."""
     from rich.console import Console
     from rich.table import Table
 
-    from engine.errors import ConfigError
-    from engine.pairwise import pairwise_report
-    from engine.store import open_population
-
-    if scheduler not in ("threads", "processes"):
-        raise ConfigError(f"--scheduler must be threads or processes, got {scheduler!r}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    population = open_population(store)
-    settings = {"scheduler": scheduler}
-    if workers is not None:
-        settings["num_workers"] = workers
-    with dask.config.set(settings):
-        report = pairwise_report(population, out, splits=split or None, checkpoints=checkpoints,
-                                 device=device, block=block, bootstrap=bootstrap, seed=seed,
-                                 figures=figures)
     console = Console()
-    table = Table("split", "checkpoint", "pairs", "agreement", "kappa", "kappa 95% (networks)",
-                  "kappa 95% (examples)", "prediction agreement")
+    table = Table(
+        "split",
+        "checkpoint",
+        "pairs",
+        "agreement",
+        "kappa",
+        "kappa 95% (networks)",
+        "kappa 95% (examples)",
+        "prediction agreement",
+    )
     for name, split_report in report["splits"].items():
         for t, summary in split_report["checkpoints"].items():
             kappa = summary["kappa"]["all"]
             prediction = summary.get("prediction_agreement", {}).get("all", {}).get("mean")
-            table.add_row(name, t, f"{summary['pairs']:,}",
-                          _number(summary["agreement"]["all"]["mean"]), _number(kappa["mean"]),
-                          _range(kappa["networks_ci"]), _range(kappa["examples_ci"]),
-                          _number(prediction))
+            table.add_row(
+                name,
+                t,
+                f"{summary['pairs']:,}",
+                _number(summary["agreement"]["all"]["mean"]),
+                _number(kappa["mean"]),
+                _range(kappa["networks_ci"]),
+                _range(kappa["examples_ci"]),
+                _number(prediction),
+            )
     console.print(table)
-    console.print(f"wrote {out / 'pairwise.zarr'}, {out / 'pairwise.json'}"
-                  + "".join(f", {out / f}" for f in report["figures"]))
+    console.print(
+        f"wrote {out / 'pairwise.zarr'}, {out / 'pairwise.json'}"
+        + "".join(f", {out / f}" for f in report["figures"])
+    )
 
 
-def _number(value) -> str:
+def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _range(values) -> str:
+def _range(values: list[float] | None) -> str:
     return "-" if not values else f"[{values[0]:.4f}, {values[1]:.4f}]"
 
 

@@ -1,11 +1,22 @@
-"""`engine train-population` and `engine quickstart`: train populations into a store."""
+"""`engine train-population` and `engine quickstart`: train populations into a store.
+
+The commands parse flags into :class:`engine.train.StudyFlags` and
+:class:`engine.train.RunOptions`; :func:`engine.train.study_from_command_line` merges them into a
+study, and the engine trains it (here, or on a Dask cluster with ``--cluster``).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from cli import options
+
+if TYPE_CHECKING:
+    from engine.train.loop import TrainSummary
 
 
 def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
@@ -52,131 +63,225 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-# A module-level option: typer needs a list type here, which ruff's B008 rejects inline.
-_NETWORKS_OPTION = typer.Option(
-    None, "--networks", help="N: networks in the study; A:B, the network ids this process "
-    "trains (whole blocks). May be given twice.")
+# Each flag is declared once here, so that the command's signature is one line per flag.
+Out = Annotated[str, typer.Option("--out", "-o", help="Population store to create or resume.")]
+StudyFile = Annotated[str | None, typer.Option("--study", help="TOML study file (several groups).")]
+Dataset = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="digits, mnist1d, gaussian, "
+        "teacher, npz, mnist, fashion-mnist, cifar10, "
+        "cifar100, svhn, imagefolder.",
+    ),
+]
+Arch = Annotated[str | None, typer.Option("--arch", help="linear, mlp, cnn, resnet or vgg.")]
+Networks = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--networks",
+        help="N: networks in the study; A:B, the network ids this process trains "
+        "(whole blocks). May be given twice.",
+    ),
+]
+Shard = Annotated[str | None, typer.Option("--shard", help="I/K: train the I-th of K shares.")]
+Epochs = Annotated[int | None, typer.Option("--epochs", help="Epochs (default 20).")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Population seed (default 0).")]
+Vary = Annotated[
+    str | None,
+    typer.Option(
+        "--vary", help="Randomness that differs between networks: init,order (default both)."
+    ),
+]
+RecordEvery = Annotated[
+    int | None,
+    typer.Option("--record-every", help="Extra checkpoints every STEPS optimiser steps."),
+]
+SubsetFraction = Annotated[
+    float | None,
+    typer.Option(
+        "--subset-fraction", help="Each network trains on its own random subset (C-score)."
+    ),
+]
+Width = Annotated[int | None, typer.Option("--width", help="Hidden units or channels.")]
+Depth = Annotated[int | None, typer.Option("--depth", help="Hidden layers or stages.")]
+BatchNorm = Annotated[bool | None, typer.Option("--batch-norm/--no-batch-norm")]
+Optimizer = Annotated[str | None, typer.Option("--optimizer", help="sgd or adam.")]
+LearningRate = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
+Momentum = Annotated[float | None, typer.Option("--momentum")]
+WeightDecay = Annotated[float | None, typer.Option("--weight-decay")]
+Schedule = Annotated[str | None, typer.Option("--schedule", help="constant, cosine or step.")]
+Milestones = Annotated[str | None, typer.Option("--milestones", help="Epochs of step decays.")]
+Gamma = Annotated[float | None, typer.Option("--gamma", help="Step decay factor.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size")]
+Augment = Annotated[
+    bool | None, typer.Option("--augment/--no-augment", help="Random crop and flip (images).")
+]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        "--precision", help="fp32 (default) or bf16: mixed-precision forward passes, fp32 weights."
+    ),
+]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="Folder or .npz of users' data.")]
+Download = Annotated[bool, typer.Option("--download", help="Fetch a public data set.")]
+Samples = Annotated[
+    int | None, typer.Option("--samples", help="Examples to generate (mnist1d, gaussian, teacher).")
+]
+HoldoutClasses = Annotated[
+    str | None,
+    typer.Option(
+        "--holdout-classes", help="Classes kept out of training, recorded as a probe split."
+    ),
+]
+Probes = Annotated[str | None, typer.Option("--probes", help="Artificial probes: noise,patterns.")]
+NetworkBlock = Annotated[
+    int | None, typer.Option("--network-block", help="Networks per stored block (default 32).")
+]
+GroupSize = Annotated[
+    int, typer.Option("--group-size", help="Networks per batched computation (0: the whole group).")
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads for torch (0: its default).")]
+KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep final weights.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ClusterTasks = Annotated[
+    int,
+    typer.Option(
+        "--cluster-tasks", help="Shards to submit with --cluster (0: one per stored block)."
+    ),
+]
+WorkerResources = Annotated[
+    str | None,
+    typer.Option(
+        "--worker-resources", help="Resources each task needs with --cluster, e.g. GPU=1."
+    ),
+]
 
 
 def train_population(
-    out: str = typer.Option(..., "--out", "-o", help="Population store to create or resume."),
-    study: str | None = typer.Option(None, "--study", help="TOML study file (several groups)."),
-    dataset: str | None = typer.Option(None, "--dataset", help="digits, mnist1d, gaussian, "
-                                       "teacher, npz, mnist, fashion-mnist, cifar10, cifar100, "
-                                       "svhn, imagefolder."),
-    arch: str | None = typer.Option(None, "--arch", help="linear, mlp, cnn, resnet or vgg."),
-    networks: list[str] | None = _NETWORKS_OPTION,
-    shard: str | None = typer.Option(None, "--shard", help="I/K: train the I-th of K shares."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 20)."),
-    seed: int | None = typer.Option(None, "--seed", help="Population seed (default 0)."),
-    vary: str | None = typer.Option(None, "--vary", help="Randomness that differs between "
-                                    "networks: init,order (default both)."),
-    record_every: int | None = typer.Option(None, "--record-every", help="Extra checkpoints "
-                                            "every STEPS optimiser steps."),
-    subset_fraction: float | None = typer.Option(None, "--subset-fraction", help="Each network "
-                                                 "trains on its own random subset (C-score)."),
-    width: int | None = typer.Option(None, "--width", help="Hidden units or channels."),
-    depth: int | None = typer.Option(None, "--depth", help="Hidden layers or stages."),
-    batch_norm: bool | None = typer.Option(None, "--batch-norm/--no-batch-norm"),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="sgd or adam."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    momentum: float | None = typer.Option(None, "--momentum"),
-    weight_decay: float | None = typer.Option(None, "--weight-decay"),
-    schedule: str | None = typer.Option(None, "--schedule", help="constant, cosine or step."),
-    milestones: str | None = typer.Option(None, "--milestones", help="Epochs of step decays."),
-    gamma: float | None = typer.Option(None, "--gamma", help="Step decay factor."),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    augment: bool | None = typer.Option(None, "--augment/--no-augment",
-                                        help="Random crop and flip (images)."),
-    precision: str | None = typer.Option(None, "--precision", help="fp32 (default) or bf16: "
-                                         "mixed-precision forward passes, fp32 weights."),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder or .npz of users' data."),
-    download: bool = typer.Option(False, "--download", help="Fetch a public data set."),
-    samples: int | None = typer.Option(None, "--samples", help="Examples to generate "
-                                       "(mnist1d, gaussian, teacher)."),
-    holdout_classes: str | None = typer.Option(None, "--holdout-classes", help="Classes kept "
-                                               "out of training, recorded as a probe split."),
-    probes: str | None = typer.Option(None, "--probes", help="Artificial probes: noise,patterns."),
-    network_block: int | None = typer.Option(None, "--network-block",
-                                             help="Networks per stored block (default 32)."),
-    group_size: int = typer.Option(0, "--group-size", help="Networks per batched computation "
-                                   "(0: the whole group)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: its default)."),
-    keep_state: bool = typer.Option(False, "--keep-state", help="Keep final weights."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Address of a Dask scheduler: "
-                                       "train one shard per task on its workers (the store "
-                                       "must be on a file system they share)."),
-    cluster_tasks: int = typer.Option(0, "--cluster-tasks", help="Shards to submit with "
-                                      "--cluster (0: one per stored block)."),
-    worker_resources: str | None = typer.Option(None, "--worker-resources", help="Resources "
-                                                "each task needs with --cluster, e.g. GPU=1."),
+    out: Out,
+    study: StudyFile = None,
+    dataset: Dataset = None,
+    arch: Arch = None,
+    networks: Networks = None,
+    shard: Shard = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    vary: Vary = None,
+    record_every: RecordEvery = None,
+    subset_fraction: SubsetFraction = None,
+    width: Width = None,
+    depth: Depth = None,
+    batch_norm: BatchNorm = None,
+    optimizer: Optimizer = None,
+    lr: LearningRate = None,
+    momentum: Momentum = None,
+    weight_decay: WeightDecay = None,
+    schedule: Schedule = None,
+    milestones: Milestones = None,
+    gamma: Gamma = None,
+    batch_size: BatchSize = None,
+    augment: Augment = None,
+    precision: Precision = None,
+    data_dir: DataDir = None,
+    download: Download = False,
+    samples: Samples = None,
+    holdout_classes: HoldoutClasses = None,
+    probes: Probes = None,
+    network_block: NetworkBlock = None,
+    group_size: GroupSize = 0,
+    device: Device = "auto",
+    threads: Threads = 0,
+    keep_state: KeepState = False,
+    quiet: Quiet = False,
+    cluster: options.Cluster = None,
+    cluster_tasks: ClusterTasks = 0,
+    worker_resources: WorkerResources = None,
 ) -> None:
     """Train a population of networks many at a time and record every verdict in a store.
 
     Rerun the same command to resume after a crash; run it with --shard I/K (or --networks A:B)
-    in several processes to fill one store together.
+    in several processes to fill one store together, or give --cluster to train one shard per
+    task on the workers of a Dask scheduler (the store must be on a file system they share).
+    \f
+    Longer than most functions only because it declares every flag: it parses them, lets
+    :func:`engine.train.study_from_command_line` merge them, trains and prints one line.
     """
-    from engine.data import DataConfig
-    from engine.errors import ConfigError
     from engine.train.config import RunOptions
-    from engine.train.study import load_study, study_from_flags
+    from engine.train.study import StudyFlags, study_from_command_line
 
     count, network_range = _parse_networks(networks)
-    hyper = {k: v for k, v in dict(
-        width=width, depth=depth, batch_norm=batch_norm, optimizer=optimizer, lr=lr,
-        momentum=momentum, weight_decay=weight_decay, schedule=schedule, gamma=gamma,
-        batch_size=batch_size, augment=augment, precision=precision,
+    flags = StudyFlags(
+        study_file=study,
+        dataset=dataset,
+        arch=arch,
+        networks=count,
+        data_dir=data_dir,
+        download=download,
+        epochs=epochs,
+        seed=seed,
+        vary=vary,
+        record_every=record_every,
+        subset_fraction=subset_fraction,
+        network_block=network_block,
+        samples=samples,
+        probes=_name_list(probes) or None,
+        holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None,
+        width=width,
+        depth=depth,
+        batch_norm=batch_norm,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        gamma=gamma,
+        batch_size=batch_size,
+        augment=augment,
+        precision=precision,
         milestones=_int_list(milestones, "--milestones") if milestones else None,
-    ).items() if v is not None}
-    study_flags = {k: v for k, v in dict(
-        epochs=epochs, seed=seed, vary=vary, record_every=record_every,
-        subset_fraction=subset_fraction, network_block=network_block).items() if v is not None}
-    data_flags = {k: v for k, v in dict(
-        samples=samples, probes=_name_list(probes) or None,
-        holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None).items()
-        if v is not None}
-    if study is not None:
-        given = [f"--{k.replace('_', '-')}" for k in [*hyper, *study_flags, *data_flags]]
-        given += ["--dataset"] * (dataset is not None) + ["--arch"] * (arch is not None)
-        given += ["--networks N"] * (count is not None)
-        if given:
-            raise ConfigError(f"--study defines the study; drop {', '.join(given)} (or put "
-                              "them in the study file)")
-        config = load_study(study, data_dir=data_dir, download=download)
-    else:
-        if dataset is None or arch is None or count is None:
-            raise ConfigError("give --study FILE, or --dataset, --arch and --networks N")
-        data = DataConfig(name=dataset, data_dir=data_dir, download=download, **data_flags)
-        config = study_from_flags(dataset=dataset, arch=arch, networks=count,
-                                  data=data, **{"epochs": 20, **study_flags}, **hyper)
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0 (0: torch's default)")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    options = RunOptions(device=device, networks=network_range, shard=_parse_shard(shard),
-                         group_size=group_size, quiet=quiet, keep_state=keep_state,
-                         command=" ".join(["engine", *sys.argv[1:]]))
+    )
+    run = RunOptions(
+        device=device,
+        networks=network_range,
+        shard=_parse_shard(shard),
+        group_size=group_size,
+        threads=threads,
+        quiet=quiet,
+        keep_state=keep_state,
+        command=" ".join(["engine", *sys.argv[1:]]),
+    )
+    config = study_from_command_line(flags)
     if cluster is not None:
         from engine.train.cluster import parse_resources, train_on_cluster
 
-        summaries = train_on_cluster(config, out, cluster, options, tasks=cluster_tasks,
-                                     resources=parse_resources(worker_resources))
+        summaries = train_on_cluster(
+            config,
+            out,
+            cluster,
+            run,
+            tasks=cluster_tasks,
+            resources=parse_resources(worker_resources),
+        )
         trained = sum(s.trained_networks for s in summaries)
         typer.echo(f"{out}: trained {trained} networks in {len(summaries)} tasks on {cluster}")
         return
     from engine.train.loop import train_population as train
 
-    summary = train(config, out, options)
+    summary = train(config, out, run)
     if not quiet:
-        rate = summary.timings["network_epochs"] / max(summary.seconds, 1e-9)
-        typer.echo(f"{out}: trained {summary.trained_networks} networks "
-                   f"({summary.skipped_networks} already complete) of "
-                   f"{summary.networks[0]}:{summary.networks[1]} on {summary.device} in "
-                   f"{summary.seconds:.1f} s ({rate:.1f} network-epochs/s)")
+        typer.echo(_trained_line(out, summary))
+
+
+def _trained_line(out: str, summary: TrainSummary) -> str:
+    rate = summary.timings["network_epochs"] / max(summary.seconds, 1e-9)
+    return (
+        f"{out}: trained {summary.trained_networks} networks "
+        f"({summary.skipped_networks} already complete) of "
+        f"{summary.networks[0]}:{summary.networks[1]} on {summary.device} in "
+        f"{summary.seconds:.1f} s ({rate:.1f} network-epochs/s)"
+    )
 
 
 QUICKSTART_STUDY = """\
@@ -208,8 +313,12 @@ width = 64
 
 
 def quickstart(
-    out: str = typer.Option("quickstart-results", "--out", "-o",
-                            help="Folder for the study file, the store and the report."),
+    out: Path = typer.Option(
+        Path("quickstart-results"),
+        "--out",
+        "-o",
+        help="Folder for the study file, the store and the report.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a small study on digits (linear and MLP populations, CPU), analyse it, and say where
@@ -218,22 +327,27 @@ def quickstart(
     from engine.train.loop import train_population as train
     from engine.train.study import load_study
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     study_file = out / "study.toml"
     if not study_file.exists() or study_file.read_text() != QUICKSTART_STUDY:
         study_file.write_text(QUICKSTART_STUDY)
     store = out / "population.zarr"
-    summary = train(load_study(study_file), store,
-                    RunOptions(device="cpu", quiet=quiet, command="engine quickstart"))
-    typer.echo(f"trained {summary.trained_networks} networks in {summary.seconds:.1f} s; "
-               f"store: {store}")
+    summary = train(
+        load_study(study_file),
+        store,
+        RunOptions(device="cpu", quiet=quiet, command="engine quickstart"),
+    )
+    typer.echo(
+        f"trained {summary.trained_networks} networks in {summary.seconds:.1f} s; store: {store}"
+    )
     from engine.report import analyze_store
 
     report = analyze_store(str(store), out / "report", progress=not quiet)
     typer.echo(f"report: {report}")
-    typer.echo(f"study: {study_file}  (edit it and run engine train-population --study "
-               f"{study_file} --out other.zarr)")
+    typer.echo(
+        f"study: {study_file}  (edit it and run engine train-population --study "
+        f"{study_file} --out other.zarr)"
+    )
 
 
 def register(app: typer.Typer) -> None:

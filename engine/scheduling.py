@@ -8,8 +8,13 @@ everywhere.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, EngineError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SCHEDULERS = ("threads", "processes")
 CLUSTER_TIMEOUT_S = 5
@@ -20,11 +25,32 @@ CLUSTER_TIMEOUT_S = 5
 
 
 @contextlib.contextmanager
-def dask_scheduler(scheduler: str = "threads", workers: int | None = None,
-                   cluster: str | None = None):
+def dask_scheduler(
+    scheduler: str = "threads", workers: int | None = None, cluster: str | None = None
+) -> Iterator[Client | None]:
     """Run the enclosed computations on a local scheduler, a new local cluster or an existing one.
 
-    Yields the ``distributed.Client`` or None for a local scheduler.
+    Parameters
+    ----------
+    scheduler : "threads" or "processes"
+        The local scheduler, where neither ``workers`` nor ``cluster`` is given.
+    workers : int, optional
+        Start a ``distributed.LocalCluster`` of this many single-threaded worker processes.
+    cluster : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``), reached within
+        :data:`CLUSTER_TIMEOUT_S` seconds.
+
+    Yields
+    ------
+    distributed.Client or None
+        The client (the default one while the context lasts), None for a local scheduler.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown scheduler, ``workers < 1``, or both ``workers`` and ``cluster``.
+    EngineError
+        Where the scheduler at ``cluster`` does not answer.
     """
     import dask
 
@@ -44,13 +70,19 @@ def dask_scheduler(scheduler: str = "threads", workers: int | None = None,
         try:
             client = Client(cluster, timeout=f"{CLUSTER_TIMEOUT_S}s", set_as_default=True)
         except (OSError, TimeoutError) as error:
-            raise EngineError(f"cannot reach the Dask scheduler at {cluster} within "
-                              f"{CLUSTER_TIMEOUT_S} s: {type(error).__name__}") from error
+            raise EngineError(
+                f"cannot reach the Dask scheduler at {cluster} within "
+                f"{CLUSTER_TIMEOUT_S} s: {type(error).__name__}"
+            ) from error
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as local, Client(local) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as local,
+        Client(local) as client,
+    ):
         yield client
 
 
@@ -65,8 +97,14 @@ def _block_keys(collections, prefixes: tuple[str, ...]) -> list:
     return sorted(keys, key=str)
 
 
-def compute_with_progress(collections: list, *, client=None, progress: bool = True,
-                          label: str = "chunks", counted: tuple[str, ...] = ()) -> list:
+def compute_with_progress(
+    collections: list,
+    *,
+    client=None,
+    progress: bool = True,
+    label: str = "chunks",
+    counted: tuple[str, ...] = (),
+) -> list:
     """Compute Dask collections, with a rich progress bar of the tasks done.
 
     ``counted`` holds the name prefixes of the tasks the bar counts (for the analyses, the
@@ -111,8 +149,14 @@ def compute_with_progress(collections: list, *, client=None, progress: bool = Tr
 def _progress_bar(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )
 
 
 __all__ = ["SCHEDULERS", "dask_scheduler", "compute_with_progress"]

@@ -12,9 +12,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from engine import data as data_module
-from engine.data import DataConfig, load_dataset, read_idx
 from engine.errors import ConfigError
+from engine.train import data as data_module
+from engine.train.data import DataConfig, load_dataset, read_idx
 
 
 def write_idx(path, array: np.ndarray, gz: bool) -> None:
@@ -97,15 +97,17 @@ def test_holdout_classes_become_a_label_free_split():
 
 def test_probes_have_the_data_shape_and_no_labels():
     for name, samples in (("digits", 0), ("mnist1d", 200), ("gaussian", 100)):
-        dataset = load_dataset(DataConfig(name, samples=samples, probes=("noise", "patterns"),
-                                          probe_examples=40))
+        dataset = load_dataset(
+            DataConfig(name, samples=samples, probes=("noise", "patterns"), probe_examples=40)
+        )
         for probe in ("probe_noise", "probe_patterns"):
             split = dataset.splits[probe]
             assert split.inputs.shape == (40, *dataset.input_shape)
             assert (split.labels == -1).all()
             assert np.isfinite(split.inputs).all()
-        assert not np.allclose(dataset.splits["probe_noise"].inputs,
-                               dataset.splits["probe_patterns"].inputs)
+        assert not np.allclose(
+            dataset.splits["probe_noise"].inputs, dataset.splits["probe_patterns"].inputs
+        )
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -142,8 +144,10 @@ def make_cifar(folder, hundred=False, per_batch=6):
     names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
     key = b"fine_labels" if hundred else b"labels"
     for name in [*names, "test" if hundred else "test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 key: list(rng.integers(0, classes, per_batch))}
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            key: list(rng.integers(0, classes, per_batch)),
+        }
         with open(folder / name, "wb") as handle:
             pickle.dump(batch, handle)
     meta_key = b"fine_label_names" if hundred else b"label_names"
@@ -185,21 +189,33 @@ def test_svhn_loader(tmp_path):
 
 def test_npz_loader_vectors_images_and_probe_arrays(tmp_path):
     rng = np.random.default_rng(3)
-    np.savez(tmp_path / "vectors.npz", x_train=rng.normal(size=(20, 5)),
-             y_train=np.arange(20) % 3, x_test=rng.normal(size=(6, 5)), y_test=np.arange(6) % 3,
-             x_ood=rng.normal(size=(4, 5)))
+    np.savez(
+        tmp_path / "vectors.npz",
+        x_train=rng.normal(size=(20, 5)),
+        y_train=np.arange(20) % 3,
+        x_test=rng.normal(size=(6, 5)),
+        y_test=np.arange(6) % 3,
+        x_ood=rng.normal(size=(4, 5)),
+    )
     dataset = load_dataset(DataConfig("npz", data_dir=str(tmp_path / "vectors.npz")))
     assert dataset.kind == "vector" and dataset.num_classes == 3
     assert list(dataset.splits) == ["train", "test", "ood"]
     assert (dataset.splits["ood"].labels == -1).all()
-    np.savez(tmp_path / "images.npz", x_train=rng.integers(0, 256, (12, 10, 10, 3), np.uint8),
-             y_train=np.arange(12) % 2)
+    np.savez(
+        tmp_path / "images.npz",
+        x_train=rng.integers(0, 256, (12, 10, 10, 3), np.uint8),
+        y_train=np.arange(12) % 2,
+    )
     images = load_dataset(DataConfig("npz", data_dir=str(tmp_path / "images.npz")))
     assert images.kind == "image" and images.input_shape == (3, 10, 10)
     assert len(images.splits["train"]) + len(images.splits["test"]) == 12
-    np.savez(tmp_path / "unlabelled.npz", x_train=rng.normal(size=(6, 5)),
-             y_train=np.array([0, 1, -1, 1, 0, 1]), x_test=rng.normal(size=(2, 5)),
-             y_test=np.array([-1, -1]))
+    np.savez(
+        tmp_path / "unlabelled.npz",
+        x_train=rng.normal(size=(6, 5)),
+        y_train=np.array([0, 1, -1, 1, 0, 1]),
+        x_test=rng.normal(size=(2, 5)),
+        y_test=np.array([-1, -1]),
+    )
     with pytest.raises(ConfigError, match="y_train holds negative labels"):
         load_dataset(DataConfig("npz", data_dir=str(tmp_path / "unlabelled.npz")))
     np.savez(tmp_path / "broken.npz", x_train=np.zeros((3, 2)))
@@ -211,8 +227,12 @@ def test_npz_and_image_folder_without_test_cut_one_from_train(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(5)
-    np.savez(tmp_path / "mixed.npz", x_train=rng.normal(size=(20, 4)), y_train=np.arange(20) % 2,
-             x_ood=rng.normal(size=(3, 4)))
+    np.savez(
+        tmp_path / "mixed.npz",
+        x_train=rng.normal(size=(20, 4)),
+        y_train=np.arange(20) % 2,
+        x_ood=rng.normal(size=(3, 4)),
+    )
     npz = load_dataset(DataConfig("npz", data_dir=str(tmp_path / "mixed.npz"), test_fraction=0.25))
     assert list(npz.splits) == ["train", "test", "ood"]
     assert (len(npz.splits["train"]), len(npz.splits["test"])) == (15, 5)
@@ -221,16 +241,23 @@ def test_npz_and_image_folder_without_test_cut_one_from_train(tmp_path):
     ids = np.concatenate([npz.splits["train"].example_ids, npz.splits["test"].example_ids])
     assert sorted(ids) == list(range(20))
     with_test = tmp_path / "with_test.npz"
-    np.savez(with_test, x_train=rng.normal(size=(8, 4)), y_train=np.arange(8) % 2,
-             x_test=rng.normal(size=(3, 4)), y_test=np.arange(3) % 2)
+    np.savez(
+        with_test,
+        x_train=rng.normal(size=(8, 4)),
+        y_train=np.arange(8) % 2,
+        x_test=rng.normal(size=(3, 4)),
+        y_test=np.arange(3) % 2,
+    )
     assert load_dataset(DataConfig("npz", data_dir=str(with_test))).test_id_offset == 8
     for name in ("cat", "dog"):
         (tmp_path / "flat" / name).mkdir(parents=True)
         for i in range(4):
             Image.fromarray(rng.integers(0, 256, (5, 5), dtype=np.uint8)).save(
-                tmp_path / "flat" / name / f"{i}.png")
-    flat = load_dataset(DataConfig("imagefolder", data_dir=str(tmp_path / "flat"),
-                                   test_fraction=0.25))
+                tmp_path / "flat" / name / f"{i}.png"
+            )
+    flat = load_dataset(
+        DataConfig("imagefolder", data_dir=str(tmp_path / "flat"), test_fraction=0.25)
+    )
     assert list(flat.splits) == ["train", "test"] and flat.test_id_offset == 0
     assert (len(flat.splits["train"]), len(flat.splits["test"])) == (6, 2)
     assert flat.input_shape == (1, 5, 5)
@@ -268,16 +295,19 @@ def test_download_from_mirror(tmp_path, monkeypatch):
     make_cifar(tmp_path / "src" / "cifar-10-batches-py")
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as archive:
         archive.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    monkeypatch.setitem(data_module.DOWNLOAD_URLS, "cifar10",
-                        [(tmp_path / "cifar-10-python.tar.gz").as_uri()])
+    monkeypatch.setitem(
+        data_module.DOWNLOAD_URLS, "cifar10", [(tmp_path / "cifar-10-python.tar.gz").as_uri()]
+    )
     cifar = load_dataset(DataConfig("cifar10", data_dir=str(tmp_path / "c"), download=True))
     assert len(cifar.splits["train"]) == 30
     # An archive downloaded but never unpacked (a run stopped in between) is unpacked now ...
-    monkeypatch.setitem(data_module.DOWNLOAD_URLS, "cifar10",
-                        [(tmp_path / "nowhere.tar.gz").as_uri()])
+    monkeypatch.setitem(
+        data_module.DOWNLOAD_URLS, "cifar10", [(tmp_path / "nowhere.tar.gz").as_uri()]
+    )
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "nowhere.tar.gz").write_bytes(
-        (tmp_path / "cifar-10-python.tar.gz").read_bytes())
+        (tmp_path / "cifar-10-python.tar.gz").read_bytes()
+    )
     again = load_dataset(DataConfig("cifar10", data_dir=str(tmp_path / "d"), download=True))
     assert len(again.splits["train"]) == 30
     # ... and a damaged one is a one-line error that removes it, so a rerun downloads it anew.
@@ -290,16 +320,16 @@ def test_download_from_mirror(tmp_path, monkeypatch):
 
 
 def test_download_without_connection_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setitem(data_module.DOWNLOAD_URLS, "svhn",
-                        ["http://127.0.0.1:9/train_32x32.mat"])
+    monkeypatch.setitem(data_module.DOWNLOAD_URLS, "svhn", ["http://127.0.0.1:9/train_32x32.mat"])
     with pytest.raises(ConfigError, match="cannot download svhn") as error:
         load_dataset(DataConfig("svhn", data_dir=str(tmp_path / "svhn"), download=True))
     assert "\n" not in str(error.value)
     assert not list((tmp_path / "svhn").glob("*.part"))
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn",
-                                  "imagefolder"])
+@pytest.mark.parametrize(
+    "name", ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "imagefolder"]
+)
 def test_data_dir_without_expected_files(tmp_path, name):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("nothing here")

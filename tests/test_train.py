@@ -10,21 +10,21 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import engine
-from engine.data import DataConfig, load_dataset
 from engine.errors import ConfigError
+from engine.train.augment import augment
 from engine.train.config import GroupConfig, RunOptions
-from engine.train.loop import (
+from engine.train.data import DataConfig, load_dataset
+from engine.train.loop import train_population
+from engine.train.models import BatchedModel, forward_precision
+from engine.train.recorders import MemoryRecorder
+from engine.train.seeds import (
     Checkpoints,
-    MemoryRecorder,
-    _augment,
     epoch_order,
     learning_rate,
     network_seeds,
     study_checkpoints,
     study_seeds,
-    train_population,
 )
-from engine.train.models import BatchedModel, forward_precision
 from engine.train.study import load_study, study_from_flags
 
 
@@ -43,10 +43,16 @@ def digits():
 
 
 def _train_memory(study, dataset, **options):
-    recorder = MemoryRecorder(study.num_networks, len(study_checkpoints(study, dataset).epochs),
-                              dataset)
-    train_population(study, None, RunOptions(device="cpu", quiet=True, **options),
-                     dataset=dataset, recorder=recorder)
+    recorder = MemoryRecorder(
+        study.num_networks, len(study_checkpoints(study, dataset).epochs), dataset
+    )
+    train_population(
+        study,
+        None,
+        RunOptions(device="cpu", quiet=True, **options),
+        dataset=dataset,
+        recorder=recorder,
+    )
     return recorder
 
 
@@ -57,8 +63,9 @@ def test_batched_mlp_equals_plain_pytorch_modules():
     inputs = torch.randn(7, 5)
     batched = model.forward(params, buffers, inputs, train=False, shared=True)
     for n in range(3):
-        plain = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
-                              nn.Linear(16, 4))
+        plain = nn.Sequential(
+            nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)
+        )
         with torch.no_grad():
             for layer, name in zip(plain[::2], ["hidden0", "hidden1", "fc"], strict=True):
                 layer.weight.copy_(params[f"{name}.weight"][n].T)
@@ -73,10 +80,18 @@ def test_batched_cnn_with_batch_norm_equals_plain_pytorch_in_training_mode():
     inputs = torch.randn(2, 6, 1, 8, 8)  # each network its own batch
     batched = model.forward(params, buffers, inputs, train=True, shared=False)
     for n in range(2):
-        plain = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
-                              nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(4, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
-                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32, 3))
+        plain = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1, bias=False),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32, 3),
+        )
         with torch.no_grad():
             plain[0].weight.copy_(params["conv0.weight"][n])
             plain[4].weight.copy_(params["conv1.weight"][n])
@@ -88,17 +103,26 @@ def test_batched_cnn_with_batch_norm_equals_plain_pytorch_in_training_mode():
         torch.testing.assert_close(buffers["conv0.bn.running_mean"][n], plain[1].running_mean)
 
 
-@pytest.mark.parametrize("arch,kind,shape", [
-    ("linear", "image", (1, 8, 8)), ("cnn", "sequence", (1, 40)), ("resnet", "image", (3, 8, 8)),
-    ("vgg", "sequence", (2, 16)), ("resnet", "sequence", (1, 12)), ("vgg", "image", (1, 8, 8))])
+@pytest.mark.parametrize(
+    "arch,kind,shape",
+    [
+        ("linear", "image", (1, 8, 8)),
+        ("cnn", "sequence", (1, 40)),
+        ("resnet", "image", (3, 8, 8)),
+        ("vgg", "sequence", (2, 16)),
+        ("resnet", "sequence", (1, 12)),
+        ("vgg", "image", (1, 8, 8)),
+    ],
+)
 def test_every_architecture_is_per_network_and_group_invariant(arch, kind, shape):
     group = GroupConfig(arch, arch, networks=3, width=4, depth=2)
     model = BatchedModel(group, kind, shape, 5)
     params, buffers = model.init_params([4, 5, 6], "cpu")
     inputs = torch.randn(4, *shape)
     together = model.forward(params, buffers, inputs, train=False, shared=True)
-    stacked = model.forward(params, buffers, inputs.expand(3, *inputs.shape).contiguous(),
-                            train=False, shared=False)
+    stacked = model.forward(
+        params, buffers, inputs.expand(3, *inputs.shape).contiguous(), train=False, shared=False
+    )
     torch.testing.assert_close(together, stacked, rtol=1e-5, atol=1e-5)
     alone_params, alone_buffers = model.init_params([5], "cpu")
     for name in params:
@@ -118,8 +142,9 @@ def test_seeds_and_orders_depend_on_seed_and_network_alone():
     seeds = network_seeds(0, ids, "order")
     assert len(set(seeds)) == 10
     np.testing.assert_array_equal(network_seeds(0, ids[3:5], "order"), seeds[3:5])
-    assert (network_seeds(0, ids, "init", vary=False) == network_seeds(0, [0], "init",
-                                                                      vary=False)[0]).all()
+    assert (
+        network_seeds(0, ids, "init", vary=False) == network_seeds(0, [0], "init", vary=False)[0]
+    ).all()
     assert not np.array_equal(network_seeds(1, ids, "order"), seeds)
     assert not np.array_equal(network_seeds(0, ids, "init"), seeds)
     subset = np.arange(50)
@@ -137,9 +162,10 @@ def test_grouping_invariance_groups_of_8_and_of_1(digits):
     alone = _train_memory(study, digits, group_size=1)
     for split in digits.splits:
         # Identical initial weights give identical initial verdicts.
-        np.testing.assert_array_equal(together.predictions[split][:, 0],
-                                      alone.predictions[split][:, 0])
-        agreement = (together.predictions[split][:, -1] == alone.predictions[split][:, -1])
+        np.testing.assert_array_equal(
+            together.predictions[split][:, 0], alone.predictions[split][:, 0]
+        )
+        agreement = together.predictions[split][:, -1] == alone.predictions[split][:, -1]
         assert agreement.mean() >= 0.999
     assert (together.completed == len(study_checkpoints(study, digits).epochs)).all()
     final = together.predictions["test"][:, -1]
@@ -166,8 +192,13 @@ class _ProductDtypes(TorchDispatchMode):
 
 
 def _check_bf16_products(device: str) -> None:
-    cases = [("mlp", "vector", (10,)), ("cnn", "image", (1, 8, 8)), ("cnn", "sequence", (1, 12)),
-             ("resnet", "image", (2, 8, 8)), ("linear", "vector", (10,))]
+    cases = [
+        ("mlp", "vector", (10,)),
+        ("cnn", "image", (1, 8, 8)),
+        ("cnn", "sequence", (1, 12)),
+        ("resnet", "image", (2, 8, 8)),
+        ("linear", "vector", (10,)),
+    ]
     for arch, kind, shape in cases:
         group = GroupConfig(arch, arch, networks=3, width=4, depth=2)
         model = BatchedModel(group, kind, shape, 5)
@@ -185,8 +216,9 @@ def _check_bf16_products(device: str) -> None:
         # Forward products (and those of the backward pass) all run in bf16 ...
         assert all(dtypes == {torch.bfloat16} for _, dtypes in log.calls), (arch, log.calls)
         # ... while the master weights and their gradients stay fp32.
-        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
-                   for p in params.values())
+        assert all(
+            p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in params.values()
+        )
         assert all(b.dtype == torch.float32 for b in buffers.values())
 
 
@@ -202,15 +234,17 @@ def test_bf16_autocast_covers_every_batched_product_on_cuda():
 
 
 def test_bf16_grouping_invariance_and_accuracy_close_to_fp32(digits):
-    study = study_from_flags(dataset="digits", arch="mlp", networks=8, epochs=3, width=32,
-                             precision="bf16")
+    study = study_from_flags(
+        dataset="digits", arch="mlp", networks=8, epochs=3, width=32, precision="bf16"
+    )
     together = _train_memory(study, digits, group_size=8)
     alone = _train_memory(study, digits, group_size=1)
     for split in digits.splits:
-        agreement = (together.predictions[split][:, -1] == alone.predictions[split][:, -1])
+        agreement = together.predictions[split][:, -1] == alone.predictions[split][:, -1]
         assert agreement.mean() >= 0.999
-    fp32 = _train_memory(study_from_flags(dataset="digits", arch="mlp", networks=8, epochs=3,
-                                          width=32), digits)
+    fp32 = _train_memory(
+        study_from_flags(dataset="digits", arch="mlp", networks=8, epochs=3, width=32), digits
+    )
     labels = digits.splits["test"].labels
     accuracy_bf16 = (together.predictions["test"][:, -1] == labels).mean()
     accuracy_fp32 = (fp32.predictions["test"][:, -1] == labels).mean()
@@ -220,8 +254,7 @@ def test_bf16_grouping_invariance_and_accuracy_close_to_fp32(digits):
 
 
 def test_vary_order_only_shares_the_initialisation(digits):
-    study = study_from_flags(dataset="digits", arch="linear", networks=3, epochs=1,
-                             vary="order")
+    study = study_from_flags(dataset="digits", arch="linear", networks=3, epochs=1, vary="order")
     seeds = study_seeds(study)
     assert len(set(seeds["init"])) == 1 and len(set(seeds["order"])) == 3
     recorder = _train_memory(study, digits)
@@ -233,7 +266,7 @@ def test_vary_order_only_shares_the_initialisation(digits):
 def test_record_every_adds_step_checkpoints():
     checkpoints = Checkpoints.build(epochs=2, steps_per_epoch=5, record_every=2)
     np.testing.assert_array_equal(checkpoints.steps, [0, 2, 4, 5, 6, 8, 10])
-    np.testing.assert_allclose(checkpoints.epochs, [0, .4, .8, 1, 1.2, 1.6, 2])
+    np.testing.assert_allclose(checkpoints.epochs, [0, 0.4, 0.8, 1, 1.2, 1.6, 2])
 
 
 def test_learning_rate_schedules():
@@ -241,34 +274,37 @@ def test_learning_rate_schedules():
     assert learning_rate(cosine, 0, 10, 2) == 1.0
     assert abs(learning_rate(cosine, 10, 10, 2) - 0.5) < 1e-12
     step = GroupConfig("g", "mlp", 1, lr=1.0, schedule="step", milestones=(1, 2), gamma=0.1)
-    assert [round(learning_rate(step, s, 10, 3), 6) for s in (0, 9, 10, 25)] == [1, 1, .1, .01]
-    assert learning_rate(GroupConfig("g", "mlp", 1, lr=0.3, schedule="constant"), 99, 10, 2) \
-        == 0.3
+    assert [round(learning_rate(step, s, 10, 3), 6) for s in (0, 9, 10, 25)] == [1, 1, 0.1, 0.01]
+    assert learning_rate(GroupConfig("g", "mlp", 1, lr=0.3, schedule="constant"), 99, 10, 2) == 0.3
 
 
 def test_augmentation_crops_and_flips_each_example_by_its_draw():
     images = torch.arange(2 * 3 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 3, 1, 4, 4)
-    draws = torch.tensor([[[1, 1, 0], [0, 2, 1], [2, 0, 0]],
-                          [[1, 1, 1], [2, 2, 0], [0, 0, 1]]])
-    out = _augment(images, draws, crop=1)
+    draws = torch.tensor([[[1, 1, 0], [0, 2, 1], [2, 0, 0]], [[1, 1, 1], [2, 2, 0], [0, 0, 1]]])
+    out = augment(images, draws, crop=1)
     padded = np.pad(images.numpy(), ((0, 0), (0, 0), (0, 0), (1, 1), (1, 1)))
     for n in range(2):
         for b in range(3):
             row, column, flip = draws[n, b].tolist()
-            expected = padded[n, b, :, row:row + 4, column:column + 4]
+            expected = padded[n, b, :, row : row + 4, column : column + 4]
             if flip:
                 expected = expected[..., ::-1]
             np.testing.assert_array_equal(out[n, b].numpy(), expected)
 
 
 def test_store_records_every_split_checkpoint_and_membership(tmp_path):
-    study = study_from_flags(dataset="digits", arch="mlp", networks=5, epochs=2, width=16,
-                             subset_fraction=0.5, record_every=7,
-                             data=DataConfig("digits", probes=("noise",), probe_examples=20,
-                                             holdout_classes=(9,)))
+    study = study_from_flags(
+        dataset="digits",
+        arch="mlp",
+        networks=5,
+        epochs=2,
+        width=16,
+        subset_fraction=0.5,
+        record_every=7,
+        data=DataConfig("digits", probes=("noise",), probe_examples=20, holdout_classes=(9,)),
+    )
     store = tmp_path / "pop.zarr"
-    summary = train_population(study, store, RunOptions(device="cpu", quiet=True,
-                                                        command="test"))
+    summary = train_population(study, store, RunOptions(device="cpu", quiet=True, command="test"))
     assert summary.trained_networks == 5
     population = engine.open_population(store)
     assert population.splits == ["train", "test", "holdout", "probe_noise"]
@@ -357,8 +393,9 @@ def test_cuda_training_matches_cpu_at_initialisation_and_learns(digits):
     for arch in ("mlp", "cnn"):
         study = study_from_flags(dataset="digits", arch=arch, networks=16, epochs=2, width=16)
         on_gpu = MemoryRecorder(16, len(study_checkpoints(study, digits).epochs), digits)
-        train_population(study, None, RunOptions(device="cuda", quiet=True), dataset=digits,
-                         recorder=on_gpu)
+        train_population(
+            study, None, RunOptions(device="cuda", quiet=True), dataset=digits, recorder=on_gpu
+        )
         on_cpu = _train_memory(study, digits)
         initial = on_gpu.predictions["test"][:, 0] == on_cpu.predictions["test"][:, 0]
         assert initial.mean() >= 0.99
@@ -368,7 +405,8 @@ def test_cuda_training_matches_cpu_at_initialisation_and_learns(digits):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_resume_after_a_crash_between_mark_and_state_gives_the_uninterrupted_store(
-        tmp_path, monkeypatch, digits, device):
+    tmp_path, monkeypatch, digits, device
+):
     """The worst moment to die: a checkpoint is marked but its state not saved, so the rerun
     starts from the state before it (weights, momentum, batch-norm statistics moved back onto the
     device) and redoes that stretch, augmentation draws included."""
@@ -376,18 +414,27 @@ def test_resume_after_a_crash_between_mark_and_state_gives_the_uninterrupted_sto
         pytest.skip("no CUDA device")
     import engine.train.loop as loop
 
-    study = study_from_flags(dataset="digits", arch="cnn", networks=3, epochs=2, width=4,
-                             depth=1, record_every=9, augment=True, subset_fraction=0.9)
+    study = study_from_flags(
+        dataset="digits",
+        arch="cnn",
+        networks=3,
+        epochs=2,
+        width=4,
+        depth=1,
+        record_every=9,
+        augment=True,
+        subset_fraction=0.9,
+    )
     options = RunOptions(device=device, quiet=True)
     train_population(study, tmp_path / "whole.zarr", options, dataset=digits)
-    save_state = loop._save_state
+    save_state = loop.save_state
 
-    def dies_saving_checkpoint_3(context, block, params, buffers, optimizer, checkpoint, step):
-        if checkpoint == 3:
+    def dies_saving_checkpoint_3(context, run):
+        if run.checkpoint == 3:
             raise RuntimeError("killed")
-        save_state(context, block, params, buffers, optimizer, checkpoint, step)
+        save_state(context, run)
 
-    monkeypatch.setattr(loop, "_save_state", dies_saving_checkpoint_3)
+    monkeypatch.setattr(loop, "save_state", dies_saving_checkpoint_3)
     with pytest.raises(RuntimeError, match="killed"):
         train_population(study, tmp_path / "crashed.zarr", options, dataset=digits)
     monkeypatch.undo()
@@ -397,8 +444,9 @@ def test_resume_after_a_crash_between_mark_and_state_gives_the_uninterrupted_sto
     assert summary.trained_networks == 3
     whole = engine.open_population(tmp_path / "whole.zarr")
     for split in whole.splits:
-        np.testing.assert_array_equal(crashed.predictions(split).compute(),
-                                      whole.predictions(split).compute(), err_msg=split)
+        np.testing.assert_array_equal(
+            crashed.predictions(split).compute(), whole.predictions(split).compute(), err_msg=split
+        )
     np.testing.assert_array_equal(crashed.train_loss().compute(), whole.train_loss().compute())
     assert (crashed.checkpoints_completed() == whole.num_checkpoints).all()
     assert not (tmp_path / ".crashed.zarr.train-state").exists()

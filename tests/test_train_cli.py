@@ -18,16 +18,45 @@ import pytest
 import engine
 from cli.app import main
 
-COMMAND = ["train-population", "--dataset", "digits", "--arch", "mlp", "--networks", "8",
-           "--width", "24", "--epochs", "2", "--record-every", "7", "--group-size", "4",
-           "--network-block", "4", "--subset-fraction", "0.8", "--augment", "--probes", "noise",
-           "--threads", "1", "--quiet"]
+COMMAND = [
+    "train-population",
+    "--dataset",
+    "digits",
+    "--arch",
+    "mlp",
+    "--networks",
+    "8",
+    "--width",
+    "24",
+    "--epochs",
+    "2",
+    "--record-every",
+    "7",
+    "--group-size",
+    "4",
+    "--network-block",
+    "4",
+    "--subset-fraction",
+    "0.8",
+    "--augment",
+    "--probes",
+    "noise",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.Popen([sys.executable, "-m", "cli.app", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.app", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> None:
@@ -37,9 +66,11 @@ def finish(process: subprocess.Popen, timeout: float = 240) -> None:
 
 def store_arrays(path: Path) -> dict[str, np.ndarray]:
     population = engine.open_population(path)
-    arrays = {"completed": population.checkpoints_completed(),
-              "loss": population.train_loss().compute(),
-              "membership": population.membership().compute()}
+    arrays = {
+        "completed": population.checkpoints_completed(),
+        "loss": population.train_loss().compute(),
+        "membership": population.membership().compute(),
+    }
     for split in population.splits:
         arrays[f"{split}/predictions"] = population.predictions(split).compute()
         arrays[f"{split}/correct"] = population.correct(split).compute()
@@ -121,33 +152,52 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-SMALL = ["train-population", "--dataset", "digits", "--arch", "linear", "--networks", "2",
-         "--epochs", "1", "--quiet"]
+SMALL = [
+    "train-population",
+    "--dataset",
+    "digits",
+    "--arch",
+    "linear",
+    "--networks",
+    "2",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--dataset", "imagenet"], "unknown data set 'imagenet'"),
-    (["--arch", "transformer"], "unknown architecture 'transformer'"),
-    (["--dataset", "gaussian", "--arch", "cnn"], "needs images or sequences"),
-    (["--shard", "2/2"], "--shard 2/2"),
-    (["--shard", "0/3"], "only 1 blocks"),
-    (["--shard", "one/two"], "--shard takes I/K"),
-    (["--networks", "0:1"], "must start and end on blocks"),
-    (["--networks", "0:9"], "outside 0:2"),
-    (["--networks", "0:2", "--shard", "0/1"], "not both"),
-    (["--vary", "everything"], "--vary"),
-    (["--precision", "fp16"], "unknown precision 'fp16'"),
-    (["--dataset", "mnist"], "give --data-dir"),
-    (["--dataset", "cifar10", "--data-dir", "EMPTY"], "has no cifar-10-batches-py"),
-    (["--dataset", "svhn", "--data-dir", "MISSING"], "does not exist"),
-    (["--seed", "-1"], "--seed must be >= 0"),
-    (["--group-size", "-1"], "--group-size must be >= 0"),
-    (["--threads", "-2"], "--threads must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dataset", "imagenet"], "unknown data set 'imagenet'"),
+        (["--arch", "transformer"], "unknown architecture 'transformer'"),
+        (["--dataset", "gaussian", "--arch", "cnn"], "needs images or sequences"),
+        (["--shard", "2/2"], "--shard 2/2"),
+        (["--shard", "0/3"], "only 1 blocks"),
+        (["--shard", "one/two"], "--shard takes I/K"),
+        (["--networks", "0:1"], "must start and end on blocks"),
+        (["--networks", "0:9"], "outside 0:2"),
+        (["--networks", "0:2", "--shard", "0/1"], "not both"),
+        (["--vary", "everything"], "--vary"),
+        (["--precision", "fp16"], "unknown precision 'fp16'"),
+        (["--dataset", "mnist"], "give --data-dir"),
+        (["--dataset", "cifar10", "--data-dir", "EMPTY"], "has no cifar-10-batches-py"),
+        (["--dataset", "svhn", "--data-dir", "MISSING"], "does not exist"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--group-size", "-1"], "--group-size must be >= 0"),
+        (["--threads", "-2"], "--threads must be >= 0"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
-    args = [str(tmp_path / "empty") if a == "EMPTY" else str(tmp_path / "missing")
-            if a == "MISSING" else a for a in args]
+    args = [
+        str(tmp_path / "empty")
+        if a == "EMPTY"
+        else str(tmp_path / "missing")
+        if a == "MISSING"
+        else a
+        for a in args
+    ]
     base = {"--dataset": "digits", "--arch": "linear", "--networks": "2", "--epochs": "1"}
     overridden = set(args[::2]) - {"--networks"}
     command = ["train-population"]
@@ -206,18 +256,31 @@ def test_cuda_request_without_cuda(tmp_path, capsys):
 
 
 def test_study_file_and_flags_do_not_mix(tmp_path, capsys):
-    (tmp_path / "s.toml").write_text('[data]\nname = "digits"\n[[groups]]\narch = "linear"\n'
-                                     'networks = 2\n')
-    code = main(["train-population", "--study", str(tmp_path / "s.toml"), "--epochs", "3",
-                 "--out", str(tmp_path / "p.zarr")])
+    (tmp_path / "s.toml").write_text(
+        '[data]\nname = "digits"\n[[groups]]\narch = "linear"\nnetworks = 2\n'
+    )
+    code = main(
+        [
+            "train-population",
+            "--study",
+            str(tmp_path / "s.toml"),
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path / "p.zarr"),
+        ]
+    )
     assert code == 1 and "drop --epochs" in capsys.readouterr().err
 
 
 def test_quickstart_trains_and_points_at_results(tmp_path, capsys, monkeypatch):
     import cli.train_commands as commands
 
-    small = re.sub(r"networks = \d+", "networks = 4",
-                   re.sub(r"epochs = \d+", "epochs = 1", commands.QUICKSTART_STUDY))
+    small = re.sub(
+        r"networks = \d+",
+        "networks = 4",
+        re.sub(r"epochs = \d+", "epochs = 1", commands.QUICKSTART_STUDY),
+    )
     assert small != commands.QUICKSTART_STUDY
     monkeypatch.setattr(commands, "QUICKSTART_STUDY", small)
     out = tmp_path / "qs"
@@ -240,26 +303,58 @@ def test_dask_cluster_tasks_fill_one_store(tmp_path, reference, capsys):
     from distributed import LocalCluster
 
     store = tmp_path / "pop.zarr"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      resources={"GPU": 1}, dashboard_address=None) as cluster:
-        code = main([*COMMAND, "--out", str(store), "--cluster", cluster.scheduler_address,
-                     "--worker-resources", "GPU=1"])
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        resources={"GPU": 1},
+        dashboard_address=None,
+    ) as cluster:
+        code = main(
+            [
+                *COMMAND,
+                "--out",
+                str(store),
+                "--cluster",
+                cluster.scheduler_address,
+                "--worker-resources",
+                "GPU=1",
+            ]
+        )
     assert code == 0, capsys.readouterr().err
     assert "in 2 tasks" in capsys.readouterr().out
     assert_same_store(store, reference)
 
 
 def test_unreachable_training_cluster_is_one_line(tmp_path, capsys):
-    code = main([*COMMAND, "--out", str(tmp_path / "pop.zarr"), "--cluster",
-                 "tcp://127.0.0.1:9", "--cluster-tasks", "1"])
+    code = main(
+        [
+            *COMMAND,
+            "--out",
+            str(tmp_path / "pop.zarr"),
+            "--cluster",
+            "tcp://127.0.0.1:9",
+            "--cluster-tasks",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "cannot reach the Dask scheduler" in err and err.count("\n") == 1
     assert not (tmp_path / "pop.zarr").exists()
 
 
 def test_bad_worker_resources_are_one_line(tmp_path, capsys):
-    code = main([*COMMAND, "--out", str(tmp_path / "pop.zarr"), "--cluster",
-                 "tcp://127.0.0.1:9", "--worker-resources", "GPU"])
+    code = main(
+        [
+            *COMMAND,
+            "--out",
+            str(tmp_path / "pop.zarr"),
+            "--cluster",
+            "tcp://127.0.0.1:9",
+            "--worker-resources",
+            "GPU",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "--worker-resources takes NAME=AMOUNT" in err
     assert not (tmp_path / "pop.zarr").exists()

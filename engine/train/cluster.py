@@ -11,11 +11,16 @@ it, so one GPU trains one shard at a time.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
 from engine.train.config import RunOptions, StudyConfig
+
+if TYPE_CHECKING:
+    from engine.train.loop import TrainSummary
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
@@ -32,9 +37,33 @@ def parse_resources(text: str | None) -> dict[str, float]:
     return resources
 
 
-def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
-                     options: RunOptions | None = None, *, tasks: int = 0,
-                     resources: dict[str, float] | None = None, timeout: float = 10.0):
+def _task_count(study: StudyConfig, options: RunOptions, tasks: int) -> int:
+    """The shards to submit, once the study and options are checked."""
+    if options.networks is not None or options.shard is not None:
+        raise ConfigError(
+            "--cluster shares the networks out itself: drop --networks A:B and --shard"
+        )
+    study.validate()
+    options.validate()
+    blocks = math.ceil(study.num_networks / study.network_block)
+    tasks = tasks or blocks
+    if not 1 <= tasks <= blocks:
+        raise ConfigError(
+            f"--cluster-tasks {tasks}: need 1 to {blocks} (blocks of "
+            f"{study.network_block} networks)"
+        )
+    return tasks
+
+
+def train_on_cluster(
+    study: StudyConfig,
+    out: str | os.PathLike,
+    address: str,
+    options: RunOptions | None = None,
+    *,
+    tasks: int = 0,
+    resources: dict[str, float] | None = None,
+) -> list[TrainSummary]:
     """Train (or resume) ``study`` into the store at ``out`` with one cluster task per shard.
 
     Parameters
@@ -43,7 +72,8 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
     out : path
         The store, on a file system every worker shares.
     address : str
-        Address of the Dask scheduler (``tcp://host:8786``).
+        Address of the Dask scheduler (``tcp://host:8786``), reached through
+        :func:`engine.scheduling.dask_scheduler`.
     options : RunOptions, optional
         Device, block size, eval batch; ``networks`` and ``shard`` must be unset.
     tasks : int
@@ -54,38 +84,46 @@ def train_on_cluster(study: StudyConfig, out: str | os.PathLike, address: str,
     Returns
     -------
     list of TrainSummary, one per task.
+
+    Raises
+    ------
+    ConfigError
+        For bad input (see :func:`engine.train.loop.train_population`).
+    EngineError
+        Where the scheduler does not answer.
     """
-    import math
-
-    from distributed import Client
-
-    from engine.data import load_dataset
-    from engine.train.loop import create_or_open, study_checkpoints, study_seeds, train_population
+    from engine.scheduling import dask_scheduler
+    from engine.train.data import load_dataset
+    from engine.train.loop import train_population
+    from engine.train.population import create_or_open
+    from engine.train.seeds import study_checkpoints, study_seeds
 
     options = options or RunOptions()
-    if options.networks is not None or options.shard is not None:
-        raise ConfigError("--cluster shares the networks out itself: drop --networks A:B and "
-                          "--shard")
-    study.validate()
-    options.validate()
-    blocks = math.ceil(study.num_networks / study.network_block)
-    tasks = tasks or blocks
-    if not 1 <= tasks <= blocks:
-        raise ConfigError(f"--cluster-tasks {tasks}: need 1 to {blocks} (blocks of "
-                          f"{study.network_block} networks)")
+    tasks = _task_count(study, options, tasks)
     store = Path(out).absolute()
     dataset = load_dataset(study.data)
-    try:
-        client = Client(address, timeout=timeout)
-    except OSError as error:
-        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {error}") from None
-    with client:
-        create_or_open(study, dataset, store, study_checkpoints(study, dataset),
-                        study_seeds(study), options.command)
+    # --threads sets this process's torch threads only (as it always has); workers keep theirs.
+    task_options = dataclasses.replace(options, quiet=True, threads=0)
+    with dask_scheduler(cluster=address) as client:
+        assert client is not None, "an address always gives a client"
+        create_or_open(
+            study,
+            dataset,
+            store,
+            study_checkpoints(study, dataset),
+            study_seeds(study),
+            options.command,
+        )
         futures = [
-            client.submit(train_population, study, str(store),
-                          dataclasses.replace(options, shard=(index, tasks), quiet=True),
-                          resources=resources or None, pure=False, key=f"train-shard-{index}")
+            client.submit(
+                train_population,
+                study,
+                str(store),
+                dataclasses.replace(task_options, shard=(index, tasks)),
+                resources=resources or None,
+                pure=False,
+                key=f"train-shard-{index}",
+            )
             for index in range(tasks)
         ]
-        return client.gather(futures)
+        return list(client.gather(futures))

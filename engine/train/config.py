@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.data import DataConfig
 from engine.errors import ConfigError
+from engine.train.data import DataConfig
 
 ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")
 OPTIMIZERS = ("sgd", "adam")
@@ -105,17 +105,21 @@ class GroupConfig:
 
     def validate(self, epochs: int) -> None:
         where = f"group {self.name!r}"
-        for option, value, choices in (("architecture", self.arch, ARCHITECTURES),
-                                       ("optimizer", self.optimizer, OPTIMIZERS),
-                                       ("schedule", self.schedule, SCHEDULES),
-                                       ("precision", self.precision, PRECISIONS)):
+        for option, value, choices in (
+            ("architecture", self.arch, ARCHITECTURES),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+        ):
             if value not in choices:
-                listed = (" or ".join(choices) if len(choices) == 2
-                          else "one of " + ", ".join(choices))
+                listed = (
+                    " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+                )
                 raise ConfigError(f"unknown {option} {value!r} in {where}; choose {listed}")
         if self.networks < 1 or self.batch_size < 1 or self.width < 0 or self.depth < 0:
-            raise ConfigError(f"{where}: networks and batch_size must be >= 1, width and depth "
-                              ">= 0")
+            raise ConfigError(
+                f"{where}: networks and batch_size must be >= 1, width and depth >= 0"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"{where}: need lr > 0, weight_decay >= 0, 0 <= momentum < 1")
         if any(not 0 < m <= epochs for m in self.milestones):
@@ -183,22 +187,28 @@ class StudyConfig:
         if not 0 < self.subset_fraction <= 1:
             raise ConfigError("--subset-fraction must lie in (0, 1]")
         if not self.vary or any(v not in RANDOMNESS for v in self.vary):
-            raise ConfigError(f"--vary takes one or both of {','.join(RANDOMNESS)}, got "
-                              f"{','.join(self.vary) or 'nothing'}")
+            raise ConfigError(
+                f"--vary takes one or both of {','.join(RANDOMNESS)}, got "
+                f"{','.join(self.vary) or 'nothing'}"
+            )
         if self.network_block < 1:
             raise ConfigError("network_block must be >= 1")
         for group in self.groups:
             group.validate(self.epochs)
         if self.record_every and len({g.batch_size for g in self.groups}) > 1:
-            raise ConfigError("--record-every needs one batch size for every group (the store "
-                              "has one checkpoint axis)")
+            raise ConfigError(
+                "--record-every needs one batch size for every group (the store "
+                "has one checkpoint axis)"
+            )
 
     def to_json(self) -> dict:
         """The settings that determine the store's content (not where or how fast it runs)."""
         return {
             "data": self.data.to_json(),
-            "groups": [{"name": g.name, "arch": g.arch, "networks": g.networks,
-                        **g.hyperparameters()} for g in self.groups],
+            "groups": [
+                {"name": g.name, "arch": g.arch, "networks": g.networks, **g.hyperparameters()}
+                for g in self.groups
+            ],
             "epochs": self.epochs,
             "seed": self.seed,
             "vary": sorted(self.vary),
@@ -219,8 +229,12 @@ def config_differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]
         a, b = saved.get(key), wanted.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             differences += config_differences(a, b, f"{prefix}{key}.")
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(
-                isinstance(x, dict) for x in a + b):
+        elif (
+            isinstance(a, list)
+            and isinstance(b, list)
+            and len(a) == len(b)
+            and all(isinstance(x, dict) for x in a + b)
+        ):
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 differences += config_differences(x, y, f"{prefix}{key}[{i}].")
         elif a != b:
@@ -244,10 +258,14 @@ class RunOptions:
         Networks trained together in one batched computation (0: all owned networks of a group).
     eval_batch : int
         Examples per evaluation batch (all networks at once).
+    threads : int
+        CPU threads torch uses while training (0: torch's default).
     quiet : bool
         No progress bars.
     keep_state : bool
         Keep each block's final weights in the state folder instead of deleting them.
+    command : str, optional
+        The command line, kept in the store's attributes.
     """
 
     device: str = "auto"
@@ -255,6 +273,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     group_size: int = 0
     eval_batch: int = 1024
+    threads: int = 0
     quiet: bool = False
     keep_state: bool = False
     command: str | None = None
@@ -265,6 +284,8 @@ class RunOptions:
             raise ConfigError("--group-size must be >= 0 (0: the whole group)")
         if self.eval_batch < 1:
             raise ConfigError("eval_batch must be >= 1 examples")
+        if self.threads < 0:
+            raise ConfigError("--threads must be >= 0 (0: torch's default)")
 
     def with_(self, **changes) -> RunOptions:
         return replace(self, **changes)

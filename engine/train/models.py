@@ -69,8 +69,9 @@ class BatchedModel:
     num_classes : int
     """
 
-    def __init__(self, group: GroupConfig, kind: str, input_shape: tuple[int, ...],
-                 num_classes: int):
+    def __init__(
+        self, group: GroupConfig, kind: str, input_shape: tuple[int, ...], num_classes: int
+    ):
         self.group = group
         self.kind = kind
         self.input_shape = tuple(input_shape)
@@ -82,8 +83,10 @@ class BatchedModel:
         self.activation_size = int(math.prod(input_shape))
         arch = group.arch
         if arch in ("cnn", "resnet", "vgg") and kind not in ("image", "sequence"):
-            raise ConfigError(f"architecture {arch!r} needs images or sequences; data set kind "
-                              f"is {kind!r} (use linear or mlp)")
+            raise ConfigError(
+                f"architecture {arch!r} needs images or sequences; data set kind "
+                f"is {kind!r} (use linear or mlp)"
+            )
         self.dim = len(input_shape) - 1 if kind in ("image", "sequence") else 0
         getattr(self, f"_build_{arch}")()
 
@@ -98,12 +101,19 @@ class BatchedModel:
         self.plan.append(("linear", name, relu))
         self._track(features_out)
 
-    def _conv(self, name: str, channels_in: int, channels_out: int, spatial: tuple[int, ...],
-              kernel: int = 3) -> None:
-        fan_in = channels_in * kernel ** self.dim
+    def _conv(
+        self,
+        name: str,
+        channels_in: int,
+        channels_out: int,
+        spatial: tuple[int, ...],
+        kernel: int = 3,
+    ) -> None:
+        fan_in = channels_in * kernel**self.dim
         bn = self.group.batch_norm
-        self.params[f"{name}.weight"] = ParamSpec((channels_out, channels_in)
-                                                  + (kernel,) * self.dim, fan_in)
+        self.params[f"{name}.weight"] = ParamSpec(
+            (channels_out, channels_in) + (kernel,) * self.dim, fan_in
+        )
         if not bn:
             self.params[f"{name}.bias"] = ParamSpec((channels_out,), fan_in)
         self.plan.append(("conv", name, kernel))
@@ -137,7 +147,7 @@ class BatchedModel:
     def _build_cnn(self) -> None:
         channels, spatial = self.input_shape[0], self.input_shape[1:]
         for stage in range(self.group.resolved_depth):
-            out = self.group.resolved_width * 2 ** stage
+            out = self.group.resolved_width * 2**stage
             self._conv(f"conv{stage}", channels, out, spatial)
             self.plan.append(("relu",))
             spatial = self._pool(spatial)
@@ -148,7 +158,7 @@ class BatchedModel:
     def _build_vgg(self) -> None:
         channels, spatial = self.input_shape[0], self.input_shape[1:]
         for stage in range(self.group.resolved_depth):
-            out = self.group.resolved_width * 2 ** stage
+            out = self.group.resolved_width * 2**stage
             for layer in range(2):
                 self._conv(f"conv{stage}_{layer}", channels, out, spatial)
                 self.plan.append(("relu",))
@@ -164,7 +174,7 @@ class BatchedModel:
         self.plan.append(("relu",))
         channels = width
         for stage in range(self.group.resolved_depth):
-            out = width * 2 ** stage
+            out = width * 2**stage
             if stage:
                 self._conv(f"down{stage}", channels, out, spatial)
                 self.plan.append(("relu",))
@@ -191,7 +201,7 @@ class BatchedModel:
         params : dict of str to Tensor, dims (networks, *shape), requiring grad
         buffers : dict of str to Tensor, dims (networks, *shape)
         """
-        per_network = {name: [] for name in self.params}
+        per_network: dict[str, list[torch.Tensor]] = {name: [] for name in self.params}
         for seed in init_seeds:
             generator = torch.Generator().manual_seed(int(seed))
             for name, spec in self.params.items():
@@ -201,8 +211,10 @@ class BatchedModel:
                 else:
                     values = torch.full(spec.shape, spec.fill)
                 per_network[name].append(values)
-        params = {name: torch.stack(values).to(device).requires_grad_(True)
-                  for name, values in per_network.items()}
+        params = {
+            name: torch.stack(values).to(device).requires_grad_(True)
+            for name, values in per_network.items()
+        }
         count = len(init_seeds)
         buffers = {}
         for name, shape in self.buffers.items():
@@ -212,8 +224,9 @@ class BatchedModel:
 
     # -- forward ----------------------------------------------------------------------------
 
-    def forward(self, params: dict, buffers: dict, inputs: torch.Tensor, *, train: bool,
-                shared: bool) -> torch.Tensor:
+    def forward(
+        self, params: dict, buffers: dict, inputs: torch.Tensor, *, train: bool, shared: bool
+    ) -> torch.Tensor:
         """Logits of every network, dims (networks, batch, classes).
 
         Parameters
@@ -228,8 +241,7 @@ class BatchedModel:
         batch = inputs.shape[0] if shared else inputs.shape[1]
         h = inputs
         layout = "shared" if shared else "stacked"  # -> "channels" or "flat"
-        saved = None
-        conv = F.conv2d if self.dim == 2 else F.conv1d
+        saved: torch.Tensor | None = None  # a residual stage's input, for its "add_saved"
         pool = F.max_pool2d if self.dim == 2 else F.max_pool1d
         for op in self.plan:
             kind = op[0]
@@ -242,40 +254,22 @@ class BatchedModel:
                     h = h.reshape(networks, batch, -1)
                 layout = "flat" if layout != "shared" else "flat_shared"
             elif kind == "linear":
-                _, name, relu = op
-                weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
-                if layout == "flat_shared":
-                    # One dense product against every network's weights side by side.
-                    features_in, features_out = weight.shape[1], weight.shape[2]
-                    stacked = weight.permute(1, 0, 2).reshape(features_in, networks * features_out)
-                    h = torch.addmm(bias.reshape(1, -1), h, stacked)
-                    h = h.reshape(batch, networks, features_out).transpose(0, 1)
-                    layout = "flat"
-                else:
-                    h = torch.baddbmm(bias[:, None, :], h, weight)
-                if relu:
-                    h = F.relu(h, inplace=True)
+                h, layout = self._apply_linear(params, op[1], op[2], h, layout, networks, batch)
             elif kind == "conv":
-                _, name, kernel = op
-                weight = params[f"{name}.weight"]
-                out_channels = weight.shape[1]
-                weight = weight.reshape(networks * out_channels, *weight.shape[2:])
-                bias = params.get(f"{name}.bias")
-                bias = bias.reshape(-1) if bias is not None else None
-                if layout == "shared":
-                    h = conv(h, weight, bias, padding=kernel // 2)
-                else:
-                    if layout == "stacked":
-                        h = h.transpose(0, 1).reshape(batch, -1, *h.shape[3:])
-                    h = conv(h, weight, bias, padding=kernel // 2, groups=networks)
+                h = self._apply_conv(params, op[1], op[2], h, layout, networks, batch)
                 layout = "channels"
             elif kind == "bn":
                 name = op[1]
-                h = F.batch_norm(h, buffers[f"{name}.bn.running_mean"].view(-1),
-                                 buffers[f"{name}.bn.running_var"].view(-1),
-                                 params[f"{name}.bn.weight"].reshape(-1),
-                                 params[f"{name}.bn.bias"].reshape(-1), training=train,
-                                 momentum=BATCH_NORM_MOMENTUM, eps=BATCH_NORM_EPS)
+                h = F.batch_norm(
+                    h,
+                    buffers[f"{name}.bn.running_mean"].view(-1),
+                    buffers[f"{name}.bn.running_var"].view(-1),
+                    params[f"{name}.bn.weight"].reshape(-1),
+                    params[f"{name}.bn.bias"].reshape(-1),
+                    training=train,
+                    momentum=BATCH_NORM_MOMENTUM,
+                    eps=BATCH_NORM_EPS,
+                )
             elif kind == "relu":
                 h = F.relu(h, inplace=saved is not h)
             elif kind == "pool":
@@ -287,10 +281,59 @@ class BatchedModel:
             elif kind == "save":
                 saved = h
             elif kind == "add_saved":
+                assert saved is not None, "the plan saves before it adds"
                 h = h + saved
             else:  # pragma: no cover - the plan is built above
                 raise AssertionError(kind)
         return h
+
+    @staticmethod
+    def _apply_linear(
+        params: dict,
+        name: str,
+        relu: bool,
+        h: torch.Tensor,
+        layout: str,
+        networks: int,
+        batch: int,
+    ) -> tuple[torch.Tensor, str]:
+        """A linear layer (and its ReLU) of every network; returns the output and its layout."""
+        weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+        if layout == "flat_shared":
+            # One dense product against every network's weights side by side.
+            features_in, features_out = weight.shape[1], weight.shape[2]
+            stacked = weight.permute(1, 0, 2).reshape(features_in, networks * features_out)
+            h = torch.addmm(bias.reshape(1, -1), h, stacked)
+            h = h.reshape(batch, networks, features_out).transpose(0, 1)
+            layout = "flat"
+        else:
+            h = torch.baddbmm(bias[:, None, :], h, weight)
+        if relu:
+            h = F.relu(h, inplace=True)
+        return h, layout
+
+    def _apply_conv(
+        self,
+        params: dict,
+        name: str,
+        kernel: int,
+        h: torch.Tensor,
+        layout: str,
+        networks: int,
+        batch: int,
+    ) -> torch.Tensor:
+        """A convolution of every network; the output has the channels layout."""
+        conv = F.conv2d if self.dim == 2 else F.conv1d
+        weight = params[f"{name}.weight"]
+        out_channels = weight.shape[1]
+        weight = weight.reshape(networks * out_channels, *weight.shape[2:])
+        bias = params.get(f"{name}.bias")
+        bias = bias.reshape(-1) if bias is not None else None
+        if layout == "shared":
+            return conv(h, weight, bias, padding=kernel // 2)
+        if layout == "stacked":
+            h = h.transpose(0, 1).reshape(batch, -1, *h.shape[3:])
+        return conv(h, weight, bias, padding=kernel // 2, groups=networks)
 
     def parameter_count(self) -> int:
         """Parameters of one network."""

@@ -35,17 +35,30 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 #: Standard download locations of the public data sets (``--download``). Tests point these at
 #: ``file://`` mirrors; a missing connection becomes a one-line :class:`ConfigError`.
 DOWNLOAD_URLS: dict[str, list[str]] = {
-    "mnist": [f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}" for name in (
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")],
+    "mnist": [
+        f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}"
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ],
     "fashion-mnist": [
-        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}" for name in (
-            "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")],
+        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}"
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ],
     "cifar10": ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
     "cifar100": ["https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"],
-    "svhn": ["http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
-             "http://ufldl.stanford.edu/housenumbers/test_32x32.mat"],
+    "svhn": [
+        "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+        "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+    ],
 }
 
 MNIST_FILES = {
@@ -54,8 +67,18 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 @dataclass(frozen=True)
@@ -117,16 +140,18 @@ class DataConfig:
 
     def validate(self) -> None:
         if self.name not in DATASETS:
-            raise ConfigError(f"unknown data set {self.name!r}; choose one of "
-                              f"{', '.join(DATASETS)}")
+            raise ConfigError(
+                f"unknown data set {self.name!r}; choose one of {', '.join(DATASETS)}"
+            )
         unknown = [p for p in self.probes if p not in PROBES]
         if unknown:
             raise ConfigError(f"unknown probe set {unknown[0]!r}; choose from {', '.join(PROBES)}")
         if self.name in FILE_DATASETS and not self.data_dir:
             raise ConfigError(f"data set {self.name!r} reads files: give --data-dir")
         if self.samples < 0 or self.probe_examples < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError("samples must be >= 0, probe_examples >= 1 and test_fraction in "
-                              "(0, 1)")
+            raise ConfigError(
+                "samples must be >= 0, probe_examples >= 1 and test_fraction in (0, 1)"
+            )
         if self.classes < 2 or self.dims < 1:
             raise ConfigError("synthetic data sets need classes >= 2 and dims >= 1")
         if self.data_seed < 0 or self.image_size < 0:
@@ -191,7 +216,8 @@ def load_dataset(config: DataConfig) -> Dataset:
     dataset = standardise(dataset)
     for probe in config.probes:
         dataset.splits[f"probe_{probe}"] = make_probe(
-            probe, dataset.kind, dataset.input_shape, config.probe_examples, config.data_seed)
+            probe, dataset.kind, dataset.input_shape, config.probe_examples, config.data_seed
+        )
     return dataset
 
 
@@ -203,8 +229,10 @@ def _split_by_fraction(inputs, labels, ids, fraction, seed) -> tuple[Split, Spli
     order = np.random.default_rng(seed).permutation(labels.size)
     test_count = max(1, int(round(fraction * labels.size)))
     test, train = np.sort(order[:test_count]), np.sort(order[test_count:])
-    return (Split(inputs[train], labels[train], ids[train]),
-            Split(inputs[test], labels[test], ids[test]))
+    return (
+        Split(inputs[train], labels[train], ids[train]),
+        Split(inputs[test], labels[test], ids[test]),
+    )
 
 
 def _with_test_split(splits: dict[str, Split], config: DataConfig) -> tuple[dict, int]:
@@ -212,9 +240,13 @@ def _with_test_split(splits: dict[str, Split], config: DataConfig) -> tuple[dict
     none) placed second, and the test-id offset (train's size where test came separately)."""
     if "test" in splits:
         return splits, len(splits["train"])
-    train, test = _split_by_fraction(splits["train"].inputs, splits["train"].labels,
-                                     splits["train"].example_ids, config.test_fraction,
-                                     config.data_seed)
+    train, test = _split_by_fraction(
+        splits["train"].inputs,
+        splits["train"].labels,
+        splits["train"].example_ids,
+        config.test_fraction,
+        config.data_seed,
+    )
     return {"train": train, "test": test, **{k: v for k, v in splits.items() if k != "train"}}, 0
 
 
@@ -233,18 +265,26 @@ def hold_out_classes(dataset: Dataset, classes: tuple[int, ...]) -> Dataset:
     holdout_inputs, holdout_ids = [], []
     for name, split in dataset.splits.items():
         is_held = np.isin(split.labels, held)
-        splits[name] = Split(split.inputs[~is_held], remap[split.labels[~is_held]],
-                             split.example_ids[~is_held])
+        splits[name] = Split(
+            split.inputs[~is_held], remap[split.labels[~is_held]], split.example_ids[~is_held]
+        )
         if name in ("train", "test"):
             holdout_inputs.append(split.inputs[is_held])
             holdout_ids.append(split.example_ids[is_held])
     if len(holdout_ids) == 2:
         holdout_ids[1] = holdout_ids[1] + dataset.test_id_offset
     inputs = np.concatenate(holdout_inputs)
-    splits["holdout"] = Split(inputs, np.full(len(inputs), -1, np.int64),
-                              np.concatenate(holdout_ids).astype(np.int64))
-    return Dataset(dataset.name, dataset.kind, len(kept),
-                   [dataset.class_names[c] for c in kept], splits, dataset.test_id_offset)
+    splits["holdout"] = Split(
+        inputs, np.full(len(inputs), -1, np.int64), np.concatenate(holdout_ids).astype(np.int64)
+    )
+    return Dataset(
+        dataset.name,
+        dataset.kind,
+        len(kept),
+        [dataset.class_names[c] for c in kept],
+        splits,
+        dataset.test_id_offset,
+    )
 
 
 def standardise(dataset: Dataset) -> Dataset:
@@ -261,8 +301,7 @@ def standardise(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def make_probe(kind: str, data_kind: str, shape: tuple[int, ...], count: int,
-               seed: int) -> Split:
+def make_probe(kind: str, data_kind: str, shape: tuple[int, ...], count: int, seed: int) -> Split:
     """Artificial probe inputs without labels, on the scale of standardised data.
 
     ``noise``: i.i.d. standard normal values. ``patterns``: stripes, checkerboards, gradients
@@ -284,13 +323,15 @@ def make_probe(kind: str, data_kind: str, shape: tuple[int, ...], count: int,
             if style == 0:
                 image = np.sin(2 * np.pi * frequency * along + phase)
             elif style == 1:
-                image = np.sign(np.sin(2 * np.pi * frequency * x + phase)
-                                * np.sin(2 * np.pi * frequency * y + phase))
+                image = np.sign(
+                    np.sin(2 * np.pi * frequency * x + phase)
+                    * np.sin(2 * np.pi * frequency * y + phase)
+                )
             elif style == 2:
                 image = along
             else:
                 cy, cx, radius = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.5)
-                image = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius ** 2))
+                image = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))
             inputs[i] = image[None] * rng.uniform(0.5, 1.5, size=(channels, 1, 1))
     elif data_kind == "sequence":
         channels, length = shape
@@ -301,13 +342,16 @@ def make_probe(kind: str, data_kind: str, shape: tuple[int, ...], count: int,
             wave = np.sin(2 * np.pi * frequency * t + phase)
             inputs[i] = [wave, np.sign(wave), t * rng.choice([-1, 1])][i % 3][None]
     else:
-        inputs = np.sign(rng.standard_normal((count, *shape))) * (rng.random((count, *shape)) < .2)
+        inputs = np.sign(rng.standard_normal((count, *shape))) * (rng.random((count, *shape)) < 0.2)
     inputs = inputs.reshape(count, -1)
     inputs = inputs - inputs.mean(axis=1, keepdims=True)
     spread = inputs.std(axis=1, keepdims=True)
     inputs = inputs / np.where(spread < 1e-8, 1.0, spread)
-    return Split(inputs.reshape(count, *shape).astype(np.float32), np.full(count, -1, np.int64),
-                 np.arange(count, dtype=np.int64))
+    return Split(
+        inputs.reshape(count, *shape).astype(np.float32),
+        np.full(count, -1, np.int64),
+        np.arange(count, dtype=np.int64),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,10 +364,12 @@ def _digits(config: DataConfig) -> Dataset:
     digits = load_digits()
     inputs = (digits.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8)
     labels = digits.target.astype(np.int64)
-    train, test = _split_by_fraction(inputs, labels, np.arange(labels.size), config.test_fraction,
-                                     config.data_seed)
-    return Dataset("digits", "image", 10, [str(c) for c in range(10)],
-                   {"train": train, "test": test})
+    train, test = _split_by_fraction(
+        inputs, labels, np.arange(labels.size), config.test_fraction, config.data_seed
+    )
+    return Dataset(
+        "digits", "image", 10, [str(c) for c in range(10)], {"train": train, "test": test}
+    )
 
 
 def _mnist1d(config: DataConfig) -> Dataset:
@@ -341,12 +387,22 @@ def _mnist1d(config: DataConfig) -> Dataset:
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-    train = Split(data["x"].astype(np.float32)[:, None], data["y"].astype(np.int64),
-                  np.arange(len(data["y"])))
-    test = Split(data["x_test"].astype(np.float32)[:, None], data["y_test"].astype(np.int64),
-                 np.arange(len(data["y_test"])))
-    return Dataset("mnist1d", "sequence", 10, [str(c) for c in range(10)],
-                   {"train": train, "test": test}, len(train))
+    train = Split(
+        data["x"].astype(np.float32)[:, None], data["y"].astype(np.int64), np.arange(len(data["y"]))
+    )
+    test = Split(
+        data["x_test"].astype(np.float32)[:, None],
+        data["y_test"].astype(np.int64),
+        np.arange(len(data["y_test"])),
+    )
+    return Dataset(
+        "mnist1d",
+        "sequence",
+        10,
+        [str(c) for c in range(10)],
+        {"train": train, "test": test},
+        len(train),
+    )
 
 
 def _gaussian(config: DataConfig) -> Dataset:
@@ -355,10 +411,16 @@ def _gaussian(config: DataConfig) -> Dataset:
     means = rng.standard_normal((config.classes, config.dims)) * config.separation
     labels = rng.integers(0, config.classes, count)
     inputs = (means[labels] + rng.standard_normal((count, config.dims))).astype(np.float32)
-    train, test = _split_by_fraction(inputs, labels, np.arange(count), config.test_fraction,
-                                     config.data_seed)
-    return Dataset("gaussian", "vector", config.classes,
-                   [str(c) for c in range(config.classes)], {"train": train, "test": test})
+    train, test = _split_by_fraction(
+        inputs, labels, np.arange(count), config.test_fraction, config.data_seed
+    )
+    return Dataset(
+        "gaussian",
+        "vector",
+        config.classes,
+        [str(c) for c in range(config.classes)],
+        {"train": train, "test": test},
+    )
 
 
 def _teacher(config: DataConfig) -> Dataset:
@@ -370,10 +432,16 @@ def _teacher(config: DataConfig) -> Dataset:
     first = rng.standard_normal((config.dims, hidden)) / np.sqrt(config.dims)
     second = rng.standard_normal((hidden, config.classes)) / np.sqrt(hidden)
     labels = np.argmax(np.maximum(inputs @ first, 0) @ second, axis=1).astype(np.int64)
-    train, test = _split_by_fraction(inputs, labels, np.arange(count), config.test_fraction,
-                                     config.data_seed)
-    return Dataset("teacher", "vector", config.classes,
-                   [str(c) for c in range(config.classes)], {"train": train, "test": test})
+    train, test = _split_by_fraction(
+        inputs, labels, np.arange(count), config.test_fraction, config.data_seed
+    )
+    return Dataset(
+        "teacher",
+        "vector",
+        config.classes,
+        [str(c) for c in range(config.classes)],
+        {"train": train, "test": test},
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,15 +470,19 @@ def download(name: str, folder: Path) -> None:
         if not target.exists():
             partial = target.with_name(target.name + ".part")
             try:
-                with (urllib.request.urlopen(url, timeout=30) as response,
-                      open(partial, "wb") as out):
+                with (
+                    urllib.request.urlopen(url, timeout=30) as response,
+                    open(partial, "wb") as out,
+                ):
                     while chunk := response.read(1 << 20):
                         out.write(chunk)
             except (urllib.error.URLError, OSError, ValueError) as error:
                 partial.unlink(missing_ok=True)
                 reason = getattr(error, "reason", error)
-                raise ConfigError(f"cannot download {name} from {url} ({reason}); put the "
-                                  f"files in {folder} instead") from error
+                raise ConfigError(
+                    f"cannot download {name} from {url} ({reason}); put the "
+                    f"files in {folder} instead"
+                ) from error
             os.replace(partial, target)
         if target.name.endswith(".tar.gz"):
             # Unpacked even when the archive was already there: we are called because its
@@ -421,8 +493,9 @@ def download(name: str, folder: Path) -> None:
             except (tarfile.TarError, EOFError, OSError) as error:
                 target.unlink(missing_ok=True)
                 reason = (str(error).splitlines() or [type(error).__name__])[0].rstrip(":")
-                raise ConfigError(f"cannot unpack {target} ({reason}); removed it, run again "
-                                  "to download it anew") from error
+                raise ConfigError(
+                    f"cannot unpack {target} ({reason}); removed it, run again to download it anew"
+                ) from error
 
 
 def _find(folder: Path, names: list[str], subfolders: list[str]) -> Path | None:
@@ -441,11 +514,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         data = handle.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ConfigError(f"{path} is not an idx file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
         raise ConfigError(f"{path} has an unknown idx data type {data[2]:#x}")
     ndim = data[3]
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(dtypes[data[2]])
     body = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
@@ -455,8 +528,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def _mnist_like(config: DataConfig) -> Dataset:
     folder = _data_dir(config)
-    subfolders = (["MNIST/raw", "mnist"] if config.name == "mnist"
-                  else ["FashionMNIST/raw", "fashion-mnist", "fashion_mnist"])
+    subfolders = (
+        ["MNIST/raw", "mnist"]
+        if config.name == "mnist"
+        else ["FashionMNIST/raw", "fashion-mnist", "fashion_mnist"]
+    )
     arrays = {}
     for key, stem in MNIST_FILES.items():
         found = _find(folder, [stem, stem + ".gz", stem.replace("-idx", ".idx")], subfolders)
@@ -464,17 +540,22 @@ def _mnist_like(config: DataConfig) -> Dataset:
             download(config.name, folder)
             found = _find(folder, [stem, stem + ".gz"], subfolders)
         if found is None:
-            raise ConfigError(f"data dir {folder} has no {stem}[.gz] for {config.name} "
-                              "(use --download where a connection exists)")
+            raise ConfigError(
+                f"data dir {folder} has no {stem}[.gz] for {config.name} "
+                "(use --download where a connection exists)"
+            )
         arrays[key] = read_idx(found)
     splits = {}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"].astype(np.int64)
         if images.ndim != 3 or images.shape[0] != labels.size:
-            raise ConfigError(f"{config.name} {split} images {images.shape} and labels "
-                              f"{labels.shape} do not match")
-        splits[split] = Split((images.astype(np.float32) / 255.0)[:, None], labels,
-                              np.arange(labels.size))
+            raise ConfigError(
+                f"{config.name} {split} images {images.shape} and labels "
+                f"{labels.shape} do not match"
+            )
+        splits[split] = Split(
+            (images.astype(np.float32) / 255.0)[:, None], labels, np.arange(labels.size)
+        )
     names = [str(c) for c in range(10)] if config.name == "mnist" else FASHION_CLASSES
     return Dataset(config.name, "image", 10, names, splits, len(splits["train"]))
 
@@ -503,8 +584,10 @@ def _cifar(config: DataConfig) -> Dataset:
         download(config.name, folder)
         base = locate()
     if base is None:
-        raise ConfigError(f"data dir {folder} has no {sub}/ with {', '.join(needed)} for "
-                          f"{config.name} (use --download where a connection exists)")
+        raise ConfigError(
+            f"data dir {folder} has no {sub}/ with {', '.join(needed)} for "
+            f"{config.name} (use --download where a connection exists)"
+        )
     label_key = b"labels" if ten else b"fine_labels"
 
     def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -536,17 +619,19 @@ def _svhn(config: DataConfig) -> Dataset:
         if config.download:
             download("svhn", folder)
         else:
-            raise ConfigError(f"data dir {folder} has no train_32x32.mat and test_32x32.mat for "
-                              "svhn (use --download where a connection exists)")
+            raise ConfigError(
+                f"data dir {folder} has no train_32x32.mat and test_32x32.mat for "
+                "svhn (use --download where a connection exists)"
+            )
     splits = {}
     for split, name in files.items():
         data = loadmat(_find(folder, [name], ["svhn", "SVHN"]))
         images = np.asarray(data["X"])  # (32, 32, 3, examples)
         labels = np.asarray(data["y"]).reshape(-1).astype(np.int64) % 10  # the digit 0 is 10
-        splits[split] = Split(images.transpose(3, 2, 0, 1).astype(np.float32) / 255.0, labels,
-                              np.arange(labels.size))
-    return Dataset("svhn", "image", 10, [str(c) for c in range(10)], splits,
-                   len(splits["train"]))
+        splits[split] = Split(
+            images.transpose(3, 2, 0, 1).astype(np.float32) / 255.0, labels, np.arange(labels.size)
+        )
+    return Dataset("svhn", "image", 10, [str(c) for c in range(10)], splits, len(splits["train"]))
 
 
 def _npz_inputs(array: np.ndarray) -> tuple[np.ndarray, str]:
@@ -589,8 +674,9 @@ def _npz(config: DataConfig) -> Dataset:
         kinds.add(kind)
         labels = np.asarray(arrays.get(f"y_{name}", np.full(len(inputs), -1))).astype(np.int64)
         if labels.shape != (len(inputs),):
-            raise ConfigError(f"{path}: y_{name} has shape {labels.shape}, expected "
-                              f"({len(inputs)},)")
+            raise ConfigError(
+                f"{path}: y_{name} has shape {labels.shape}, expected ({len(inputs)},)"
+            )
         splits[name] = Split(inputs, labels, np.arange(len(inputs)))
     if len(kinds) != 1 or len({s.inputs.shape[1:] for s in splits.values()}) != 1:
         raise ConfigError(f"{path}: the x_ arrays differ in shape")
@@ -600,8 +686,9 @@ def _npz(config: DataConfig) -> Dataset:
         raise ConfigError(f"{path}: y_train needs at least two classes")
     if (splits["train"].labels < 0).any():
         # The loss would fail mid-training (a device-side assert on CUDA), after the store exists.
-        raise ConfigError(f"{path}: y_train holds negative labels; every training example needs "
-                          "a class 0..K-1")
+        raise ConfigError(
+            f"{path}: y_train holds negative labels; every training example needs a class 0..K-1"
+        )
     kind = kinds.pop()
     if kind == "image" and splits["train"].inputs.shape[2] == 1:
         kind = "sequence"
@@ -620,13 +707,20 @@ def _imagefolder(config: DataConfig) -> Dataset:
     else:
         sources = {"train": folder}
     class_names = sorted(p.name for p in sources["train"].iterdir() if p.is_dir())
-    files = {split: [(f, c) for c, name in enumerate(class_names)
-                     for f in sorted((root / name).iterdir() if (root / name).is_dir() else [])
-                     if f.suffix.lower() in IMAGE_SUFFIXES]
-             for split, root in sources.items()}
+    files = {
+        split: [
+            (f, c)
+            for c, name in enumerate(class_names)
+            for f in sorted((root / name).iterdir() if (root / name).is_dir() else [])
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        for split, root in sources.items()
+    }
     if len(class_names) < 2 or not files["train"]:
-        raise ConfigError(f"image folder {folder} needs at least two class folders of images "
-                          f"({', '.join(IMAGE_SUFFIXES)})")
+        raise ConfigError(
+            f"image folder {folder} needs at least two class folders of images "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
     modes, sizes = set(), []
     for entries in files.values():
         for path, _ in entries:
@@ -639,17 +733,19 @@ def _imagefolder(config: DataConfig) -> Dataset:
     for split, entries in files.items():
         arrays = []
         for path, _ in entries:
-            with Image.open(path) as image:
-                image = image.convert(mode)
-                if image.size != size:
-                    image = image.resize(size, Image.BILINEAR)
-                array = np.asarray(image, np.float32) / 255.0
+            with Image.open(path) as opened:
+                picture = opened.convert(mode)
+                if picture.size != size:
+                    picture = picture.resize(size, Image.Resampling.BILINEAR)
+                array = np.asarray(picture, np.float32) / 255.0
             arrays.append(array[None] if mode == "L" else array.transpose(2, 0, 1))
         labels = np.asarray([c for _, c in entries], np.int64)
         channels = 1 if mode == "L" else 3
-        splits[split] = Split(np.stack(arrays) if arrays
-                              else np.zeros((0, channels, size[1], size[0]), np.float32),
-                              labels, np.arange(labels.size))
+        splits[split] = Split(
+            np.stack(arrays) if arrays else np.zeros((0, channels, size[1], size[0]), np.float32),
+            labels,
+            np.arange(labels.size),
+        )
     splits, offset = _with_test_split(splits, config)
     return Dataset(folder.name, "image", len(class_names), class_names, splits, offset)
 

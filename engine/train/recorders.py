@@ -1,0 +1,120 @@
+"""Where the trainer's verdicts go: a population store, memory (benchmarks, tests) or nowhere.
+
+Every recorder takes a block's networks as an id range ``(start, stop)`` and, per checkpoint,
+each split's predictions, the training loss, and finally a mark that the checkpoint is complete.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from engine.train.data import Dataset
+
+if TYPE_CHECKING:
+    from engine.store import PopulationWriter
+
+
+class Recorder(Protocol):
+    """What the trainer writes to (see :class:`StoreRecorder` for each method's arrays)."""
+
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None: ...
+
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None: ...
+
+    def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None: ...
+
+    def mark(self, checkpoint: int, networks: tuple[int, int]) -> None: ...
+
+
+class StoreRecorder:
+    """Writes verdicts to a population store through a writer that owns the networks.
+
+    Parameters
+    ----------
+    writer : PopulationWriter
+    """
+
+    def __init__(self, writer: PopulationWriter):
+        self.writer = writer
+
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
+        """Predictions of networks ``[start, stop)``: int16, dims (networks, examples)."""
+        self.writer.record(split, checkpoint, networks, predictions=predictions)
+
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
+        """Mean training loss: float32, dims (networks,)."""
+        self.writer.record_loss(checkpoint, networks, loss)
+
+    def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None:
+        """Training examples each network trains on: bool, dims (networks, examples)."""
+        self.writer.record_membership(networks, membership)
+
+    def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
+        """The checkpoint is complete for these networks (written last)."""
+        self.writer.mark_checkpoint(checkpoint, networks)
+
+
+class MemoryRecorder:
+    """Keeps verdicts in memory: for benchmarks and tests.
+
+    Attributes
+    ----------
+    predictions : dict of str to ndarray of int16, dims (networks, checkpoints, examples)
+        Per split; -1 where not recorded.
+    loss : ndarray of float32, dims (networks, checkpoints)
+        NaN where not recorded.
+    completed : ndarray of int32, dims (networks,)
+        Checkpoints marked complete.
+    membership : ndarray of bool, dims (networks, examples), or None
+        Training subsets, where the study has them.
+    """
+
+    def __init__(self, num_networks: int, num_checkpoints: int, dataset: Dataset):
+        self.predictions = {
+            name: np.full((num_networks, num_checkpoints, len(split)), -1, np.int16)
+            for name, split in dataset.splits.items()
+        }
+        self.loss = np.full((num_networks, num_checkpoints), np.nan, np.float32)
+        self.completed = np.zeros(num_networks, np.int32)
+        self.membership: np.ndarray | None = None
+
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
+        self.predictions[split][networks[0] : networks[1], checkpoint] = predictions
+
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
+        self.loss[networks[0] : networks[1], checkpoint] = loss
+
+    def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None:
+        if self.membership is None:
+            self.membership = np.ones((self.loss.shape[0], membership.shape[1]), bool)
+        self.membership[networks[0] : networks[1]] = membership
+
+    def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
+        done = self.completed[networks[0] : networks[1]]
+        self.completed[networks[0] : networks[1]] = np.maximum(done, checkpoint + 1)
+
+
+class NullRecorder:
+    """Records nothing (to time training alone)."""
+
+    def record(
+        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+    ) -> None:
+        pass
+
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
+        pass
+
+    def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None:
+        pass
+
+    def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
+        pass

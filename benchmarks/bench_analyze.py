@@ -63,8 +63,13 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib":
 
 
 def full_analysis(warm: str, path: str, out: Path, workers: int = 0) -> dict:
-    result = subprocess.run([sys.executable, "-c", _CHILD, warm, path, str(out), str(workers)],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, warm, path, str(out), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -76,13 +81,23 @@ def engine_measures(population, networks=None) -> tuple[float, dict]:
 
     started = time.perf_counter()
     selection = measures.select_networks(population, networks=networks)
-    graphs = {s: measures.verdict_statistics(population, s, selection)
-              for s in population.splits if population.has_labels(s)}
+    graphs = {
+        s: measures.verdict_statistics(population, s, selection)
+        for s in population.splits
+        if population.has_labels(s)
+    }
     (computed,) = dask.compute(graphs, scheduler="threads")
     membership = population.attrs.get("membership_split")
-    results = {s: measures.split_measures(c, selection, range(selection.num_groups),
-                                          population.labels(s), membership=s == membership)
-               for s, c in computed.items()}
+    results = {
+        s: measures.split_measures(
+            c,
+            selection,
+            range(selection.num_groups),
+            population.labels(s),
+            membership=s == membership,
+        )
+        for s, c in computed.items()
+    }
     return time.perf_counter() - started, results
 
 
@@ -128,14 +143,21 @@ def numpy_measures(population, split: str = "train") -> tuple[float, dict]:
         reliabilities.append(2 * rho / (1 + rho))
     holdout = None
     if member is not None:
-        holdout = ((correct & ~member[:, None, :]).sum(axis=0)
-                   / np.maximum((~member).sum(axis=0), 1))
+        holdout = (correct & ~member[:, None, :]).sum(axis=0) / np.maximum((~member).sum(axis=0), 1)
     seconds = time.perf_counter() - started
-    return seconds, {"accuracy_mean": p, "histogram": histogram, "null": np.asarray(null),
-                     "binomial": binomial, "excess": excess, "accessibility": accessibility,
-                     "first_mean": first_mean, "first_median": first_median,
-                     "forgetting": forgetting.mean(axis=0), "split_half": np.mean(reliabilities),
-                     "holdout": holdout}
+    return seconds, {
+        "accuracy_mean": p,
+        "histogram": histogram,
+        "null": np.asarray(null),
+        "binomial": binomial,
+        "excess": excess,
+        "accessibility": accessibility,
+        "first_mean": first_mean,
+        "first_median": first_median,
+        "forgetting": forgetting.mean(axis=0),
+        "split_half": np.mean(reliabilities),
+        "holdout": holdout,
+    }
 
 
 def main() -> None:
@@ -145,14 +167,16 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     results: dict = {}
-    big = store(args.dir, "big", networks=2000, checkpoints=50, examples=10000,
-                 membership=True)
+    big = store(args.dir, "big", networks=2000, checkpoints=50, examples=10000, membership=True)
     warm = store(args.dir, "warm", networks=64, checkpoints=5, examples=500, membership=True)
 
     full = full_analysis(warm.path, big.path, args.dir / "out")
     results["full_threads"] = full
-    print(f"full analysis, 2000 x 50 x 10000, threads: {full['seconds']:.2f} s, "
-          f"peak RSS {full['peak_rss_mib']:.0f} MiB ({full['execution']})", flush=True)
+    print(
+        f"full analysis, 2000 x 50 x 10000, threads: {full['seconds']:.2f} s, "
+        f"peak RSS {full['peak_rss_mib']:.0f} MiB ({full['execution']})",
+        flush=True,
+    )
 
     engine_measures(warm)  # warm-up in this process
     scaling = {"networks": {}, "checkpoints": {}, "examples": {}}
@@ -161,12 +185,24 @@ def main() -> None:
         scaling["networks"][networks] = seconds
     if not args.quick:
         for checkpoints in (12, 25):
-            population = store(args.dir, f"t{checkpoints}", networks=2000,
-                               checkpoints=checkpoints, examples=10000, membership=True)
+            population = store(
+                args.dir,
+                f"t{checkpoints}",
+                networks=2000,
+                checkpoints=checkpoints,
+                examples=10000,
+                membership=True,
+            )
             scaling["checkpoints"][checkpoints] = engine_measures(population)[0]
         for examples in (2500, 5000):
-            population = store(args.dir, f"x{examples}", networks=2000, checkpoints=50,
-                               examples=examples, membership=True)
+            population = store(
+                args.dir,
+                f"x{examples}",
+                networks=2000,
+                checkpoints=50,
+                examples=examples,
+                membership=True,
+            )
             scaling["examples"][examples] = engine_measures(population)[0]
     scaling["checkpoints"][50] = scaling["examples"][10000] = scaling["networks"][2000]
     results["scaling_measures_seconds"] = scaling
@@ -175,30 +211,42 @@ def main() -> None:
     started = time.perf_counter()
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
         startup = time.perf_counter() - started
     cluster_run = full_analysis(warm.path, big.path, args.dir / "out_cluster", workers=2)
     results["full_local_cluster_2_workers"] = dict(cluster_run, cluster_startup_s=startup)
-    print(f"full analysis on a 2-worker local cluster: {cluster_run['seconds']:.2f} s "
-          f"(of which about {startup:.1f} s starting the cluster), "
-          f"measures {cluster_run['execution']['measures_seconds']:.2f} s", flush=True)
+    print(
+        f"full analysis on a 2-worker local cluster: {cluster_run['seconds']:.2f} s "
+        f"(of which about {startup:.1f} s starting the cluster), "
+        f"measures {cluster_run['execution']['measures_seconds']:.2f} s",
+        flush=True,
+    )
 
-    small = store(args.dir, "numpy", networks=256, checkpoints=50, examples=10000,
-                  membership=True)
+    small = store(args.dir, "numpy", networks=256, checkpoints=50, examples=10000, membership=True)
     numpy_measures(small)  # warm the page cache and imports alike
     numpy_seconds, direct = numpy_measures(small)
     engine_seconds, ours = engine_measures(small)
     summary = ours["train"]["summary"]
     assert np.allclose(summary["accuracy_mean"], direct["accuracy_mean"])
     assert np.array_equal(summary["tpa_histogram"], direct["histogram"])
-    assert np.allclose(ours["train"]["examples"]["first_learned_mean"], direct["first_mean"],
-                       equal_nan=True)
-    results["numpy_baseline_256x50x10000"] = {"numpy_s": numpy_seconds,
-                                              "engine_s": engine_seconds,
-                                              "ratio": numpy_seconds / engine_seconds}
-    print(f"256 x 50 x 10000: direct NumPy {numpy_seconds:.2f} s, engine {engine_seconds:.2f} s,"
-          f" ratio {numpy_seconds / engine_seconds:.1f}x", flush=True)
+    assert np.allclose(
+        ours["train"]["examples"]["first_learned_mean"], direct["first_mean"], equal_nan=True
+    )
+    results["numpy_baseline_256x50x10000"] = {
+        "numpy_s": numpy_seconds,
+        "engine_s": engine_seconds,
+        "ratio": numpy_seconds / engine_seconds,
+    }
+    print(
+        f"256 x 50 x 10000: direct NumPy {numpy_seconds:.2f} s, engine {engine_seconds:.2f} s,"
+        f" ratio {numpy_seconds / engine_seconds:.1f}x",
+        flush=True,
+    )
     print(json.dumps(results))
 
 

@@ -37,8 +37,12 @@ def real_tensors(store: str | None, split: str) -> list[tuple[str, np.ndarray]]:
         for name in ("train", "test"):
             packed = data[f"{population}_{name}_packed"]
             count = int(data[f"{population}_{name}_examples"])
-            tensors.append((f"{population}_{name}", np.unpackbits(
-                packed, axis=2, count=count, bitorder="little").astype(bool)))
+            tensors.append(
+                (
+                    f"{population}_{name}",
+                    np.unpackbits(packed, axis=2, count=count, bitorder="little").astype(bool),
+                )
+            )
     return tensors
 
 
@@ -48,23 +52,29 @@ def candidates():
     bitshuffle = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=1)
     return {
         # bool entries, one byte each, compressed as they are.
-        "bool+zstd": dict(dtype="bool", filters=[], compressors=[ZstdCodec(level=5),
-                                                                 Crc32cCodec()]),
+        "bool+zstd": dict(
+            dtype="bool", filters=[], compressors=[ZstdCodec(level=5), Crc32cCodec()]
+        ),
         # bit-shuffled along examples: the same bits as packing along examples.
-        "bool+bitshuffle": dict(dtype="bool", filters=[], compressors=[bitshuffle,
-                                                                       Crc32cCodec()]),
+        "bool+bitshuffle": dict(dtype="bool", filters=[], compressors=[bitshuffle, Crc32cCodec()]),
         # examples outermost, checkpoints innermost, then bit-shuffled: the store's choice.
-        "bool+transpose+bitshuffle": dict(dtype="bool",
-                                          filters=[TransposeCodec(order=(2, 0, 1))],
-                                          compressors=[bitshuffle, Crc32cCodec()]),
+        "bool+transpose+bitshuffle": dict(
+            dtype="bool",
+            filters=[TransposeCodec(order=(2, 0, 1))],
+            compressors=[bitshuffle, Crc32cCodec()],
+        ),
         # bits packed along examples by the writer (numpy.packbits), uint8 stored with zstd.
         # packed along examples, then examples outermost and bit-shuffled: each example's bits
         # across networks and checkpoints meet in one bit plane, and reads move 1 bit per entry.
-        "packed-examples+transpose+bitshuffle": dict(dtype="uint8", packed=True,
-                                                     filters=[TransposeCodec(order=(2, 0, 1))],
-                                                     compressors=[bitshuffle, Crc32cCodec()]),
-        "packed-examples+zstd": dict(dtype="uint8", packed=True, filters=[],
-                                     compressors=[ZstdCodec(level=5), Crc32cCodec()]),
+        "packed-examples+transpose+bitshuffle": dict(
+            dtype="uint8",
+            packed=True,
+            filters=[TransposeCodec(order=(2, 0, 1))],
+            compressors=[bitshuffle, Crc32cCodec()],
+        ),
+        "packed-examples+zstd": dict(
+            dtype="uint8", packed=True, filters=[], compressors=[ZstdCodec(level=5), Crc32cCodec()]
+        ),
     }
 
 
@@ -77,15 +87,18 @@ def measure(name, config, tensor, checkpoint_block, network_block, repeat):
     networks, checkpoints, width = data.shape
     folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
-        array = zarr.create_array(folder / "a.zarr", shape=data.shape,
-                                  chunks=(network_block, checkpoint_block, width),
-                                  fill_value=0 if packed else False, **config)
+        array = zarr.create_array(
+            folder / "a.zarr",
+            shape=data.shape,
+            chunks=(network_block, checkpoint_block, width),
+            fill_value=0 if packed else False,
+            **config,
+        )
         start = time.perf_counter()
         for t in range(checkpoints):  # as training writes: one checkpoint at a time
             array[:, t, :] = data[:, t, :]
         write = time.perf_counter() - start
-        stored = sum(f.stat().st_size for f in (folder / "a.zarr").rglob("c/**/*")
-                     if f.is_file())
+        stored = sum(f.stat().st_size for f in (folder / "a.zarr").rglob("c/**/*") if f.is_file())
         read, back = best_of(repeat, lambda: zarr.open_array(folder / "a.zarr")[:])
         if packed:
             back = np.unpackbits(back, axis=2, count=tensor.shape[2], bitorder="little")
@@ -118,10 +131,12 @@ def engine_path(tensors, repeat):
         folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
         try:
             writer = engine.create_population(
-                folder / "p.zarr", dataset_name=name,
+                folder / "p.zarr",
+                dataset_name=name,
                 splits={"s": engine.SplitSpec(labels=np.zeros(examples, int), predictions=False)},
                 groups=[engine.GroupSpec("g", "real", networks)],
-                checkpoint_epochs=np.arange(checkpoints))
+                checkpoint_epochs=np.arange(checkpoints),
+            )
             start = time.perf_counter()
             for t in range(checkpoints):
                 writer.record("s", t, (0, networks), correct=tensor[:, t])
@@ -139,11 +154,13 @@ def engine_path(tensors, repeat):
             entries += tensor.size
         finally:
             shutil.rmtree(folder)
-    return {"encoding": "engine (writer + dask reader, defaults)",
-            "bits_per_entry": round(8 * stored / entries, 4),
-            "write_entries_per_s": float(f"{entries / write:.3g}"),
-            "read_packed_entries_per_s": float(f"{entries / read_packed:.3g}"),
-            "read_bool_entries_per_s": float(f"{entries / read_bool:.3g}")}
+    return {
+        "encoding": "engine (writer + dask reader, defaults)",
+        "bits_per_entry": round(8 * stored / entries, 4),
+        "write_entries_per_s": float(f"{entries / write:.3g}"),
+        "read_packed_entries_per_s": float(f"{entries / read_packed:.3g}"),
+        "read_bool_entries_per_s": float(f"{entries / read_bool:.3g}"),
+    }
 
 
 def main() -> None:
@@ -175,21 +192,25 @@ def main() -> None:
             for _, tensor in tensors:
                 s, w, r = measure(name, config, tensor, block, args.network_block, args.repeat)
                 stored, write, read = stored + s, write + w, read + r
-            row = {"encoding": name, "checkpoint_block": block,
-                   "network_block": args.network_block,
-                   "bits_per_entry": round(8 * stored / entries, 4),
-                   "write_entries_per_s": float(f"{entries / write:.3g}"),
-                   "read_entries_per_s": float(f"{entries / read:.3g}")}
+            row = {
+                "encoding": name,
+                "checkpoint_block": block,
+                "network_block": args.network_block,
+                "bits_per_entry": round(8 * stored / entries, 4),
+                "write_entries_per_s": float(f"{entries / write:.3g}"),
+                "read_entries_per_s": float(f"{entries / read:.3g}"),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     if not chosen or "engine" in chosen:
         row = engine_path(tensors, args.repeat)
         print(json.dumps(row), flush=True)
-    print(f"\n{'encoding':28s} {'t-block':>7s} {'bits/entry':>10s} {'write/s':>9s} "
-          f"{'read/s':>9s}")
+    print(f"\n{'encoding':28s} {'t-block':>7s} {'bits/entry':>10s} {'write/s':>9s} {'read/s':>9s}")
     for row in rows:
-        print(f"{row['encoding']:28s} {row['checkpoint_block']:7d} {row['bits_per_entry']:10.3f} "
-              f"{row['write_entries_per_s']:9.3g} {row['read_entries_per_s']:9.3g}")
+        print(
+            f"{row['encoding']:28s} {row['checkpoint_block']:7d} {row['bits_per_entry']:10.3f} "
+            f"{row['write_entries_per_s']:9.3g} {row['read_entries_per_s']:9.3g}"
+        )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def plain_network(arch: str, group, input_shape, classes: int) -> nn.Module:
         pool = nn.MaxPool2d if dim == 2 else nn.MaxPool1d
         channels, spatial, layers = input_shape[0], list(input_shape[1:]), []
         for stage in range(group.resolved_depth):
-            out = group.resolved_width * 2 ** stage
+            out = group.resolved_width * 2**stage
             layers += [conv(channels, out, 3, padding=1, bias=not group.batch_norm)]
             layers += [norm(out)] if group.batch_norm else []
             layers += [nn.ReLU()]
@@ -89,8 +89,9 @@ def plain_network(arch: str, group, input_shape, classes: int) -> nn.Module:
                 layers += [pool(2)]
                 spatial = [s // 2 for s in spatial]
             channels = out
-        return nn.Sequential(*layers, nn.Flatten(),
-                             nn.Linear(channels * math.prod(spatial), classes))
+        return nn.Sequential(
+            *layers, nn.Flatten(), nn.Linear(channels * math.prod(spatial), classes)
+        )
     raise SystemExit(f"the baseline loop supports linear, mlp and cnn, not {arch}")
 
 
@@ -101,8 +102,9 @@ def baseline(study, dataset, device, count: int) -> dict:
     seeds = study_seeds(study)
     train_count = len(dataset.splits["train"])
     per_epoch = math.ceil(train_count / group.batch_size)
-    predictions = {s: np.empty((study.epochs + 1, len(split)), np.int16)
-                   for s, split in dataset.splits.items()}
+    predictions = {
+        s: np.empty((study.epochs + 1, len(split)), np.int16) for s, split in dataset.splits.items()
+    }
     train_seconds = record_seconds = 0.0
 
     def record(net):
@@ -119,10 +121,14 @@ def baseline(study, dataset, device, count: int) -> dict:
 
     for network in range(count):
         torch.manual_seed(int(seeds["init"][network]))
-        net = plain_network(group.arch, group, dataset.input_shape,
-                            dataset.num_classes).to(device)
-        optimizer = torch.optim.SGD(net.parameters(), lr=group.lr, momentum=group.momentum,
-                                    weight_decay=group.weight_decay, fused=True)
+        net = plain_network(group.arch, group, dataset.input_shape, dataset.num_classes).to(device)
+        optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=group.lr,
+            momentum=group.momentum,
+            weight_decay=group.weight_decay,
+            fused=True,
+        )
         _sync(device)
         started = time.perf_counter()
         record(net)
@@ -136,7 +142,7 @@ def baseline(study, dataset, device, count: int) -> dict:
             for start in range(0, train_count, group.batch_size):
                 for param_group in optimizer.param_groups:
                     param_group["lr"] = learning_rate(group, step, per_epoch, study.epochs)
-                index = order[start:start + group.batch_size]
+                index = order[start : start + group.batch_size]
                 with forward_precision(device, group.precision):
                     logits = net(data.inputs["train"][index])
                 loss = F.cross_entropy(logits.float(), data.labels["train"][index])
@@ -150,23 +156,27 @@ def baseline(study, dataset, device, count: int) -> dict:
             record(net)
             _sync(device)
             record_seconds += time.perf_counter() - started
-    return {"train_seconds": train_seconds, "record_seconds": record_seconds,
-            "networks": count}
+    return {"train_seconds": train_seconds, "record_seconds": record_seconds, "networks": count}
 
 
 def batched(study, dataset, device, store: Path | None = None) -> dict:
     recorder = None
     if store is None:
-        recorder = MemoryRecorder(study.num_networks,
-                                  len(study_checkpoints(study, dataset).epochs), dataset)
+        recorder = MemoryRecorder(
+            study.num_networks, len(study_checkpoints(study, dataset).epochs), dataset
+        )
     _sync(device)
     started = time.perf_counter()
-    summary = train_population(study, store, RunOptions(device=str(device), quiet=True),
-                               dataset=dataset, recorder=recorder)
+    summary = train_population(
+        study, store, RunOptions(device=str(device), quiet=True), dataset=dataset, recorder=recorder
+    )
     _sync(device)
     seconds = time.perf_counter() - started
-    result = {"seconds": seconds, "train_seconds": summary.timings["train"],
-              "record_seconds": summary.timings["record"]}
+    result = {
+        "seconds": seconds,
+        "train_seconds": summary.timings["train"],
+        "record_seconds": summary.timings["record"],
+    }
     if recorder is not None:
         test = recorder.predictions["test"][:, -1]
         result["final_test_accuracy"] = float((test == dataset.splits["test"].labels).mean())
@@ -183,31 +193,61 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                        help="forward passes of both sides in fp32 or bf16 autocast")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads for both sides (0: torch's default)")
-    parser.add_argument("--baseline-networks", type=int, default=0,
-                        help="networks timed in the loop (0: all), extrapolated per network")
-    parser.add_argument("--cnn-networks", type=int, default=0,
-                        help="also time a population of small CNNs (throughput only)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="forward passes of both sides in fp32 or bf16 autocast",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads for both sides (0: torch's default)",
+    )
+    parser.add_argument(
+        "--baseline-networks",
+        type=int,
+        default=0,
+        help="networks timed in the loop (0: all), extrapolated per network",
+    )
+    parser.add_argument(
+        "--cnn-networks",
+        type=int,
+        default=0,
+        help="also time a population of small CNNs (throughput only)",
+    )
     parser.add_argument("--no-store", action="store_true", help="skip the Zarr store run")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="time each side this many times, interleaved; keep the fastest "
-                        "(a shared machine's noise only ever slows a run down)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="time each side this many times, interleaved; keep the fastest "
+        "(a shared machine's noise only ever slows a run down)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data = DataConfig(args.dataset, samples=args.samples)
     dataset = load_dataset(data)
-    hyper = dict(batch_size=args.batch_size, precision=args.precision,
-                 **({"width": args.width} if args.width else {}))
-    study = study_from_flags(dataset=args.dataset, arch=args.arch, networks=args.networks,
-                             epochs=args.epochs, data=data, **hyper)
+    hyper = dict(
+        batch_size=args.batch_size,
+        precision=args.precision,
+        **({"width": args.width} if args.width else {}),
+    )
+    study = study_from_flags(
+        dataset=args.dataset,
+        arch=args.arch,
+        networks=args.networks,
+        epochs=args.epochs,
+        data=data,
+        **hyper,
+    )
     # Warm up both paths (allocator, kernels, lazy initialisation) on a short run.
-    warm = study_from_flags(dataset=args.dataset, arch=args.arch, networks=args.networks,
-                            epochs=1, data=data, **hyper)
+    warm = study_from_flags(
+        dataset=args.dataset, arch=args.arch, networks=args.networks, epochs=1, data=data, **hyper
+    )
     batched(warm, dataset, device)
     baseline(warm, dataset, device, 1)
 
@@ -228,9 +268,13 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
-        "dataset": args.dataset, "arch": args.arch, "networks": args.networks,
-        "epochs": args.epochs, "batch_size": args.batch_size,
-        "width": study.groups[0].resolved_width, "precision": args.precision,
+        "dataset": args.dataset,
+        "arch": args.arch,
+        "networks": args.networks,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "width": study.groups[0].resolved_width,
+        "precision": args.precision,
         "batched_network_epochs_per_s": network_epochs / ours["seconds"],
         "baseline_network_epochs_per_s": args.epochs / loop_per_network,
         "baseline_networks_timed": count,
@@ -255,18 +299,34 @@ def main() -> None:
         result["store_write_overhead_seconds"] = stored["record_seconds"] - ours["record_seconds"]
         result["batched_network_epochs_per_s_with_store"] = network_epochs / stored["seconds"]
     if args.cnn_networks:
-        cnn = study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
-                               epochs=args.epochs, data=data, batch_size=args.batch_size,
-                               precision=args.precision)
-        batched(study_from_flags(dataset=args.dataset, arch="cnn", networks=args.cnn_networks,
-                                 epochs=1, data=data, batch_size=args.batch_size,
-                                 precision=args.precision),
-                dataset, device)
+        cnn = study_from_flags(
+            dataset=args.dataset,
+            arch="cnn",
+            networks=args.cnn_networks,
+            epochs=args.epochs,
+            data=data,
+            batch_size=args.batch_size,
+            precision=args.precision,
+        )
+        batched(
+            study_from_flags(
+                dataset=args.dataset,
+                arch="cnn",
+                networks=args.cnn_networks,
+                epochs=1,
+                data=data,
+                batch_size=args.batch_size,
+                precision=args.precision,
+            ),
+            dataset,
+            device,
+        )
         timed = batched(cnn, dataset, device)
         result["cnn_networks"] = args.cnn_networks
         result["cnn_network_epochs_per_s"] = args.cnn_networks * args.epochs / timed["seconds"]
-        result["cnn_train_network_epochs_per_s"] = (args.cnn_networks * args.epochs
-                                                    / timed["train_seconds"])
+        result["cnn_train_network_epochs_per_s"] = (
+            args.cnn_networks * args.epochs / timed["train_seconds"]
+        )
         result["cnn_final_test_accuracy"] = timed["final_test_accuracy"]
     print(json.dumps(result))
 

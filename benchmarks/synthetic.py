@@ -45,8 +45,11 @@ def planted_correct(
     learning time (examples a network did not train on).
     """
     networks, examples = network_skill.size, example_difficulty.size
-    learn_time = (example_difficulty[None, :] + network_skill[:, None]
-                  + noise * rng.standard_normal((networks, examples), dtype=np.float32))
+    learn_time = (
+        example_difficulty[None, :]
+        + network_skill[:, None]
+        + noise * rng.standard_normal((networks, examples), dtype=np.float32)
+    )
     if delay is not None:
         learn_time = learn_time + delay
     progress = np.linspace(0.0, 1.0, num_checkpoints, dtype=np.float32)
@@ -103,14 +106,18 @@ def make_store(
     labels = {name: rng.integers(0, classes, size) for name, size in split_sizes.items()}
     if probe_examples:
         labels["probe"] = np.full(probe_examples, -1)
-    difficulty = {name: np.clip(rng.gamma(2.0, 0.3, size) - 0.1, 0.0, None)
-                  for name, size in split_sizes.items()}
+    difficulty = {
+        name: np.clip(rng.gamma(2.0, 0.3, size) - 0.1, 0.0, None)
+        for name, size in split_sizes.items()
+    }
     favourite = rng.integers(0, classes, probe_examples)
     favourite_strength = rng.beta(2.0, 2.0, probe_examples)
     sizes = [networks // groups + (g < networks % groups) for g in range(groups)]
     group_skill = np.linspace(0.0, 0.25, groups)
-    specs = [engine.GroupSpec(f"group{g}", f"synthetic{g}", sizes[g], {"skill": float(s)})
-             for g, s in enumerate(group_skill)]
+    specs = [
+        engine.GroupSpec(f"group{g}", f"synthetic{g}", sizes[g], {"skill": float(s)})
+        for g, s in enumerate(group_skill)
+    ]
     network_group = np.repeat(np.arange(groups), sizes)
     network_skill = group_skill[network_group] + 0.05 * rng.standard_normal(networks)
     splits = {
@@ -122,13 +129,19 @@ def make_store(
         for name, size in split_sizes.items()
     }
     writer = engine.create_population(
-        path, dataset_name=f"synthetic-{seed}", splits=splits, groups=specs,
+        path,
+        dataset_name=f"synthetic-{seed}",
+        splits=splits,
+        groups=specs,
         checkpoint_epochs=np.arange(checkpoints, dtype=float),
         class_names=[str(c) for c in range(classes)],
-        init_seeds=np.arange(networks), order_seeds=np.arange(networks) + 10**6,
+        init_seeds=np.arange(networks),
+        order_seeds=np.arange(networks) + 10**6,
         membership_split="train" if membership else None,
-        network_block=network_block, checkpoint_block=checkpoint_block,
-        example_block=example_block, command="benchmarks/synthetic.py",
+        network_block=network_block,
+        checkpoint_block=checkpoint_block,
+        example_block=example_block,
+        command="benchmarks/synthetic.py",
     )
     complete = networks if complete is None else complete
     started = time.perf_counter()
@@ -145,17 +158,31 @@ def make_store(
             if name == "probe":
                 chosen = block_rng.random((stop - start, checkpoints, size)) < (
                     favourite_strength[None, None, :]
-                    * np.linspace(0.3, 1.0, checkpoints)[None, :, None])
+                    * np.linspace(0.3, 1.0, checkpoints)[None, :, None]
+                )
                 other = block_rng.integers(0, classes, chosen.shape)
                 verdicts = np.where(chosen, favourite[None, None, :], other)
                 for checkpoint in range(checkpoints):
-                    writer.record(name, checkpoint, (start, stop),
-                                  predictions=verdicts[:, checkpoint])
+                    writer.record(
+                        name, checkpoint, (start, stop), predictions=verdicts[:, checkpoint]
+                    )
                 continue
-            correct = planted_correct(block_rng, difficulty[name], skill, checkpoints,
-                                      delay=delay if name == "train" else None)
-            _write_block(writer, name, (start, stop), correct, labels[name],
-                         block_rng if splits[name].predictions else None, classes)
+            correct = planted_correct(
+                block_rng,
+                difficulty[name],
+                skill,
+                checkpoints,
+                delay=delay if name == "train" else None,
+            )
+            _write_block(
+                writer,
+                name,
+                (start, stop),
+                correct,
+                labels[name],
+                block_rng if splits[name].predictions else None,
+                classes,
+            )
         for checkpoint in range(checkpoints):
             if checkpoint < checkpoints - 1:
                 writer.mark_checkpoint(checkpoint, (start, stop))
@@ -178,7 +205,8 @@ def _write_block(writer, split, networks, correct, labels, rng, classes) -> None
     if rng is None:
         writer._check_networks(networks)
         writer._root[f"splits/{split}/correct_packed"][start:stop] = np.packbits(
-            correct, axis=2, bitorder="little")
+            correct, axis=2, bitorder="little"
+        )
         accuracy = correct[:, -1, :].mean(axis=1).astype(np.float32)
         writer._root[f"splits/{split}/final_accuracy"][start:stop] = accuracy
         return
@@ -202,12 +230,21 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     population = make_store(
-        args.path, networks=args.networks, checkpoints=args.checkpoints,
-        examples=args.examples, test_examples=args.test_examples,
-        probe_examples=args.probe_examples, groups=args.groups, membership=args.membership,
-        seed=args.seed, progress=True)
-    print(f"wrote {population} in {time.perf_counter() - started:.0f} s, "
-          f"{population.stored_bytes() / 2**20:.0f} MiB on disk")
+        args.path,
+        networks=args.networks,
+        checkpoints=args.checkpoints,
+        examples=args.examples,
+        test_examples=args.test_examples,
+        probe_examples=args.probe_examples,
+        groups=args.groups,
+        membership=args.membership,
+        seed=args.seed,
+        progress=True,
+    )
+    print(
+        f"wrote {population} in {time.perf_counter() - started:.0f} s, "
+        f"{population.stored_bytes() / 2**20:.0f} MiB on disk"
+    )
 
 
 if __name__ == "__main__":

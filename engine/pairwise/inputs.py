@@ -208,7 +208,9 @@ def prediction_classes(population: Population, split: str) -> int:
         count = max(count, len(names))
     if count == 0:
         # A probe set without labels nor class names: the largest prediction tells.
-        count = int(population.predictions(split).max().compute()) + 1
+        predictions = population.predictions(split)
+        assert predictions is not None  # the split stores predictions (checked above)
+        count = int(predictions.max().compute()) + 1
     return max(count, 1)
 
 

@@ -13,7 +13,7 @@
 4. The most direct NumPy implementation of the same measures (whole bool array in memory) on a
    store that fits, against the engine's measures on that store, in the same process.
 
-Stores are generated once into ``--dir`` (git-ignored /tmp) by benchmarks/synthetic.py and reused.
+Stores are generated once into ``--dir`` (git-ignored /tmp) by engine.testing and reused.
 """
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.synthetic import make_store  # noqa: E402
+from engine.testing import simulate_population  # noqa: E402
 
 
-def store(directory: Path, name: str, **sizes):
+def store(directory: Path, name: str, *, examples: int, **sizes):
+    """A simulated store of ``examples`` training examples, generated once into ``directory``."""
     import engine
 
     path = directory / f"{name}.zarr"
     if not path.exists():
         started = time.perf_counter()
-        make_store(path, **sizes)
+        simulate_population(path, splits={"train": examples}, **sizes)
         print(f"generated {path} in {time.perf_counter() - started:.0f} s", flush=True)
     return engine.open_population(path)
 

@@ -33,11 +33,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _make_store(path: str, networks: int, examples: int, seed: int, checkpoint_block: int) -> None:
-    from engine.testing import synthetic_population
+def _make_store(
+    path: str, networks: int, examples: int, seed: int, checkpoint_block: int | None
+) -> None:
+    from engine.testing import simulate_population
 
-    synthetic_population(
-        path, networks=networks, examples=examples, seed=seed, checkpoint_block=checkpoint_block
+    simulate_population(
+        path,
+        networks=networks,
+        checkpoints=1,
+        splits={"test": examples},
+        seed=seed,
+        checkpoint_block=checkpoint_block or 16,
     )
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import engine
-from benchmarks.synthetic import make_store
 from engine import measures
 from engine.report import analyze_store
+from engine.testing import simulate_population
 from tests import reference_agreement as reference
 
 
@@ -22,12 +22,11 @@ def small_store(tmp_path_factory):
     """37 networks (7 incomplete) in 2 groups, 7 checkpoints, awkward chunks, membership,
     a test split and a probe split."""
     path = tmp_path_factory.mktemp("stores") / "small.zarr"
-    make_store(
+    simulate_population(
         path,
         networks=37,
         checkpoints=7,
-        examples=203,
-        test_examples=61,
+        splits={"train": 203, "test": 61},
         probe_examples=45,
         groups=2,
         membership=True,

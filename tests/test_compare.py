@@ -8,41 +8,41 @@ import numpy as np
 import pytest
 import zarr
 
-from benchmarks.synthetic import make_store
 from cli.app import main
 from engine.measures import learning_order_correlation, superset_fraction
+from engine.testing import simulate_population
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     base = tmp_path_factory.mktemp("compare")
-    a = make_store(
+    a = simulate_population(
         base / "weak.zarr",
         networks=12,
         checkpoints=5,
-        examples=150,
-        test_examples=40,
+        splits={"train": 150, "test": 40},
         seed=1,
         network_block=8,
         example_block=64,
     )
     # Same data set (seed 1 fixes labels and fingerprints), other networks: a second population.
-    b = make_store(
+    b = simulate_population(
         base / "strong.zarr",
         networks=20,
         checkpoints=5,
-        examples=150,
-        test_examples=40,
+        splits={"train": 150, "test": 40},
         seed=1,
         network_block=8,
         example_block=64,
     )
-    other = make_store(base / "other.zarr", networks=8, checkpoints=5, examples=150, seed=2)
-    incomplete = make_store(
+    other = simulate_population(
+        base / "other.zarr", networks=8, checkpoints=5, splits={"train": 150}, seed=2
+    )
+    incomplete = simulate_population(
         base / "incomplete.zarr",
         networks=10,
         checkpoints=3,
-        examples=30,
+        splits={"train": 30},
         seed=4,
         complete=5,
         network_block=8,
@@ -166,12 +166,11 @@ def test_corrupt_chunk_fails_analyze_in_one_line(tmp_path, capsys, array):
     from tests.test_store import corrupt_one_chunk, tree_digest
 
     path = tmp_path / "pop.zarr"
-    make_store(
+    simulate_population(
         path,
         networks=8,
         checkpoints=3,
-        examples=40,
-        test_examples=16,
+        splits={"train": 40, "test": 16},
         seed=2,
         predictions=True,
         membership=True,
@@ -188,7 +187,7 @@ def test_store_lacking_its_verdicts_fails_analyze_in_one_line(tmp_path, capsys):
     import shutil
 
     path = tmp_path / "pop.zarr"
-    make_store(path, networks=8, checkpoints=3, examples=40, seed=2)
+    simulate_population(path, networks=8, checkpoints=3, splits={"train": 40}, seed=2)
     shutil.rmtree(path / "splits" / "train" / "correct_packed")
     assert (
         main(

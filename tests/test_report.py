@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import make_store
 from engine.errors import ConfigError
 from engine.report import analyze_store
 from engine.report import html as page_html
 from engine.report.figures import embedded
+from engine.testing import simulate_population
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 HOSTILE = "a<b>&'c\" <script>alert(1)</script>"
@@ -28,12 +28,11 @@ HOSTILE_FILE = "a<b>&'c\" <script>"  # a file name cannot hold the slash
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "pop.zarr"
-    return make_store(
+    return simulate_population(
         path,
         networks=10,
         checkpoints=3,
-        examples=60,
-        test_examples=20,
+        splits={"train": 60, "test": 20},
         seed=5,
         network_block=8,
         complete=8,

@@ -60,6 +60,13 @@ def kappa_from_counts(
     ndarray of float64, the broadcast dims
         (A X - E) / (X^2 - E); NaN where X^2 == E (both networks always right or both always
         wrong, or X == 0).
+
+    Examples
+    --------
+    Two networks right on 6 and 4 of 10 examples that agree on 8 (both right on 4):
+
+    >>> float(kappa_from_counts(np.int64(8), np.int64(6), np.int64(4), 10))
+    0.6153846153846154
     """
     expected = correct_0 * correct_1 + (num_examples - correct_0) * (num_examples - correct_1)
     denominator = (num_examples * num_examples - expected).astype(np.float64)

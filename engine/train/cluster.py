@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
-    """``"GPU=1,MEM=4e9"`` -> ``{"GPU": 1.0, "MEM": 4e9}``."""
+    """The resources each task of ``--worker-resources`` asks of a Dask worker.
+
+    >>> parse_resources("GPU=1,MEM=4e9")
+    {'GPU': 1.0, 'MEM': 4000000000.0}
+    >>> parse_resources(None)
+    {}
+    """
     resources: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         name, _, amount = item.partition("=")

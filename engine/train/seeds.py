@@ -61,7 +61,11 @@ def study_seeds(study: StudyConfig) -> dict[str, np.ndarray]:
 
 
 def subset_size(train_examples: int, fraction: float) -> int:
-    """Training examples in each network's subset."""
+    """Training examples in each network's subset.
+
+    >>> subset_size(1000, 0.5), subset_size(1000, 1.0), subset_size(3, 0.01)
+    (500, 1000, 1)
+    """
     return train_examples if fraction >= 1 else max(1, int(round(fraction * train_examples)))
 
 

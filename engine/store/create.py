@@ -226,8 +226,8 @@ def _check_inputs(
     *,
     splits: Mapping[str, SplitSpec],
     groups: Sequence[GroupSpec],
-    checkpoint_epochs: Sequence[float],
-    checkpoint_steps: Sequence[int] | None,
+    checkpoint_epochs: Sequence[float] | np.ndarray,
+    checkpoint_steps: Sequence[int] | np.ndarray | None,
     init_seeds: Sequence[int] | np.ndarray | None,
     order_seeds: Sequence[int] | np.ndarray | None,
     membership_split: str | None,
@@ -277,7 +277,9 @@ def _count_networks(splits: Mapping[str, SplitSpec], groups: Sequence[GroupSpec]
     return num_networks
 
 
-def _checkpoints(epochs: Sequence[float], steps: Sequence[int] | None) -> _Checkpoints:
+def _checkpoints(
+    epochs: Sequence[float] | np.ndarray, steps: Sequence[int] | np.ndarray | None
+) -> _Checkpoints:
     epoch = np.asarray(epochs, dtype=np.float64)
     if len(epoch) < 1:
         raise WriterError("a population needs at least one checkpoint")

@@ -2,23 +2,52 @@
 
 The public API for stores lives here; analyses are in :mod:`engine.measures` and training in
 :mod:`engine.train` (the only part that imports torch).
+
+The store names are loaded on first use (module ``__getattr__``, PEP 562), so that importing
+:mod:`engine.errors` or :mod:`engine._version`, which imports this package first, stays light:
+``engine --help`` loads neither zarr nor numpy.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from engine._version import __version__
 from engine.errors import ConfigError, EngineError, StoreError, WriterError
-from engine.store import (
-    GroupSpec,
-    Population,
-    PopulationWriter,
-    SplitSpec,
-    add_checkpoints,
-    add_networks,
-    create_population,
-    dataset_fingerprint,
-    merge_populations,
-    open_population,
-    open_writer,
-    split_fingerprint,
+
+if TYPE_CHECKING:
+    from engine.store import (
+        GroupSpec,
+        Population,
+        PopulationWriter,
+        SplitSpec,
+        add_checkpoints,
+        add_networks,
+        create_population,
+        dataset_fingerprint,
+        merge_populations,
+        open_population,
+        open_writer,
+        split_fingerprint,
+    )
+
+#: The names of :mod:`engine.store` that this package exports.
+STORE_NAMES = frozenset(
+    {
+        "GroupSpec",
+        "Population",
+        "PopulationWriter",
+        "SplitSpec",
+        "add_checkpoints",
+        "add_networks",
+        "create_population",
+        "dataset_fingerprint",
+        "merge_populations",
+        "open_population",
+        "open_writer",
+        "split_fingerprint",
+    }
 )
 
 __all__ = [
@@ -40,3 +69,15 @@ __all__ = [
     "open_writer",
     "split_fingerprint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in STORE_NAMES:
+        value = getattr(importlib.import_module("engine.store"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | STORE_NAMES)

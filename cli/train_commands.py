@@ -205,8 +205,9 @@ def train_population(
     in several processes to fill one store together, or give --cluster to train one shard per
     task on the workers of a Dask scheduler (the store must be on a file system they share).
     \f
-    Longer than most functions only because it declares every flag: it parses them, lets
-    :func:`engine.train.study_from_command_line` merge them, trains and prints one line.
+    Long only because it declares all 38 flags, one parameter each, and hands 28 of them to
+    :class:`engine.train.StudyFlags` by name; the steps are few: parse the flags, let
+    :func:`engine.train.study_from_command_line` merge them, train, print one line.
     """
     from engine.train.config import RunOptions
     from engine.train.study import StudyFlags, study_from_command_line

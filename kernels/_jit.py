@@ -6,7 +6,19 @@ does not compile every kernel again. Kernels stay serial (no ``parallel=True``):
 comes from Dask, and Numba threads nested inside Dask threads would oversubscribe the cores.
 """
 
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 from numba import njit
 
-#: Decorator of every kernel: ``@kernel`` compiles the function with the policy above.
-kernel = njit(nogil=True, cache=True)
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+_policy = njit(nogil=True, cache=True)
+
+
+def kernel(function: Function) -> Function:
+    """Decorator of every kernel: compiles ``function`` with the policy above.
+
+    The type checker sees the function's own signature (numba's dispatcher is untyped).
+    """
+    return cast(Function, _policy(function))

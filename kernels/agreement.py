@@ -28,6 +28,8 @@ stored chunk whatever T is.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kernels._jit import kernel
@@ -89,20 +91,56 @@ def _accumulate(
             previous[b, n] = last
 
 
+class LearningState(NamedTuple):
+    """What :func:`accumulate_verdicts` carries from one block of checkpoints to the next, for
+    one block of networks x example bytes (updated in place)."""
+
+    #: uint8 (b, n): the verdict bits at the checkpoint before the block (0 before the first).
+    previous: np.ndarray
+    #: int32 (x, n), x = 8 b: first checkpoint of the current run of correct verdicts (T when
+    #: wrong).
+    run_start: np.ndarray
+    #: int32 (x, n): minus the start of every run begun, plus the end of every run ended; adding
+    #: T for a run still open gives the number of correct verdicts (see finish_verdicts).
+    row_sum: np.ndarray
+
+    @classmethod
+    def start(cls, example_bytes: int, networks: int, num_checkpoints: int) -> LearningState:
+        """The state before the first checkpoint."""
+        return cls(
+            np.zeros((example_bytes, networks), np.uint8),
+            np.full((8 * example_bytes, networks), num_checkpoints, np.int32),
+            np.zeros((8 * example_bytes, networks), np.int32),
+        )
+
+
+class VerdictCounts(NamedTuple):
+    """The counts :func:`accumulate_verdicts` adds to (in place), all int32."""
+
+    tpa_change: np.ndarray  # (g, x, T)
+    holdout_change: np.ndarray  # (g, x, T)
+    network_count: np.ndarray  # (n, T)
+    forgetting_count: np.ndarray  # (g, x)
+    network_forgetting: np.ndarray  # (n,)
+
+
+class LearnedCounts(NamedTuple):
+    """The counts :func:`finish_verdicts` adds to (in place), all int32."""
+
+    first_learned_histogram: np.ndarray  # (g, x, T + 1)
+    half_sum: np.ndarray  # (g, s, x)
+    #: (g, x): networks not trained on each example.
+    holdout_networks: np.ndarray
+
+
 def accumulate_verdicts(
-    packed,
-    checkpoint_start,
-    network_group,
-    network_nonmember,
-    previous,
-    run_start,
-    row_sum,
-    tpa_change,
-    holdout_change,
-    network_count,
-    forgetting_count,
-    network_forgetting,
-):
+    packed: np.ndarray,
+    checkpoint_start: int,
+    network_group: np.ndarray,
+    network_nonmember: np.ndarray,
+    state: LearningState,
+    counts: VerdictCounts,
+) -> None:
     """Add one block of checkpoints of packed verdicts to the counts (in place).
 
     Parameters
@@ -114,37 +152,38 @@ def accumulate_verdicts(
         Group of each network; -1 leaves the network out (incomplete networks).
     network_nonmember : uint8 (b, n) or (0, 0)
         Bits set where the network did not train on the example; (0, 0) without membership.
-    previous : uint8 (b, n)
-        State: the verdict bits at the checkpoint before this block (0 before the first).
-    run_start : int32 (x, n), x = 8 b
-        State: first checkpoint of the current run of correct verdicts (T when wrong).
-    row_sum : int32 (x, n)
-        State: minus the start of every run begun, plus the end of every run ended; adding T for
-        a run still open gives the number of correct verdicts (see :func:`finish_verdicts`).
-    tpa_change, holdout_change : int32 (g, x, T)
-    network_count : int32 (n, T)
-    forgetting_count : int32 (g, x)
-    network_forgetting : int32 (n,)
+    state : LearningState
+    counts : VerdictCounts
     """
     _accumulate(
-        packed,
-        checkpoint_start,
-        network_group,
-        network_nonmember,
-        previous,
-        run_start,
-        row_sum,
-        tpa_change,
-        holdout_change,
-        network_count,
-        forgetting_count,
-        network_forgetting,
-        POPCOUNT,
+        packed, checkpoint_start, network_group, network_nonmember, *state, *counts, POPCOUNT
     )
 
 
-@kernel
 def finish_verdicts(
+    state: LearningState,
+    network_group: np.ndarray,
+    network_nonmember: np.ndarray,
+    network_half: np.ndarray,
+    learned: LearnedCounts,
+) -> None:
+    """Turn the carried state into counts once every checkpoint has been seen (in place).
+
+    Parameters
+    ----------
+    state : LearningState
+        The state after the last block of :func:`accumulate_verdicts`.
+    network_group : int64 (n,)
+    network_nonmember : uint8 (b, n) or (0, 0)
+    network_half : uint8 (s, n)
+        1 for the networks in the first half of halving s.
+    learned : LearnedCounts
+    """
+    _finish(*state, network_group, network_nonmember, network_half, *learned)
+
+
+@kernel
+def _finish(
     previous,
     run_start,
     row_sum,
@@ -155,22 +194,6 @@ def finish_verdicts(
     half_sum,
     holdout_networks,
 ):
-    """Turn the carried state into counts once every checkpoint has been seen (in place).
-
-    Parameters
-    ----------
-    previous : uint8 (b, n)
-    run_start, row_sum : int32 (x, n)
-        The state after the last block of :func:`accumulate_verdicts`.
-    network_group : int64 (n,)
-    network_nonmember : uint8 (b, n) or (0, 0)
-    network_half : uint8 (s, n)
-        1 for the networks in the first half of halving s.
-    first_learned_histogram : int32 (g, x, T + 1)
-    half_sum : int32 (g, s, x)
-    holdout_networks : int32 (g, x)
-        Networks not trained on each example.
-    """
     example_bytes, networks = previous.shape
     total = first_learned_histogram.shape[2] - 1
     halvings = network_half.shape[0]

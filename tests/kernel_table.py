@@ -61,14 +61,14 @@ def verdict_inputs(rng, sizes):
         offset,
         network_group,
         nonmember,
-        _pack(before),
-        run_start,
-        row_sum,
-        np.zeros((groups, padded, total), np.int32),
-        np.zeros((groups, padded, total), np.int32),
-        np.zeros((n, total), np.int32),
-        np.zeros((groups, padded), np.int32),
-        np.zeros(n, np.int32),
+        agreement.LearningState(_pack(before), run_start, row_sum),
+        agreement.VerdictCounts(
+            np.zeros((groups, padded, total), np.int32),
+            np.zeros((groups, padded, total), np.int32),
+            np.zeros((n, total), np.int32),
+            np.zeros((groups, padded), np.int32),
+            np.zeros(n, np.int32),
+        ),
     )
 
 
@@ -86,15 +86,15 @@ def finish_inputs(rng, sizes):
     )
     network_half = (rng.random((halvings, n)) < 0.5).astype(np.uint8)
     return (
-        _pack(last),
-        run_start,
-        row_sum,
+        agreement.LearningState(_pack(last), run_start, row_sum),
         network_group,
         nonmember,
         network_half,
-        np.zeros((groups, padded, total + 1), np.int32),
-        np.zeros((groups, halvings, padded), np.int32),
-        np.zeros((groups, padded), np.int32),
+        agreement.LearnedCounts(
+            np.zeros((groups, padded, total + 1), np.int32),
+            np.zeros((groups, halvings, padded), np.int32),
+            np.zeros((groups, padded), np.int32),
+        ),
     )
 
 

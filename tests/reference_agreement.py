@@ -16,24 +16,13 @@ def _bits(packed):
     return np.unpackbits(np.asarray(packed, np.uint8), axis=0, bitorder="little").astype(bool)
 
 
-def accumulate_verdicts(
-    packed,
-    checkpoint_start,
-    network_group,
-    network_nonmember,
-    previous,
-    run_start,
-    row_sum,
-    tpa_change,
-    holdout_change,
-    network_count,
-    forgetting_count,
-    network_forgetting,
-):
+def accumulate_verdicts(packed, checkpoint_start, network_group, network_nonmember, state, counts):
     """Changes of the TP-agreement numerator (TPA[t,x] = 1/N sum_n C[n,t,x]) and of the
     hold-out numerator (C-score: correctness of the networks that did not train on x), the
     accuracy numerator (a[n,t] = mean_x C), forgetting events (C[n,t-1,x] = 1 and
     C[n,t,x] = 0) and the state the first-learned checkpoint needs (science.md, "Measures")."""
+    previous, run_start, row_sum = state
+    tpa_change, holdout_change, network_count, forgetting_count, network_forgetting = counts
     correct = _bits(packed)  # (x, n, t)
     before = _bits(previous)  # (x, n)
     nonmember = _bits(network_nonmember) if network_nonmember.shape[0] else None
@@ -63,20 +52,12 @@ def accumulate_verdicts(
     previous[:] = np.packbits(before, axis=0, bitorder="little")[: previous.shape[0]]
 
 
-def finish_verdicts(
-    previous,
-    run_start,
-    row_sum,
-    network_group,
-    network_nonmember,
-    network_half,
-    first_learned_histogram,
-    half_sum,
-    holdout_networks,
-):
+def finish_verdicts(state, network_group, network_nonmember, network_half, learned):
     """First-learned checkpoint: the first t from which n stays correct on x to the last
     checkpoint, none (bin T) if wrong at the last; split-half sums of correct verdicts; the
     number of networks that did not train on x (science.md, "Measures")."""
+    previous, run_start, row_sum = state
+    first_learned_histogram, half_sum, holdout_networks = learned
     last = _bits(previous)
     nonmember = _bits(network_nonmember) if network_nonmember.shape[0] else None
     examples, networks = last.shape

@@ -71,16 +71,13 @@ def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoin
     padded = packed.shape[0] * 8
     group = np.zeros(networks, np.int64)
     half = (rng.random((2, networks)) < 0.5).astype(np.uint8)
-    state = [
-        np.zeros((packed.shape[0], networks), np.uint8),
-        np.full((padded, networks), checkpoints, np.int32),
-        np.zeros((padded, networks), np.int32),
-    ]
+    state = agreement.LearningState.start(packed.shape[0], networks, checkpoints)
     tpa = np.zeros((1, padded, checkpoints), np.int32)
     hold = np.zeros_like(tpa)
     network_count = np.zeros((networks, checkpoints), np.int32)
     forgetting = np.zeros((1, padded), np.int32)
     network_forgetting = np.zeros(networks, np.int32)
+    counts = agreement.VerdictCounts(tpa, hold, network_count, forgetting, network_forgetting)
     none = np.zeros((0, 0), np.uint8)
     bounds = sorted({0, checkpoints, *[c for c in cuts if c < checkpoints]})
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
@@ -89,18 +86,13 @@ def test_blocks_of_checkpoints_carry_state_exactly(examples, networks, checkpoin
             start,
             group,
             none,
-            *state,
-            tpa,
-            hold,
-            network_count,
-            forgetting,
-            network_forgetting,
+            state,
+            counts,
         )
     histogram = np.zeros((1, padded, checkpoints + 1), np.int32)
     half_sum = np.zeros((1, 2, padded), np.int32)
-    agreement.finish_verdicts(
-        *state, group, none, half, histogram, half_sum, np.zeros((1, padded), np.int32)
-    )
+    learned = agreement.LearnedCounts(histogram, half_sum, np.zeros((1, padded), np.int32))
+    agreement.finish_verdicts(state, group, none, half, learned)
     first, forgets = _direct_learning_events(correct)
     expected_histogram = np.zeros((examples, checkpoints + 1), np.int64)
     for x in range(examples):

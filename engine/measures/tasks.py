@@ -162,24 +162,6 @@ def _read_nonmember(
     return np.packbits(~member.T, axis=0, bitorder="little")
 
 
-@dataclass(frozen=True)
-class _LearningState:
-    """What :func:`kernels.agreement.accumulate_verdicts` carries from one block of checkpoints
-    to the next, for one chunk column (arrays updated in place)."""
-
-    previous: np.ndarray  # uint8 (b, n)
-    run_start: np.ndarray  # int32 (x, n)
-    row_sum: np.ndarray  # int32 (x, n)
-
-    @classmethod
-    def start(cls, example_bytes: int, networks: int, num_checkpoints: int) -> _LearningState:
-        return cls(
-            np.zeros((example_bytes, networks), np.uint8),
-            np.full((8 * example_bytes, networks), num_checkpoints, np.int32),
-            np.zeros((8 * example_bytes, networks), np.int32),
-        )
-
-
 def _count_verdict_column(
     array: Any,
     member_array: Any,
@@ -189,7 +171,13 @@ def _count_verdict_column(
     counts: dict[str, np.ndarray],
 ) -> None:
     """Add the verdicts of one chunk column, every checkpoint, to the task's counts."""
-    from kernels.agreement import accumulate_verdicts, finish_verdicts
+    from kernels.agreement import (
+        LearnedCounts,
+        LearningState,
+        VerdictCounts,
+        accumulate_verdicts,
+        finish_verdicts,
+    )
 
     (a, b), (c, d) = column.networks, column.examples
     n0, b0 = task.networks[0], task.example_bytes[0]
@@ -199,37 +187,26 @@ def _count_verdict_column(
         if member_array is not None
         else np.zeros((0, 0), np.uint8)
     )
-    state = _LearningState.start(d - c, b - a, total)
     xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
-    chunk_checkpoints = array.chunks[1]
-    for t0 in range(0, total, chunk_checkpoints):
-        t1 = min(t0 + chunk_checkpoints, total)
-        block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
-        accumulate_verdicts(
-            block,
-            t0,
-            column.groups,
-            nonmember,
-            state.previous,
-            state.run_start,
-            state.row_sum,
-            counts["tpa_count"][:, xs],
-            counts["holdout_count"][:, xs],
-            counts["network_count"][ns],
-            counts["forgetting_count"][:, xs],
-            counts["network_forgetting"][ns],
-        )
-    finish_verdicts(
-        state.previous,
-        state.run_start,
-        state.row_sum,
-        column.groups,
-        nonmember,
-        network_half[:, ns],
+    state = LearningState.start(d - c, b - a, total)
+    changes = VerdictCounts(
+        counts["tpa_count"][:, xs],
+        counts["holdout_count"][:, xs],
+        counts["network_count"][ns],
+        counts["forgetting_count"][:, xs],
+        counts["network_forgetting"][ns],
+    )
+    learned = LearnedCounts(
         counts["first_learned_histogram"][:, xs],
         counts["half_sum"][:, :, xs],
         counts["holdout_networks"][:, xs],
     )
+    chunk_checkpoints = array.chunks[1]
+    for t0 in range(0, total, chunk_checkpoints):
+        t1 = min(t0 + chunk_checkpoints, total)
+        block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
+        accumulate_verdicts(block, t0, column.groups, nonmember, state, changes)
+    finish_verdicts(state, column.groups, nonmember, network_half[:, ns], learned)
 
 
 def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:

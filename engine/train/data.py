@@ -411,16 +411,7 @@ def _gaussian(config: DataConfig) -> Dataset:
     means = rng.standard_normal((config.classes, config.dims)) * config.separation
     labels = rng.integers(0, config.classes, count)
     inputs = (means[labels] + rng.standard_normal((count, config.dims))).astype(np.float32)
-    train, test = _split_by_fraction(
-        inputs, labels, np.arange(count), config.test_fraction, config.data_seed
-    )
-    return Dataset(
-        "gaussian",
-        "vector",
-        config.classes,
-        [str(c) for c in range(config.classes)],
-        {"train": train, "test": test},
-    )
+    return _vector_dataset("gaussian", inputs, labels, config)
 
 
 def _teacher(config: DataConfig) -> Dataset:
@@ -432,11 +423,18 @@ def _teacher(config: DataConfig) -> Dataset:
     first = rng.standard_normal((config.dims, hidden)) / np.sqrt(config.dims)
     second = rng.standard_normal((hidden, config.classes)) / np.sqrt(hidden)
     labels = np.argmax(np.maximum(inputs @ first, 0) @ second, axis=1).astype(np.int64)
+    return _vector_dataset("teacher", inputs, labels, config)
+
+
+def _vector_dataset(
+    name: str, inputs: np.ndarray, labels: np.ndarray, config: DataConfig
+) -> Dataset:
+    """A generated set of vectors, cut into train and test by ``config.test_fraction``."""
     train, test = _split_by_fraction(
-        inputs, labels, np.arange(count), config.test_fraction, config.data_seed
+        inputs, labels, np.arange(labels.size), config.test_fraction, config.data_seed
     )
     return Dataset(
-        "teacher",
+        name,
         "vector",
         config.classes,
         [str(c) for c in range(config.classes)],

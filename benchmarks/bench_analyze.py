@@ -1,6 +1,6 @@
 """Time `engine analyze` on large synthetic stores, its peak memory, scaling and NumPy baseline.
 
-    python benchmarks/bench_analyze.py [--dir /tmp/ce_bench] [--quick]
+    python benchmarks/bench_analyze.py [--dir /tmp/ce_bench] [--quick] [--smoke]
 
 1. The target: a store of 2,000 networks x 50 checkpoints x 10,000 examples (1e9 verdicts,
    with training-subset membership) fully analysed by ``analyze_store`` (every measure at every
@@ -14,6 +14,8 @@
    store that fits, against the engine's measures on that store, in the same process.
 
 Stores are generated once into ``--dir`` (git-ignored /tmp) by engine.testing and reused.
+``--smoke`` runs every step on tiny stores of their own (names starting ``smoke_``; 24 networks
+x 6 checkpoints x 200 examples in place of the big one), for tests/test_benchmarks.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.testing import simulate_population  # noqa: E402
+
+#: The stores, as (networks, checkpoints, examples), and the scaling points below the big store's
+#: sizes; ``prefix`` starts the names of the stores and outputs in ``--dir``.
+SIZES = {
+    "prefix": "",
+    "big": (2000, 50, 10000),
+    "warm": (64, 5, 500),
+    "networks": (500, 1000),
+    "checkpoints": (12, 25),
+    "examples": (2500, 5000),
+    "numpy_networks": 256,
+}
+SMOKE_SIZES = {
+    "prefix": "smoke_",
+    "big": (24, 6, 200),
+    "warm": (8, 3, 64),
+    "networks": (6, 12),
+    "checkpoints": (2, 3),
+    "examples": (50, 100),
+    "numpy_networks": 12,
+}
 
 
 def store(directory: Path, name: str, *, examples: int, **sizes):
@@ -68,9 +91,11 @@ def full_analysis(warm: str, path: str, out: Path, workers: int = 0) -> dict:
         [sys.executable, "-c", _CHILD, warm, path, str(out), str(workers)],
         capture_output=True,
         text=True,
-        check=True,
         cwd=ROOT,
     )
+    if result.returncode:  # show why the child failed, not only that it did
+        sys.stderr.write(result.stderr)
+        result.check_returncode()
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -165,47 +190,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/ce_bench"))
     parser.add_argument("--quick", action="store_true", help="Skip the scaling stores.")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny stores: a test that every step runs"
+    )
     args = parser.parse_args()
+    sizes = SMOKE_SIZES if args.smoke else SIZES
+    prefix = sizes["prefix"]
+    n, t, x = sizes["big"]
     args.dir.mkdir(parents=True, exist_ok=True)
     results: dict = {}
-    big = store(args.dir, "big", networks=2000, checkpoints=50, examples=10000, membership=True)
-    warm = store(args.dir, "warm", networks=64, checkpoints=5, examples=500, membership=True)
+    big = store(args.dir, f"{prefix}big", networks=n, checkpoints=t, examples=x, membership=True)
+    wn, wt, wx = sizes["warm"]
+    warm = store(
+        args.dir, f"{prefix}warm", networks=wn, checkpoints=wt, examples=wx, membership=True
+    )
 
-    full = full_analysis(warm.path, big.path, args.dir / "out")
+    full = full_analysis(warm.path, big.path, args.dir / f"{prefix}out")
     results["full_threads"] = full
     print(
-        f"full analysis, 2000 x 50 x 10000, threads: {full['seconds']:.2f} s, "
+        f"full analysis, {n} x {t} x {x}, threads: {full['seconds']:.2f} s, "
         f"peak RSS {full['peak_rss_mib']:.0f} MiB ({full['execution']})",
         flush=True,
     )
 
     engine_measures(warm)  # warm-up in this process
     scaling = {"networks": {}, "checkpoints": {}, "examples": {}}
-    for networks in (500, 1000, 2000):
+    for networks in (*sizes["networks"], n):
         seconds, _ = engine_measures(big, networks=np.arange(networks))
         scaling["networks"][networks] = seconds
     if not args.quick:
-        for checkpoints in (12, 25):
+        for checkpoints in sizes["checkpoints"]:
             population = store(
                 args.dir,
-                f"t{checkpoints}",
-                networks=2000,
+                f"{prefix}t{checkpoints}",
+                networks=n,
                 checkpoints=checkpoints,
-                examples=10000,
+                examples=x,
                 membership=True,
             )
             scaling["checkpoints"][checkpoints] = engine_measures(population)[0]
-        for examples in (2500, 5000):
+        for examples in sizes["examples"]:
             population = store(
                 args.dir,
-                f"x{examples}",
-                networks=2000,
-                checkpoints=50,
+                f"{prefix}x{examples}",
+                networks=n,
+                checkpoints=t,
                 examples=examples,
                 membership=True,
             )
             scaling["examples"][examples] = engine_measures(population)[0]
-    scaling["checkpoints"][50] = scaling["examples"][10000] = scaling["networks"][2000]
+    scaling["checkpoints"][t] = scaling["examples"][x] = scaling["networks"][n]
     results["scaling_measures_seconds"] = scaling
     print("scaling of the measures (s):", json.dumps(scaling), flush=True)
 
@@ -219,7 +253,7 @@ def main() -> None:
         Client(cluster),
     ):
         startup = time.perf_counter() - started
-    cluster_run = full_analysis(warm.path, big.path, args.dir / "out_cluster", workers=2)
+    cluster_run = full_analysis(warm.path, big.path, args.dir / f"{prefix}out_cluster", workers=2)
     results["full_local_cluster_2_workers"] = dict(cluster_run, cluster_startup_s=startup)
     print(
         f"full analysis on a 2-worker local cluster: {cluster_run['seconds']:.2f} s "
@@ -228,7 +262,10 @@ def main() -> None:
         flush=True,
     )
 
-    small = store(args.dir, "numpy", networks=256, checkpoints=50, examples=10000, membership=True)
+    sn = sizes["numpy_networks"]
+    small = store(
+        args.dir, f"{prefix}numpy", networks=sn, checkpoints=t, examples=x, membership=True
+    )
     numpy_measures(small)  # warm the page cache and imports alike
     numpy_seconds, direct = numpy_measures(small)
     engine_seconds, ours = engine_measures(small)
@@ -238,13 +275,13 @@ def main() -> None:
     assert np.allclose(
         ours["train"]["examples"]["first_learned_mean"], direct["first_mean"], equal_nan=True
     )
-    results["numpy_baseline_256x50x10000"] = {
+    results[f"numpy_baseline_{sn}x{t}x{x}"] = {
         "numpy_s": numpy_seconds,
         "engine_s": engine_seconds,
         "ratio": numpy_seconds / engine_seconds,
     }
     print(
-        f"256 x 50 x 10000: direct NumPy {numpy_seconds:.2f} s, engine {engine_seconds:.2f} s,"
+        f"{sn} x {t} x {x}: direct NumPy {numpy_seconds:.2f} s, engine {engine_seconds:.2f} s,"
         f" ratio {numpy_seconds / engine_seconds:.1f}x",
         flush=True,
     )

@@ -1,10 +1,12 @@
 """Throughput of every agreement, learning and consensus kernel against its NumPy reference.
 
-    python benchmarks/bench_kernels.py [--repeat 5]
+    python benchmarks/bench_kernels.py [--repeat 5] [--smoke]
 
 Driven by tests/kernel_table.py, the same table the kernel tests use, at each case's benchmark
 sizes; the reference runs on a size 16 times smaller where it is slow (its time is scaled up), and
-the outputs of kernel and reference are checked equal on that smaller size first.
+the outputs of kernel and reference are checked equal on that smaller size first. ``--smoke``
+cuts the sizes that grow (examples, networks, samples) 16 times and times once: every step runs,
+in seconds, for tests/test_benchmarks.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ _CUT = {
     "histogram_mean_median": "examples",
 }
 
+#: The sizes that ``--smoke`` cuts 16 times.
+_SMOKE_CUT = ("examples", "networks", "samples")
+
 
 def best_time(function, inputs, repeat: int) -> float:
     times = []
@@ -46,11 +51,19 @@ def best_time(function, inputs, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, timed once: a test that every step runs"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        parser.set_defaults(repeat=1)
+        args = parser.parse_args()
     rows = []
     for case in CASES:
         rng = np.random.default_rng(0)
         sizes = dict(case.bench_sizes)
+        if args.smoke:
+            sizes.update({k: max(1, v // 16) for k, v in sizes.items() if k in _SMOKE_CUT})
         small = dict(sizes)
         small[_CUT[case.name]] = max(1, sizes[_CUT[case.name]] // 16)
         small_inputs = case.make_inputs(rng, small)

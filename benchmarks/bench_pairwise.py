@@ -15,6 +15,8 @@ verdicts, written with engine.create_population in a child process):
 
 Checks that every formulation gives the same co-correct counts. Run it with
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` where those are set (they slow a current numpy).
+``--smoke`` runs every step (the report included) on 40 networks x 300 examples, timed once, for
+tests/test_benchmarks.py; flags given with it still win.
 """
 
 from __future__ import annotations
@@ -126,7 +128,15 @@ def main(argv=None) -> dict:
         help="checkpoints per store chunk; default 1 (the store holds one "
         "checkpoint); 16 is a trained store's default chunking",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="40 networks x 300 examples, timed once, with --report: a test that every step runs",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        parser.set_defaults(networks=40, examples=300, repeat=1, report=True)
+        args = parser.parse_args(argv)
 
     import dask
     import threadpoolctl

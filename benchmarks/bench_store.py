@@ -4,11 +4,15 @@ Candidates are encodings of one (networks, checkpoints, examples) correctness te
 way training writes (one checkpoint at a time, each rewriting its chunk) and read whole. The tensor
 is real: the MNIST-1D populations in ../shared/data (or a trained store given with --store).
 
-    python benchmarks/bench_store.py [--store pop.zarr --split train] [--repeat 3]
+    python benchmarks/bench_store.py [--store pop.zarr --split train] [--repeat 3] [--smoke]
 
 Prints a table and one JSON line per candidate. Throughputs count logical entries (one verdict of
 one network at one checkpoint on one example) per second, on one thread (zarr's and blosc's
 thread pools are held to one), so they are per core.
+
+``--smoke`` measures every candidate and the engine on a tiny simulated population (40 networks x
+6 checkpoints x 300 examples, engine.testing), checkpoint blocks 1 and 4, timed once: a test that
+every step runs, for tests/test_benchmarks.py; flags given with it still win.
 """
 
 from __future__ import annotations
@@ -171,8 +175,33 @@ def main() -> None:
     parser.add_argument("--network-block", type=int, default=32)
     parser.add_argument("--checkpoint-blocks", default="1,4,16,32")
     parser.add_argument("--encodings", help="comma list of candidate names (default: all)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a tiny simulated population, timed once: a test that every step runs",
+    )
     args = parser.parse_args()
+    smoke_folder = None
+    if args.smoke:
+        parser.set_defaults(repeat=1, checkpoint_blocks="1,4")
+        args = parser.parse_args()
+        if not args.store:
+            from engine.testing import simulate_population
 
+            smoke_folder = Path(tempfile.mkdtemp(prefix="bench-store-smoke-"))
+            args.store = str(smoke_folder / "smoke.zarr")
+            simulate_population(
+                args.store, networks=40, checkpoints=6, splits={args.split: 300}, seed=0
+            )
+    try:
+        run(args)
+    finally:
+        if smoke_folder is not None:
+            shutil.rmtree(smoke_folder, ignore_errors=True)
+
+
+def run(args) -> None:
+    """Measure every chosen candidate, then the engine's writer and reader, and print them."""
     import numcodecs
     import zarr
 

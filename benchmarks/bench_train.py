@@ -21,7 +21,9 @@ GPU (H100)::
     python benchmarks/bench_train.py --dataset mnist1d --arch mlp --networks 512 --epochs 5 \\
         --device cuda --baseline-networks 16 --cnn-networks 512
 
-It prints one JSON line with the results.
+It prints one JSON line with the results. ``--smoke`` runs every step (baseline subset, repeats,
+store, CNN population) on two tiny digits MLPs for one epoch, for tests/test_benchmarks.py; flags
+given with it still win.
 """
 
 from __future__ import annotations
@@ -225,7 +227,17 @@ def main() -> None:
         help="time each side this many times, interleaved; keep the fastest "
         "(a shared machine's noise only ever slows a run down)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="two networks, one epoch, every step: a test that every step runs",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        parser.set_defaults(
+            networks=2, epochs=1, width=8, threads=1, baseline_networks=1, cnn_networks=2, repeats=2
+        )
+        args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -1,0 +1,204 @@
+"""Every benchmark runs at its ``--smoke`` size, so that none of them can rot.
+
+Each benchmark runs in a child process from the repository root, as it is run by hand, at a tiny
+size that still takes every step: its baseline, its timings, its checks that the engine and the
+baseline agree (plain ``assert`` statements, which is why ``PYTHONOPTIMIZE`` is cleared) and its
+output. The tests then read what it printed. Only the speed of the numbers is left unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def run_benchmark(name: str, tmp: Path, *arguments: str) -> str:
+    """Run ``benchmarks/<name>`` with ``arguments`` and its temporary files in ``tmp``; check it
+    succeeds and return its stdout."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    environment.update(PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, (
+        f"{name} {' '.join(arguments)} exited {completed.returncode}\n"
+        f"stdout:\n{completed.stdout[-4000:]}\nstderr:\n{completed.stderr[-4000:]}"
+    )
+    return completed.stdout
+
+
+def json_lines(stdout: str) -> list:
+    """Every line of ``stdout`` that is a JSON object or list, parsed."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith(("{", "["))]
+
+
+def positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def non_negative(value) -> bool:
+    """For numbers the benchmark rounds (a tiny run may round a ratio down to 0.0)."""
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+def test_bench_kernels_smoke(tmp_path):
+    from tests.kernel_table import CASES
+
+    rows = json.loads(run_benchmark("bench_kernels.py", tmp_path, "--smoke").splitlines()[-1])
+    # A row is written only after its kernel and reference were checked equal.
+    assert [row["kernel"] for row in rows] == [case.name for case in CASES]
+    for row, case in zip(rows, CASES, strict=True):
+        assert row["sizes"].keys() == case.bench_sizes.keys()
+        assert all(row["sizes"][k] <= v for k, v in case.bench_sizes.items())
+        assert row["sizes"] != case.bench_sizes  # the smoke size is cut
+        for key in ("kernel_s", "entries_per_s", "reference_s_scaled", "speedup"):
+            assert positive(row[key]), (case.name, key, row[key])
+
+
+def test_bench_pairwise_smoke(tmp_path):
+    stdout = run_benchmark("bench_pairwise.py", tmp_path, "--smoke", "--workdir", str(tmp_path))
+    result = json.loads(stdout[stdout.index("{") :])
+    assert (result["networks"], result["examples"], result["device"]) == (40, 300, "cpu")
+    assert result["pairs"] == 40 * 39 / 2
+    assert result["kernel_equal_engine"] is True
+    assert result["numpy_equal_engine"] is True
+    for key in (
+        "engine_comparisons_per_s",
+        "kernel_comparisons_per_s",
+        "numpy_comparisons_per_s",
+        "engine_peak_rss_mb",
+        "engine_report_peak_rss_mb",
+    ):
+        assert positive(result[key]), (key, result[key])
+    for key in (
+        "store_write_s",
+        "engine_matrix_s",
+        "engine_report_s",
+        "kernel_s",
+        "numpy_s",
+        "engine_speedup_over_numpy",
+        "kernel_speedup_over_numpy",
+    ):
+        assert non_negative(result[key]), (key, result[key])
+    assert isinstance(result["blas"], list)
+    out = tmp_path / "out"
+    assert (out / "pairwise.zarr").is_dir()
+    assert (out / "pairwise.json").is_file()
+    assert list(out.glob("*.png"))  # the --report run drew its figures
+
+
+def test_bench_store_smoke(tmp_path):
+    stdout = run_benchmark("bench_store.py", tmp_path, "--smoke")
+    rows = json_lines(stdout)
+    *candidates, engine = rows
+    encodings = {
+        "bool+zstd",
+        "bool+bitshuffle",
+        "bool+transpose+bitshuffle",
+        "packed-examples+transpose+bitshuffle",
+        "packed-examples+zstd",
+    }
+    # A row is written only after its encoding read back the tensor it wrote.
+    assert {(row["encoding"], row["checkpoint_block"]) for row in candidates} == {
+        (encoding, block) for encoding in encodings for block in (1, 4)
+    }
+    for row in candidates:
+        for key in ("bits_per_entry", "write_entries_per_s", "read_entries_per_s"):
+            assert positive(row[key]), (row["encoding"], key, row[key])
+    assert engine["encoding"].startswith("engine")
+    for key in (
+        "bits_per_entry",
+        "write_entries_per_s",
+        "read_packed_entries_per_s",
+        "read_bool_entries_per_s",
+    ):
+        assert positive(engine[key]), (key, engine[key])
+    assert "(40, 6, 300)" in stdout.splitlines()[0]
+    table = stdout[stdout.index("\nencoding") :].splitlines()
+    assert len(table) == 2 + len(candidates)  # blank line, header, one row per candidate
+
+
+@pytest.mark.slow
+def test_bench_analyze_smoke(tmp_path):
+    out = tmp_path / "bench"
+    stdout = run_benchmark("bench_analyze.py", tmp_path, "--smoke", "--dir", str(out))
+    result = json.loads(stdout.splitlines()[-1])
+    assert set(result) == {
+        "full_threads",
+        "scaling_measures_seconds",
+        "full_local_cluster_2_workers",
+        "numpy_baseline_12x6x200",  # written after the engine was checked against NumPy
+    }
+    threads, cluster = result["full_threads"], result["full_local_cluster_2_workers"]
+    assert threads["execution"]["scheduler"] == "threads"
+    assert cluster["execution"]["scheduler"] == "local cluster of 2 workers"
+    for run in (threads, cluster):
+        assert positive(run["seconds"]) and positive(run["peak_rss_mib"])
+    assert positive(cluster["cluster_startup_s"])
+    scaling = result["scaling_measures_seconds"]
+    assert {k: sorted(map(int, v)) for k, v in scaling.items()} == {
+        "networks": [6, 12, 24],
+        "checkpoints": [2, 3, 6],
+        "examples": [50, 100, 200],
+    }
+    assert all(positive(s) for points in scaling.values() for s in points.values())
+    baseline = result["numpy_baseline_12x6x200"]
+    assert all(positive(baseline[k]) for k in ("numpy_s", "engine_s", "ratio"))
+    assert math.isclose(baseline["ratio"], baseline["numpy_s"] / baseline["engine_s"])
+    # Every store and output has a smoke_ name of its own, beside a real run's in --dir.
+    assert all(p.name.startswith("smoke_") for p in out.iterdir())
+    for name in ("smoke_out", "smoke_out_cluster"):
+        assert (out / name / "full" / "summary.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_bench_train_smoke(device, tmp_path):
+    if device == "cuda":
+        torch = pytest.importorskip("torch")
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA device")
+    (result,) = json_lines(run_benchmark("bench_train.py", tmp_path, "--smoke", "--device", device))
+    assert result["benchmark"] == "train"
+    assert (result["networks"], result["epochs"], result["repeats"], result["threads"]) == (
+        2,
+        1,
+        2,
+        1,
+    )
+    assert result["baseline_networks_timed"] == 1
+    for key in (
+        "batched_network_epochs_per_s",
+        "baseline_network_epochs_per_s",
+        "ratio",
+        "train_only_ratio",
+        "batched_seconds",
+        "batched_train_seconds",
+        "baseline_seconds_extrapolated",
+        "batched_record_seconds_store",
+        "batched_network_epochs_per_s_with_store",
+        "cnn_network_epochs_per_s",
+        "cnn_train_network_epochs_per_s",
+    ):
+        assert positive(result[key]), (key, result[key])
+    assert math.isclose(
+        result["ratio"],
+        result["batched_network_epochs_per_s"] / result["baseline_network_epochs_per_s"],
+    )
+    assert result["cnn_networks"] == 2
+    for key in ("final_test_accuracy", "cnn_final_test_accuracy"):
+        assert 0 <= result[key] <= 1

@@ -1,4 +1,4 @@
-"""Throughput of every agreement, learning and consensus kernel against its NumPy reference.
+"""Throughput of every kernel of tests/kernel_table.py against its NumPy reference.
 
     python benchmarks/bench_kernels.py [--repeat 5] [--smoke]
 
@@ -32,6 +32,8 @@ _CUT = {
     "count_classes": "examples",
     "plurality_histogram_of_draws": "samples",
     "histogram_mean_median": "examples",
+    "accumulate_soft": "examples",
+    "finish_soft": "examples",
 }
 
 #: The sizes that ``--smoke`` cuts 16 times.

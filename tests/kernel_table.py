@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 import kernels.agreement as agreement
 import kernels.consensus as consensus
 import kernels.learning as learning
+import kernels.soft as soft
 import tests.reference_agreement as reference
+import tests.reference_soft as reference_soft
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,73 @@ def histogram_inputs(rng, sizes):
     return (histogram,)
 
 
+def _probability(rng, shape, fill):
+    """True-class probabilities: all 0, all 1, quarters (ties with thresholds), the store's
+    uint8 codes (k / 254), all NaN, or uniform with exact 0s and 1s among them."""
+    if fill == "zero":
+        return np.zeros(shape, np.float32)
+    if fill == "one":
+        return np.ones(shape, np.float32)
+    if fill == "nan":
+        return np.full(shape, np.nan, np.float32)
+    if fill == "grid":
+        return (rng.integers(0, 5, shape) / 4).astype(np.float32)
+    if fill == "code":
+        return (rng.integers(0, 255, shape) / 254).astype(np.float32)
+    probability = rng.random(shape)
+    probability[rng.random(shape) < 0.1] = 0.0
+    probability[rng.random(shape) < 0.1] = 1.0
+    return probability.astype(np.float32)
+
+
+def soft_inputs(rng, sizes):
+    x, n, t = sizes["examples"], sizes["networks"], sizes["checkpoints"]
+    missing = sizes.get("missing", 0.0)
+    probability = _probability(rng, (x, n, t), sizes.get("fill", "mixed"))
+    probability[rng.random((x, n, t)) < missing] = np.nan
+    margin = rng.normal(0.0, 3.0, (x, n, t)).astype(np.float32)
+    margin[np.isnan(probability)] = np.nan
+    # A margin missing alone: the entry is skipped, not counted in part.
+    margin[rng.random((x, n, t)) < missing / 4] = np.nan
+    correct = (margin > 0).astype(np.uint8)
+    sums = soft.SoftSums.start(x, n)
+    if sizes.get("offset"):
+        for array in sums:
+            array[...] = rng.integers(0, 5, (x, n))
+    return probability, margin, correct, sums
+
+
+def soft_finish_inputs(rng, sizes):
+    x, n, t = sizes["examples"], sizes["networks"], sizes["checkpoints"]
+    groups, fill = sizes.get("groups", 1), sizes.get("fill", "mixed")
+    count = np.zeros((x, n), np.int32) if fill == "nan" else rng.integers(0, t + 1, (x, n))
+    if fill == "grid":
+        # Quarters and sixteenths: confidence and variability hit the grid thresholds exactly.
+        confidence = rng.integers(0, 5, (x, n)) / 4
+        variance = rng.integers(0, 3, (x, n)) / 16
+    else:
+        confidence = rng.random((x, n))
+        # Up to a little above the largest possible, so that rounding below 0 is cut.
+        variance = (rng.random((x, n)) * 1.1 - 0.05) * confidence * (1 - confidence)
+    sums = soft.SoftSums(
+        count.astype(np.int32),
+        confidence * count,
+        (variance + confidence**2) * count,
+        rng.integers(0, count + 1).astype(np.int32),
+        rng.normal(0.0, 3.0, (x, n)) * count,
+        rng.exponential(1.0, (x, n)) * count,
+    )
+    network_group = rng.integers(-1 if sizes.get("skip") else 0, groups, n).astype(np.int64)
+    example_sums = soft.ExampleSoftSums.start(groups, x)
+    table = np.full((len(soft.STATISTICS), x, n), -7.0, np.float32) if sizes.get("table") else None
+    thresholds = {
+        "default": soft.RegionThresholds(),
+        "grid": soft.RegionThresholds(0.25, 0.75, 0.25),
+        "random": soft.RegionThresholds(*(float(v) for v in rng.random(3) * [0.5, 1, 1])),
+    }[sizes.get("thresholds", "default")]
+    return sums, network_group, example_sums, table, thresholds
+
+
 _small = st.integers(1, 13)
 _verdict_sizes = st.fixed_dictionaries(
     {
@@ -159,6 +228,30 @@ _network_sizes = st.fixed_dictionaries(
     {
         "networks": st.integers(0, 70),
         "fill": st.sampled_from(["zero", "one", "mixed"]),
+    }
+)
+
+_soft_fill = st.sampled_from(["zero", "one", "grid", "code", "nan", "mixed"])
+_soft_sizes = st.fixed_dictionaries(
+    {
+        "examples": st.integers(0, 70),
+        "networks": _small,
+        "checkpoints": st.integers(1, 9),
+        "offset": st.booleans(),
+        "missing": st.sampled_from([0.0, 0.3]),
+        "fill": _soft_fill,
+    }
+)
+_soft_finish_sizes = st.fixed_dictionaries(
+    {
+        "examples": st.integers(0, 70),
+        "networks": _small,
+        "checkpoints": st.integers(1, 9),
+        "groups": st.integers(1, 3),
+        "skip": st.booleans(),
+        "table": st.booleans(),
+        "thresholds": st.sampled_from(["default", "grid", "random"]),
+        "fill": _soft_fill,
     }
 )
 
@@ -244,6 +337,24 @@ CASES = [
         st.fixed_dictionaries({"examples": st.integers(0, 70), "checkpoints": st.integers(0, 9)}),
         bench_sizes={"examples": 10000, "checkpoints": 50},
         entries=lambda s: s["examples"] * (s["checkpoints"] + 1),
+    ),
+    KernelCase(
+        "accumulate_soft",
+        soft.accumulate_soft,
+        reference_soft.accumulate_soft,
+        soft_inputs,
+        _soft_sizes,
+        bench_sizes={"examples": 65536, "networks": 32, "checkpoints": 16},
+        entries=lambda s: s["examples"] * s["networks"] * s["checkpoints"],
+    ),
+    KernelCase(
+        "finish_soft",
+        soft.finish_soft,
+        reference_soft.finish_soft,
+        soft_finish_inputs,
+        _soft_finish_sizes,
+        bench_sizes={"examples": 65536, "networks": 32, "checkpoints": 16, "table": True},
+        entries=lambda s: s["examples"] * s["networks"],
     ),
 ]
 

@@ -43,6 +43,13 @@ def info(
             bits,
         )
     console.print(table)
+    for split in summary.splits:
+        if split.soft_bits_per_entry:
+            sizes = ", ".join(
+                f"{name} {value:.2f}" if value is not None else f"{name} -"
+                for name, value in split.soft_bits_per_entry.items()
+            )
+            console.print(f"soft verdicts of {split.name}: {sizes} bits / entry")
     console.print(f"size on disk: {_size(summary.stored_bytes)}")
     if verify:
         verify_population(population)

@@ -48,7 +48,9 @@ Counts = dict[str, np.ndarray]
 
 def _handle(population: Population) -> StoreHandle:
     options = population.storage_options or {}
-    return StoreHandle(str(population.path), tuple(sorted(options.items())))
+    return StoreHandle(
+        str(population.path), tuple(sorted(options.items())), population.format_version
+    )
 
 
 def _ranges(size: int, step: int) -> list[Range]:

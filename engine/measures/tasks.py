@@ -188,6 +188,7 @@ def _count_verdict_column(
         else np.zeros((0, 0), np.uint8)
     )
     xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
+    completed = task.handle.completed((a, b))
     state = LearningState.start(d - c, b - a, total)
     changes = VerdictCounts(
         counts["tpa_count"][:, xs],
@@ -204,7 +205,9 @@ def _count_verdict_column(
     chunk_checkpoints = array.chunks[1]
     for t0 in range(0, total, chunk_checkpoints):
         t1 = min(t0 + chunk_checkpoints, total)
-        block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
+        block = read_stored_order(
+            array, (a, b), (t0, t1), (c, d), direct=task.direct, completed=completed
+        )
         accumulate_verdicts(block, t0, column.groups, nonmember, state, changes)
     finish_verdicts(state, column.groups, nonmember, network_half[:, ns], learned)
 
@@ -267,11 +270,15 @@ def class_block(task: ClassTask) -> dict[str, np.ndarray]:
         "network_class_count": np.zeros(layouts["network_class_count"].shape(n1 - n0), np.int32),
     }
     chunk_n, chunk_t, chunk_x = array.chunks
+    completed = task.handle.completed(task.networks)
     for column in chunk_columns(network_group, task.networks, task.examples, chunk_n, chunk_x):
         (a, b), (c, d) = column.networks, column.examples
+        column_completed = completed[a - n0 :] if completed is not None else None
         for t0 in range(first - first % chunk_t, stop, chunk_t):
             t1 = min(t0 + chunk_t, stop)
-            block = read_stored_order(array, (a, b), (t0, t1), (c, d), direct=task.direct)
+            block = read_stored_order(
+                array, (a, b), (t0, t1), (c, d), direct=task.direct, completed=column_completed
+            )
             count_classes(
                 block.astype(np.int16, copy=False),
                 t0,

@@ -29,11 +29,13 @@ from engine.store.format import (
     NETWORK_METADATA_BLOCK,
     NO_LABEL,
     ROOT_ARRAYS,
+    SOFT_ARRAYS,
     SPLIT_ARRAYS,
     ArrayLayout,
     GroupSpec,
     SplitSpec,
     dataset_fingerprint,
+    recorded_writes,
 )
 from engine.store.writer import PopulationWriter
 
@@ -172,6 +174,7 @@ class _SplitData:
     example_ids: np.ndarray  # (examples,)
     predictions: bool
     fingerprint: str
+    soft: bool
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -179,6 +182,7 @@ class _SplitData:
             "has_labels": bool((self.labels != NO_LABEL).any()),
             "predictions": self.predictions,
             "fingerprint": self.fingerprint,
+            "soft": self.soft,
         }
 
 
@@ -255,6 +259,7 @@ def _check_inputs(
             example_ids=_example_ids(name, spec, labels[name].size),
             predictions=bool(spec.predictions),
             fingerprint=spec.fingerprint,
+            soft=bool(spec.soft),
         )
         for name, spec in splits.items()
     )
@@ -373,6 +378,7 @@ def _create_array(
         dimension_names=layout.dims,
         filters=codecs.filters,
         compressors=codecs.compressors,
+        config=recorded_writes(FORMAT_VERSION),
     )
 
 
@@ -433,6 +439,9 @@ def _create_split_arrays(
     )
     if split.predictions:
         create("predictions", (num_networks, num_checkpoints, num_examples), (nb, tb, xb))
+    if split.soft:
+        for name in SOFT_ARRAYS:
+            create(name, (num_networks, num_checkpoints, num_examples), (nb, tb, xb))
     create("examples", (num_examples,), (xb,))[:] = np.arange(num_examples)
     create("example_ids", (num_examples,), (xb,))[:] = split.example_ids
     create("labels", (num_examples,), (xb,))[:] = split.labels

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,11 @@ from engine._version import __version__
 from engine.errors import StoreError
 
 FORMAT_NAME = "created-equal-population"
-FORMAT_VERSION = 1
+#: Version 2 adds the soft-verdict arrays and the guarantee that every chunk holding a recorded
+#: entry exists (so a missing chunk is damage, not fill); this engine reads versions 1 and 2.
+FORMAT_VERSION = 2
+#: The first version in which a writer writes every chunk it touches, even one equal to the fill.
+WRITTEN_CHUNKS_VERSION = 2
 ATTRS_KEY = "created_equal"
 
 #: Networks per stored object along ``networks``; also the unit a writer owns.
@@ -50,6 +55,20 @@ VERDICT_ZSTD_LEVEL = int(os.environ.get("CREATED_EQUAL_ZSTD_LEVEL", "1"))
 
 NO_LABEL = -1
 NO_PREDICTION = -1
+
+#: Soft verdicts (format 2). The probability of the true class is stored as the uint8 code
+#: round(PROBABILITY_SCALE * p), error at most 1 / (2 * PROBABILITY_SCALE); PROBABILITY_MISSING
+#: marks an entry not recorded (or an example without a label).
+PROBABILITY_SCALE = 254
+PROBABILITY_MISSING = 255
+#: The margin (true-class logit minus the largest other logit) is stored as the int8 code
+#: round(MARGIN_SCALE * m) clipped to +-MARGIN_LIMIT: error at most 1 / (2 * MARGIN_SCALE) inside
+#: +-MARGIN_LIMIT / MARGIN_SCALE, clipped beyond; MARGIN_MISSING marks an entry not recorded.
+MARGIN_SCALE = 8
+MARGIN_LIMIT = 127
+MARGIN_MISSING = -128
+#: The soft-verdict arrays of a split, where it records them.
+SOFT_ARRAYS = ("probability", "margin")
 
 #: The transpose of the verdict arrays' chunks: (networks, checkpoints, examples) is stored as
 #: (examples, networks, checkpoints), the order the analysis kernels read.
@@ -100,6 +119,63 @@ def prediction_codecs() -> ArrayCodecs:
         filters=(TransposeCodec(order=STORED_ORDER),),
         compressors=(ZstdCodec(level=3), Crc32cCodec()),
     )
+
+
+def soft_codecs() -> ArrayCodecs:
+    """Codecs of ``probability`` and ``margin`` (networks, checkpoints, examples), one byte per
+    entry: stored order, then a bit shuffle and zstd, as the verdict bits (a trained network's
+    codes change little between checkpoints and sit near the ends of their range)."""
+    return ArrayCodecs(
+        filters=(TransposeCodec(order=STORED_ORDER),),
+        compressors=(
+            BloscCodec(cname="zstd", clevel=VERDICT_ZSTD_LEVEL, shuffle="bitshuffle", typesize=1),
+            Crc32cCodec(),
+        ),
+    )
+
+
+def encode_probability(probability: np.ndarray) -> np.ndarray:
+    """The stored code of true-class probabilities: uint8, NaN becomes PROBABILITY_MISSING.
+
+    >>> encode_probability(np.array([0.0, 0.5, 1.0, np.nan]))
+    array([  0, 127, 254, 255], dtype=uint8)
+    """
+    probability = np.asarray(probability, dtype=np.float64)
+    code = np.rint(np.clip(probability, 0.0, 1.0) * PROBABILITY_SCALE)
+    return np.where(np.isnan(probability), PROBABILITY_MISSING, code).astype(np.uint8)
+
+
+def decode_probability(code: np.ndarray) -> np.ndarray:
+    """True-class probabilities from their codes, float32; NaN where not recorded.
+
+    >>> decode_probability(np.array([0, 127, 254, 255], np.uint8))
+    array([0. , 0.5, 1. , nan], dtype=float32)
+    """
+    code = np.asarray(code)
+    value = code.astype(np.float32) / np.float32(PROBABILITY_SCALE)
+    return np.where(code == PROBABILITY_MISSING, np.float32(np.nan), value)
+
+
+def encode_margin(margin: np.ndarray) -> np.ndarray:
+    """The stored code of margins: int8, clipped, NaN becomes MARGIN_MISSING.
+
+    >>> encode_margin(np.array([-100.0, -0.06, 0.07, 3.3, np.nan]))
+    array([-127,    0,    1,   26, -128], dtype=int8)
+    """
+    margin = np.asarray(margin, dtype=np.float64)
+    code = np.clip(np.rint(np.nan_to_num(margin) * MARGIN_SCALE), -MARGIN_LIMIT, MARGIN_LIMIT)
+    return np.where(np.isnan(margin), MARGIN_MISSING, code).astype(np.int8)
+
+
+def decode_margin(code: np.ndarray) -> np.ndarray:
+    """Margins from their codes, float32; NaN where not recorded.
+
+    >>> decode_margin(np.array([-127, 0, 26, -128], np.int8))
+    array([-15.875,   0.   ,   3.25 ,     nan], dtype=float32)
+    """
+    code = np.asarray(code)
+    value = code.astype(np.float32) / np.float32(MARGIN_SCALE)
+    return np.where(code == MARGIN_MISSING, np.float32(np.nan), value)
 
 
 def plain_codecs() -> ArrayCodecs:
@@ -154,7 +230,8 @@ ROOT_ARRAYS: Mapping[str, ArrayLayout] = {
 }
 
 #: Arrays of each split group ``splits/<name>``, by name. ``predictions`` exists only where the
-#: split records them, ``membership`` only in the membership split.
+#: split records them, ``probability`` and ``margin`` only where it records soft verdicts
+#: (format 2), ``membership`` only in the membership split.
 SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
     "correct_packed": ArrayLayout(
         ("networks", "checkpoints", "example_bytes"),
@@ -168,6 +245,20 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         "int16",
         NO_PREDICTION,
         codecs=prediction_codecs,
+        writer_owned=True,
+    ),
+    "probability": ArrayLayout(
+        ("networks", "checkpoints", "examples"),
+        "uint8",
+        PROBABILITY_MISSING,
+        codecs=soft_codecs,
+        writer_owned=True,
+    ),
+    "margin": ArrayLayout(
+        ("networks", "checkpoints", "examples"),
+        "int8",
+        MARGIN_MISSING,
+        codecs=soft_codecs,
         writer_owned=True,
     ),
     "examples": ArrayLayout(_EXAMPLES, "int64", -1),
@@ -243,12 +334,16 @@ class SplitSpec:
         Whether predicted classes are stored for this split (needed for probes).
     fingerprint : str, optional
         Digest of the split's inputs and labels, see :func:`split_fingerprint`.
+    soft : bool
+        Whether soft verdicts (true-class probability and margin) are stored for this split;
+        they are recorded from logits or probabilities (:meth:`PopulationWriter.record`).
     """
 
     labels: np.ndarray
     example_ids: np.ndarray | None = None
     predictions: bool = True
     fingerprint: str = ""
+    soft: bool = False
 
 
 def split_fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
@@ -363,6 +458,25 @@ class StoreHandle:
 
     path: str
     storage_options: tuple = ()
+    #: The store's format version: from 2 on, a missing chunk that holds recorded entries is
+    #: an error (see :meth:`completed`).
+    format_version: int = 1
+
+    def completed(self, networks: tuple[int, int]) -> np.ndarray | None:
+        """``checkpoints_completed`` of the networks ``[start, stop)``, dims (networks,), for
+        :func:`read_stored_order` to tell a lost chunk from one never written; None for stores
+        of format 1, where an unwritten chunk may hold recorded fill values."""
+        if self.format_version < WRITTEN_CHUNKS_VERSION:
+            return None
+        start, stop = networks
+        array = self.open_array("checkpoints_completed")
+        try:
+            return np.asarray(array[start:stop])
+        except Exception as error:
+            raise StoreError(
+                f"corrupt or unreadable chunk in {self.path}/checkpoints_completed: "
+                f"{type(error).__name__}"
+            ) from error
 
     def open_array(self, name: str) -> zarr.Array:
         """Open the array ``name`` (``"splits/test/correct_packed"``) for reading."""
@@ -439,8 +553,92 @@ def stored_order_decoders(array: zarr.Array) -> list[Callable[[bytes], bytes]] |
     return None
 
 
+# ----------------------------------------------------------------------------------------------
+# Chunks that must exist (format 2)
+#
+# Zarr reads a chunk that is not there as its fill value, by design. From format 2 on, writers
+# write every chunk they touch (zarr's ``write_empty_chunks``), so a chunk of a writer-filled
+# (networks, checkpoints[, ...]) array must exist as soon as any network of its block is marked
+# complete past the chunk's first checkpoint; one that does not was deleted or lost, and reading
+# it as fill would turn damage into numbers (an accuracy of 0, an agreement of 1).
+
+
+def recorded_writes(version: int) -> Any:
+    """The zarr array config (``ArrayConfigParams``) writers of a store of format ``version``
+    use."""
+    return {"write_empty_chunks": version >= WRITTEN_CHUNKS_VERSION}
+
+
+def chunk_exists(array: zarr.Array, chunk_coords: tuple[int, ...]) -> bool | None:
+    """Whether the chunk at ``chunk_coords`` is stored; None where the store cannot tell cheaply
+    (a store that is neither a local folder nor readable synchronously)."""
+    key = array.metadata.encode_chunk_key(chunk_coords)
+    root = getattr(array.store, "root", None)
+    if isinstance(root, Path):
+        return (root / array.path / key).exists()
+    if callable(getattr(array.store, "get_sync", None)):
+        buffer = (array.store_path / key).get_sync(prototype=default_buffer_prototype())
+        return buffer is not None
+    return None
+
+
+def chunk_is_recorded(
+    array: zarr.Array, chunk_coords: tuple[int, ...], completed: np.ndarray, first_network: int
+) -> bool:
+    """Whether a chunk of a (networks, checkpoints[, ...]) array holds recorded entries.
+
+    Parameters
+    ----------
+    completed : ndarray of int, dims (networks,)
+        ``checkpoints_completed`` of the networks from ``first_network`` on (at least those of
+        the chunk's block).
+    """
+    network_chunk, checkpoint_chunk = array.chunks[0], array.chunks[1]
+    start = chunk_coords[0] * network_chunk - first_network
+    block = completed[max(start, 0) : start + network_chunk]
+    return bool(block.size) and int(block.max()) > chunk_coords[1] * checkpoint_chunk
+
+
+def require_recorded_chunks(
+    array: zarr.Array, region: Sequence[tuple[int, int]], completed: np.ndarray
+) -> None:
+    """Raise StoreError if a chunk of the region that holds recorded entries is missing.
+
+    Parameters
+    ----------
+    array : zarr.Array, dims (networks, checkpoints[, ...])
+    region : sequence of (int, int)
+        Half-open range read along each dim (networks first); dims left out are read whole.
+    completed : ndarray of int, dims (networks,)
+        ``checkpoints_completed`` of the networks from the region's first one on.
+    """
+    chunks, shape = array.chunks, array.shape
+    ranges = [tuple(region[d]) if d < len(region) else (0, shape[d]) for d in range(len(shape))]
+    if any(stop <= start for start, stop in ranges):
+        return
+    coords = [
+        range(start // c, -(-stop // c)) for (start, stop), c in zip(ranges, chunks, strict=True)
+    ]
+    first_network = ranges[0][0]
+    for i in coords[0]:
+        for j in coords[1]:
+            if not chunk_is_recorded(array, (i, j), completed, first_network):
+                continue
+            for tail in itertools.product(*coords[2:]):
+                if chunk_exists(array, (i, j, *tail)) is False:
+                    key = array.metadata.encode_chunk_key((i, j, *tail))
+                    raise StoreError(
+                        f"missing chunk {key} of {array.store_path}: its networks are recorded "
+                        "there but the chunk is gone (deleted or lost); the store is damaged"
+                    )
+
+
 def _read_chunk(
-    array: zarr.Array, chunk_coords: tuple[int, ...], decoders: list[Callable[[bytes], bytes]]
+    array: zarr.Array,
+    chunk_coords: tuple[int, ...],
+    decoders: list[Callable[[bytes], bytes]],
+    completed: np.ndarray | None,
+    first_network: int,
 ) -> np.ndarray:
     """One whole stored chunk of a (networks, checkpoints, examples) array, dims (x, n, t)."""
     key = array.metadata.encode_chunk_key(chunk_coords)
@@ -448,6 +646,13 @@ def _read_chunk(
     chunk = array.chunks
     shape = (chunk[2], chunk[0], chunk[1])
     if buffer is None:
+        if completed is not None and chunk_is_recorded(
+            array, chunk_coords, completed, first_network
+        ):
+            raise StoreError(
+                f"missing chunk {key} of {array.store_path}: its networks are recorded there "
+                "but the chunk is gone (deleted or lost); the store is damaged"
+            )
         return np.full(shape, array.fill_value, dtype=array.dtype)
     data = buffer.to_bytes()
     for decode in decoders:
@@ -462,6 +667,7 @@ def read_stored_order(
     examples: tuple[int, int],
     *,
     direct: bool = True,
+    completed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read a region of a (networks, checkpoints, examples) array as dims (x, n, t).
 
@@ -470,10 +676,15 @@ def read_stored_order(
     straight into that order, which saves the transpose back that Zarr would do and that the
     caller would undo. Any other region or encoding, or ``direct=False``, goes through Zarr.
 
+    ``completed`` (``checkpoints_completed`` of networks ``networks[0]`` on; give it for stores
+    of format 2 and later) turns a missing chunk that holds recorded entries into an error
+    instead of fill values.
+
     Raises
     ------
     StoreError
-        If a chunk is corrupt (its crc32c does not match) or cannot be read.
+        If a chunk is corrupt (its crc32c does not match), missing though recorded, or cannot
+        be read.
     """
     (n0, n1), (t0, t1), (x0, x1) = networks, checkpoints, examples
     label = f"{array.store_path} at [{n0}:{n1}, {t0}:{t1}, {x0}:{x1}]"
@@ -490,7 +701,10 @@ def read_stored_order(
     try:
         if decoders is not None and aligned:
             coords = (n0 // chunk[0], t0 // chunk[1], x0 // chunk[2])
-            return _read_chunk(array, coords, decoders)[: x1 - x0, : n1 - n0, : t1 - t0]
+            block = _read_chunk(array, coords, decoders, completed, n0)
+            return block[: x1 - x0, : n1 - n0, : t1 - t0]
+        if completed is not None:
+            require_recorded_chunks(array, (networks, checkpoints, examples), completed)
         region = np.asarray(array[n0:n1, t0:t1, x0:x1])
         return np.ascontiguousarray(region.transpose(2, 0, 1))
     except StoreError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,8 @@ def merge_populations(
             example_ids=first.example_ids(name),
             predictions=meta["predictions"],
             fingerprint=meta["fingerprint"],
+            # Soft verdicts survive a merge only where every store has them.
+            soft=all(p.attrs["splits"][name].get("soft", False) for p in populations),
         )
         for name, meta in first.attrs["splits"].items()
     }
@@ -282,6 +284,9 @@ class SplitSummary:
     bits_per_entry : float or None
         Bits on disk per verdict (one network, one checkpoint, one example); None for a split
         without entries.
+    soft_bits_per_entry : dict of str to float or None
+        Each soft-verdict array the split stores (``probability``, ``margin``) and its bits on
+        disk per entry; empty where it stores none.
     """
 
     name: str
@@ -290,6 +295,7 @@ class SplitSummary:
     predictions: bool
     correct_bytes: int
     bits_per_entry: float | None
+    soft_bits_per_entry: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,12 @@ def summarize_population(population: Population) -> PopulationSummary:
         examples = population.num_examples(split)
         entries = population.num_networks * population.num_checkpoints * examples
         stored = population.stored_bytes(f"splits/{split}/correct_packed")
+        soft = {
+            name: 8 * population.stored_bytes(f"splits/{split}/{name}") / entries
+            if entries
+            else None
+            for name in population.soft_arrays(split)
+        }
         splits.append(
             SplitSummary(
                 name=split,
@@ -339,6 +351,7 @@ def summarize_population(population: Population) -> PopulationSummary:
                 predictions=bool(attrs["splits"][split]["predictions"]),
                 correct_bytes=stored,
                 bits_per_entry=8 * stored / entries if entries else None,
+                soft_bits_per_entry=soft,
             )
         )
     return PopulationSummary(
@@ -369,12 +382,13 @@ class Verification:
 
 
 def verify_population(population: Population) -> Verification:
-    """Read back every chunk of the verdict arrays (correctness, predictions), checking crc32c.
+    """Read back every chunk of the verdict arrays (correctness, predictions, soft verdicts),
+    checking crc32c; in stores of format 2 and later, also that no recorded chunk is missing.
 
     Raises
     ------
     StoreError
-        Naming the array and region of the first chunk that is corrupt or unreadable.
+        Naming the array and region of the first chunk that is corrupt, unreadable or missing.
     """
     import dask
 
@@ -386,5 +400,8 @@ def verify_population(population: Population) -> Verification:
         if predictions is not None:
             arrays.append(f"splits/{split}/predictions")
             reads.append(predictions.sum())
+        for name in population.soft_arrays(split):
+            arrays.append(f"splits/{split}/{name}")
+            reads.append(population.lazy_array(f"splits/{split}/{name}").sum())
     dask.compute(*reads)
     return Verification(tuple(arrays))

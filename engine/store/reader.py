@@ -15,7 +15,19 @@ import numpy as np
 import zarr
 
 from engine.errors import StoreError
-from engine.store.format import BIT_ORDER, FORMAT_VERSION, get_array, is_url, open_root
+from engine.store.format import (
+    BIT_ORDER,
+    FORMAT_VERSION,
+    SOFT_ARRAYS,
+    SPLIT_ARRAYS,
+    WRITTEN_CHUNKS_VERSION,
+    decode_margin,
+    decode_probability,
+    get_array,
+    is_url,
+    open_root,
+    require_recorded_chunks,
+)
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -40,6 +52,21 @@ def _describe(key: Any) -> str:
     )
 
 
+def _region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The half-open range along each dim of a basic-indexing key (slices and integers)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    region = []
+    for axis, size in enumerate(shape):
+        part = parts[axis] if axis < len(parts) else slice(None)
+        if isinstance(part, slice):
+            start, stop, _ = part.indices(size)
+            region.append((start, stop))
+        else:
+            index = int(part) % size if size else 0
+            region.append((index, index + 1))
+    return region
+
+
 class CheckedZarr:
     """Array-like view of a zarr array for dask that turns read failures into StoreError.
 
@@ -55,14 +82,27 @@ class CheckedZarr:
         The shape readers see (the store's authoritative sizes); the array's by default.
     """
 
-    def __init__(self, array: zarr.Array, label: str, shape: tuple[int, ...] | None = None):
+    def __init__(
+        self,
+        array: zarr.Array,
+        label: str,
+        shape: tuple[int, ...] | None = None,
+        completed: np.ndarray | None = None,
+    ):
         self.array = array
         self.label = label
         self.shape = tuple(shape if shape is not None else array.shape)
         self.dtype = array.dtype
         self.ndim = len(self.shape)
+        #: checkpoints_completed of every network (format 2 and later, writer-filled arrays of
+        #: dims (networks, checkpoints, ...)): a missing chunk holding recorded entries is an
+        #: error, not fill.
+        self.completed = completed
 
     def __getitem__(self, key: Any) -> Any:
+        if self.completed is not None:
+            region = _region(key, self.shape)
+            require_recorded_chunks(self.array, region, self.completed[region[0][0] :])
         try:
             return self.array[key]
         except Exception as error:
@@ -141,8 +181,26 @@ class Population:
             ) from error
 
     def checked_array(self, name: str, shape: tuple[int, ...] | None = None) -> CheckedZarr:
-        """The array ``name`` behind a view whose failed reads are one-line StoreErrors."""
-        return CheckedZarr(self.array(name), f"{self.path}/{name}", shape)
+        """The array ``name`` behind a view whose failed reads are one-line StoreErrors.
+
+        In stores of format 2 and later, reading a chunk of a writer-filled (networks,
+        checkpoints, ...) array that holds recorded entries but is missing is one too.
+        """
+        array = self.array(name)
+        completed = None
+        if self.format_version >= WRITTEN_CHUNKS_VERSION and _tracks_written(name, array):
+            completed = self.checkpoints_completed()
+        return CheckedZarr(array, f"{self.path}/{name}", shape, completed)
+
+    @property
+    def format_version(self) -> int:
+        """The store's format version (docs/store-format.md)."""
+        return int(self.attrs["format_version"])
+
+    def soft_arrays(self, split: str) -> list[str]:
+        """The soft-verdict arrays ``split`` stores (``probability``, ``margin``), or none."""
+        self.require_split(split)
+        return list(SOFT_ARRAYS) if self.attrs["splits"][split].get("soft", False) else []
 
     def read_array(self, name: str) -> np.ndarray:
         """The whole of the array ``name`` as NumPy; a failed read is a one-line StoreError."""
@@ -219,6 +277,15 @@ class Population:
 
     # -- lazy verdicts ----------------------------------------------------------------------
 
+    def lazy_array(self, name: str, chunks: Any = None) -> da.Array:
+        """The array ``name`` as stored (codes, not decoded values), as a dask array of the
+        store's authoritative shape (``num_networks``, ``num_checkpoints``, examples)."""
+        array = self.array(name)
+        sizes = {"networks": self.num_networks, "checkpoints": self.num_checkpoints}
+        dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
+        shape = tuple(sizes.get(dim, size) for dim, size in zip(dims, array.shape, strict=True))
+        return self._lazy(name, shape, chunks)
+
     def _lazy(self, name: str, shape: tuple[int, ...], chunks: Any = None) -> da.Array:
         import dask.array as da
         from dask.base import tokenize
@@ -288,6 +355,27 @@ class Population:
         shape = (self.num_networks, self.num_checkpoints, self.num_examples(split))
         return self._lazy(f"splits/{split}/predictions", shape, chunks)
 
+    def probability(self, split: str, chunks: Any = None) -> da.Array | None:
+        """Probability each network gives the true class, dask float32, dims (networks,
+        checkpoints, examples), NaN where not recorded or without a label; None where the split
+        stores no soft verdicts. Decoded from uint8 codes: error at most 1/508."""
+        return self._soft(split, "probability", decode_probability, chunks)
+
+    def margin(self, split: str, chunks: Any = None) -> da.Array | None:
+        """True-class logit minus the largest other logit, dask float32, dims (networks,
+        checkpoints, examples), NaN where not recorded or without a label; None where the split
+        stores no soft verdicts. Decoded from int8 codes: step 1/8, clipped to +-15.875."""
+        return self._soft(split, "margin", decode_margin, chunks)
+
+    def _soft(self, split: str, name: str, decode: Any, chunks: Any) -> da.Array | None:
+        if name not in self.soft_arrays(split):
+            return None
+        shape = (self.num_networks, self.num_checkpoints, self.num_examples(split))
+        import dask.array as da
+
+        codes = self._lazy(f"splits/{split}/{name}", shape, chunks)
+        return da.map_blocks(decode, codes, dtype=np.float32, meta=np.zeros((0, 0, 0), np.float32))
+
     def membership(self, split: str | None = None, chunks: Any = None) -> da.Array | None:
         """Training-subset membership, dask array of bool, dims (networks, examples), or None."""
         split = split or self.attrs.get("membership_split")
@@ -309,6 +397,15 @@ class Population:
             return int(target.nbytes_stored()) if target is not None else -1
         base = Path(self.path) / name if name else Path(self.path)
         return sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
+
+
+def _tracks_written(name: str, array: zarr.Array) -> bool:
+    """Whether a missing chunk of this array is damage once its networks are recorded: the
+    verdict arrays of a split, which every record writes; not ``train_loss``, which a user's
+    loop need not record, nor ``membership`` (never recorded reads as trained on everything)."""
+    layout = SPLIT_ARRAYS.get(name.rsplit("/", 1)[-1]) if name.startswith("splits/") else None
+    dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
+    return layout is not None and layout.writer_owned and dims[:2] == ("networks", "checkpoints")
 
 
 def open_population(path: str | os.PathLike, storage_options: dict | None = None) -> Population:

@@ -15,7 +15,16 @@ import numpy as np
 import zarr
 
 from engine.errors import WriterError
-from engine.store.format import BIT_ORDER, NO_LABEL, get_array, open_root
+from engine.store.format import (
+    BIT_ORDER,
+    NO_LABEL,
+    encode_margin,
+    encode_probability,
+    get_array,
+    open_root,
+    recorded_writes,
+)
+from engine.store.soft import SoftVerdicts, soft_verdicts
 
 #: A range of network ids ``[start, stop)``, as a pair, a ``range`` or a ``slice``.
 NetworkRange = tuple[int, int] | range | slice
@@ -62,9 +71,15 @@ class PopulationWriter:
         self.networks = (start, stop)
 
     def array(self, name: str) -> zarr.Array:
-        """An array of the store, opened once: opening reads its metadata from the store."""
+        """An array of the store, opened once: opening reads its metadata from the store.
+
+        From format 2 on, every chunk written is stored even where it equals the fill value, so
+        that readers can tell a chunk never written from one lost (docs/store-format.md).
+        """
         if name not in self._arrays:
-            self._arrays[name] = get_array(self._root, name)
+            array = get_array(self._root, name)
+            config = recorded_writes(self._meta["format_version"])
+            self._arrays[name] = array.with_config(config) if any(config.values()) else array
         return self._arrays[name]
 
     # -- properties -------------------------------------------------------------------------
@@ -125,8 +140,15 @@ class PopulationWriter:
         *,
         predictions: np.ndarray | None = None,
         correct: np.ndarray | None = None,
+        logits: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
     ) -> None:
         """Record one checkpoint of one split for a block of networks.
+
+        Give exactly one of ``logits``, ``probabilities``, ``predictions`` or ``correct``
+        (``correct`` may come with ``predictions`` as a check). Logits or probabilities give
+        predictions (their argmax), correctness and, where the split stores them, the soft
+        verdicts, in one pass; every check runs before anything is written.
 
         Parameters
         ----------
@@ -139,6 +161,10 @@ class PopulationWriter:
             a label count as not correct).
         correct : ndarray of bool, dims (networks, examples), optional
             Correctness alone, for splits recorded without predictions.
+        logits : ndarray of float, dims (networks, examples, classes), optional
+            Finite logits over every class of the store.
+        probabilities : ndarray of float, dims (networks, examples, classes), optional
+            Class probabilities, each row in [0, 1] summing to 1 (within 1e-3).
         """
         self.require_split(split)
         start, stop = self._check_networks(networks)
@@ -146,8 +172,15 @@ class PopulationWriter:
         labels = self.labels(split)
         expected = (stop - start, labels.size)
         stores_predictions = self._meta["splits"][split]["predictions"]
+        soft = self._soft_from(split, expected, logits, probabilities, predictions, correct)
+        if soft is not None:
+            predictions = soft.predictions
+        elif self._meta["splits"][split].get("soft", False):
+            raise WriterError(
+                f"split {split!r} stores soft verdicts: record logits or probabilities"
+            )
         if predictions is None and correct is None:
-            raise WriterError("record needs predictions or correct")
+            raise WriterError("record needs logits, probabilities, predictions or correct")
         if predictions is not None:
             correct = self._correct_from_predictions(split, predictions, correct, expected)
             if stores_predictions:
@@ -166,6 +199,10 @@ class PopulationWriter:
             )
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
+        if soft is not None and self._meta["splits"][split].get("soft", False):
+            region = (slice(start, stop), checkpoint, slice(None))
+            self.array(f"splits/{split}/probability")[region] = encode_probability(soft.probability)
+            self.array(f"splits/{split}/margin")[region] = encode_margin(soft.margin)
         self.array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
             correct, axis=1, bitorder=BIT_ORDER
         )
@@ -175,6 +212,38 @@ class PopulationWriter:
                 correct[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
             )
             self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+
+    def _soft_from(
+        self,
+        split: str,
+        expected: tuple[int, int],
+        logits: np.ndarray | None,
+        probabilities: np.ndarray | None,
+        predictions: np.ndarray | None,
+        correct: np.ndarray | None,
+    ) -> SoftVerdicts | None:
+        """The verdicts derived from logits or probabilities, checked; None without either."""
+        if logits is None and probabilities is None:
+            return None
+        if sum(value is not None for value in (logits, probabilities, predictions, correct)) > 1:
+            raise WriterError(
+                "give logits or probabilities alone: predictions and correctness derive from them"
+            )
+        values = logits if logits is not None else probabilities
+        assert values is not None  # one of the two, checked above
+        return soft_verdicts(
+            values,
+            self.labels(split),
+            self.num_classes,
+            expected,
+            kind="logits" if logits is not None else "probabilities",
+        )
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of the store (its class names), None where it names none."""
+        names = self._meta.get("class_names")
+        return len(names) if names else None
 
     def _correct_from_predictions(
         self,

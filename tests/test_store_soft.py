@@ -131,6 +131,44 @@ def test_probabilities_record_the_same_verdicts_as_their_logits(tmp_path, soft_s
         np.testing.assert_allclose(got, expected, atol=1 / 8 if read == "margin" else 0)
 
 
+@pytest.mark.parametrize("as_codes", [False, True])
+def test_derived_soft_verdicts_record_as_their_logits_do(tmp_path, soft_store, as_codes):
+    """A trainer derives probability and margin on its device and sends them (or their codes)
+    with the predictions: the store holds what recording the logits holds."""
+    path, labels, logits = soft_store
+    reference = engine.open_population(path)
+    writer = engine.create_population(
+        tmp_path / "derived.zarr",
+        dataset_name="soft",
+        splits={"train": engine.SplitSpec(labels=labels["train"], soft=True)},
+        groups=[engine.GroupSpec("a", "mlp", 6)],
+        checkpoint_epochs=[0],
+        class_names=[str(c) for c in range(CLASSES)],
+    )
+    probability = reference.probability("train")[:, 0].compute()
+    margin = reference.margin("train")[:, 0].compute()
+    if as_codes:
+        probability = store_format.encode_probability(probability)
+        margin = store_format.encode_margin(margin)
+    writer.record(
+        "train",
+        0,
+        (0, 6),
+        predictions=logits["train"][:, 0].argmax(axis=2),
+        probability=probability,
+        margin=margin,
+    )
+    writer.mark_checkpoint(0, (0, 6))
+    derived = engine.open_population(tmp_path / "derived.zarr")
+    for name in ("probability", "margin"):
+        np.testing.assert_array_equal(
+            derived.lazy_array(f"splits/train/{name}")[:, 0].compute(),
+            reference.lazy_array(f"splits/train/{name}")[:, 0].compute(),
+        )
+    with pytest.raises(WriterError, match="together"):
+        writer.record("train", 0, (0, 6), predictions=np.zeros((6, 21), int), margin=margin)
+
+
 def _writer(tmp_path, soft=True):
     return engine.create_population(
         tmp_path / "w.zarr",

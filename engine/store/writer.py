@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -17,7 +18,9 @@ import zarr
 from engine.errors import WriterError
 from engine.store.format import (
     BIT_ORDER,
+    MARGIN_MISSING,
     NO_LABEL,
+    PROBABILITY_MISSING,
     encode_margin,
     encode_probability,
     get_array,
@@ -142,6 +145,8 @@ class PopulationWriter:
         correct: np.ndarray | None = None,
         logits: np.ndarray | None = None,
         probabilities: np.ndarray | None = None,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None:
         """Record one checkpoint of one split for a block of networks.
 
@@ -165,6 +170,11 @@ class PopulationWriter:
             Finite logits over every class of the store.
         probabilities : ndarray of float, dims (networks, examples, classes), optional
             Class probabilities, each row in [0, 1] summing to 1 (within 1e-3).
+        probability, margin : ndarray, dims (networks, examples), optional
+            Soft verdicts already derived (by a trainer, on its device), given with
+            ``predictions``: floats (NaN for none; probability in [0, 1]) are encoded here;
+            uint8 (probability) and int8 (margin) arrays are taken as the stored codes of
+            :func:`engine.store.format.encode_probability` and ``encode_margin``.
         """
         self.require_split(split)
         start, stop = self._check_networks(networks)
@@ -172,12 +182,21 @@ class PopulationWriter:
         labels = self.labels(split)
         expected = (stop - start, labels.size)
         stores_predictions = self._meta["splits"][split]["predictions"]
+        codes = None
         soft = self._soft_from(split, expected, logits, probabilities, predictions, correct)
         if soft is not None:
+            if probability is not None or margin is not None:
+                raise WriterError(
+                    "give logits or probabilities alone: the soft verdicts derive from them"
+                )
             predictions = soft.predictions
-        elif self._meta["splits"][split].get("soft", False):
+            codes = encode_probability(soft.probability), encode_margin(soft.margin)
+        elif probability is not None or margin is not None:
+            codes = self._given_codes(split, expected, predictions, probability, margin)
+        if codes is None and self._meta["splits"][split].get("soft", False):
             raise WriterError(
-                f"split {split!r} stores soft verdicts: record logits or probabilities"
+                f"split {split!r} stores soft verdicts: record logits, probabilities, or "
+                "predictions with probability and margin"
             )
         if predictions is None and correct is None:
             raise WriterError("record needs logits, probabilities, predictions or correct")
@@ -199,10 +218,10 @@ class PopulationWriter:
             )
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
-        if soft is not None and self._meta["splits"][split].get("soft", False):
+        if codes is not None and self._meta["splits"][split].get("soft", False):
             region = (slice(start, stop), checkpoint, slice(None))
-            self.array(f"splits/{split}/probability")[region] = encode_probability(soft.probability)
-            self.array(f"splits/{split}/margin")[region] = encode_margin(soft.margin)
+            self.array(f"splits/{split}/probability")[region] = codes[0]
+            self.array(f"splits/{split}/margin")[region] = codes[1]
         self.array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
             correct, axis=1, bitorder=BIT_ORDER
         )
@@ -237,6 +256,25 @@ class PopulationWriter:
             self.num_classes,
             expected,
             kind="logits" if logits is not None else "probabilities",
+        )
+
+    def _given_codes(
+        self,
+        split: str,
+        expected: tuple[int, int],
+        predictions: np.ndarray | None,
+        probability: np.ndarray | None,
+        margin: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The stored codes of soft verdicts given already derived, checked."""
+        if predictions is None or probability is None or margin is None:
+            raise WriterError("probability and margin come together, with predictions")
+        unlabelled = (self.labels(split) == NO_LABEL)[None, :]
+        probability_code = _code("probability", probability, expected, np.uint8, encode_probability)
+        margin_code = _code("margin", margin, expected, np.int8, encode_margin)
+        return (
+            np.where(unlabelled, PROBABILITY_MISSING, probability_code).astype(np.uint8),
+            np.where(unlabelled, MARGIN_MISSING, margin_code).astype(np.int8),
         )
 
     @property
@@ -304,6 +342,26 @@ class PopulationWriter:
     def mark_complete(self, networks: NetworkRange) -> None:
         """Declare the networks fully recorded (every checkpoint of every split)."""
         self.mark_checkpoint(self.num_checkpoints - 1, networks)
+
+
+def _code(
+    name: str, values: np.ndarray, expected: tuple[int, int], code_dtype: type, encode: Any
+) -> np.ndarray:
+    """Stored codes of one soft-verdict array given as values (float) or as codes."""
+    values = np.asarray(values)
+    if values.shape != expected:
+        raise WriterError(
+            f"{name} has shape {values.shape}, expected (networks, examples) = {expected}"
+        )
+    if values.dtype == code_dtype:
+        return values
+    if not np.issubdtype(values.dtype, np.floating):
+        raise WriterError(f"{name} must be float values or {np.dtype(code_dtype)} codes")
+    if np.isinf(values).any() and name == "probability":
+        raise WriterError("probability holds infinite values")
+    if name == "probability" and ((values < 0) | (values > 1)).any():
+        raise WriterError("probability must lie in [0, 1] (NaN where not known)")
+    return encode(values)
 
 
 def open_writer(

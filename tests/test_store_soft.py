@@ -97,6 +97,22 @@ def test_logits_give_predictions_correctness_probability_and_margin(soft_store):
     assert (np.sign(margin[~inside]) == np.sign(expected_margin[~inside])).all()
 
 
+def test_xarray_decodes_the_soft_verdicts(soft_store):
+    """The codes carry CF attributes: xarray shows probabilities and margins, NaN where none."""
+    import xarray as xr
+
+    path, _, _ = soft_store
+    population = engine.open_population(path)
+    split = xr.open_zarr(path, group="splits/train", consolidated=False)
+    for name in ("probability", "margin"):
+        assert split[name].dims == ("networks", "checkpoints", "examples")
+        np.testing.assert_allclose(
+            split[name].values, getattr(population, name)("train").compute(), rtol=1e-6
+        )
+    probe = xr.open_zarr(path, group="splits/probe", consolidated=False)
+    assert np.isnan(probe["probability"].values).all()
+
+
 def test_examples_without_a_label_have_no_soft_verdict(soft_store):
     path, _, logits = soft_store
     population = engine.open_population(path)

@@ -379,6 +379,7 @@ def _create_array(
         filters=codecs.filters,
         compressors=codecs.compressors,
         config=recorded_writes(FORMAT_VERSION),
+        attributes=dict(layout.attributes),
     )
 
 

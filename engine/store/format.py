@@ -209,6 +209,9 @@ class ArrayLayout:
     fill: int | float | bool
     codecs: Callable[[], ArrayCodecs] = plain_codecs
     writer_owned: bool = False
+    #: Array attributes; for the coded soft verdicts, the CF ``scale_factor`` with which
+    #: xarray decodes them (and masks the fill value, the "not recorded" code, to NaN).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 _NETWORKS = ("networks",)
@@ -253,6 +256,12 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         PROBABILITY_MISSING,
         codecs=soft_codecs,
         writer_owned=True,
+        attributes={
+            "long_name": "probability of the true class",
+            "units": "1",
+            "scale_factor": 1 / PROBABILITY_SCALE,
+            "_FillValue": PROBABILITY_MISSING,
+        },
     ),
     "margin": ArrayLayout(
         ("networks", "checkpoints", "examples"),
@@ -260,6 +269,12 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         MARGIN_MISSING,
         codecs=soft_codecs,
         writer_owned=True,
+        attributes={
+            "long_name": "true-class logit minus the largest other logit",
+            "units": "logit",
+            "scale_factor": 1 / MARGIN_SCALE,
+            "_FillValue": MARGIN_MISSING,
+        },
     ),
     "examples": ArrayLayout(_EXAMPLES, "int64", -1),
     "example_ids": ArrayLayout(_EXAMPLES, "int64", -1),

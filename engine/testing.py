@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,16 @@ def planted_correct(
     return correct ^ flips
 
 
+def planted_margin(correct: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Margins consistent with the verdicts, dims (networks, checkpoints, examples), float32:
+    positive exactly where right, growing in size through training (networks grow confident).
+    """
+    checkpoints = correct.shape[1]
+    progress = np.linspace(0.0, 1.0, checkpoints, dtype=np.float32)[None, :, None]
+    size = 0.25 + 10.0 * progress * rng.uniform(0.5, 1.5, correct.shape).astype(np.float32)
+    return np.where(correct, size, -size).astype(np.float32)
+
+
 def simulate_population(
     path: str | Path,
     *,
@@ -90,6 +101,7 @@ def simulate_population(
     groups: int | Sequence[int] = 1,
     membership: bool = False,
     predictions: bool = False,
+    soft: bool = False,
     seed: int = 0,
     network_block: int = 32,
     checkpoint_block: int = 16,
@@ -113,6 +125,9 @@ def simulate_population(
         Record training-subset membership on ``train`` (each network trains on a random half).
     predictions : bool
         Store predicted classes on the labelled splits too.
+    soft : bool
+        Store soft verdicts (with predictions) on every split: margins from
+        :func:`planted_margin`, the true-class probability their logistic.
     seed : int
         Fixes the examples (labels, difficulty, fingerprints) and the networks.
     complete : int, optional
@@ -140,7 +155,8 @@ def simulate_population(
         splits={
             name: engine.SplitSpec(
                 labels=world.labels[name],
-                predictions=predictions or name == PROBE_SPLIT,
+                predictions=predictions or soft or name == PROBE_SPLIT,
+                soft=soft,
                 fingerprint=engine.split_fingerprint(np.asarray([seed, size]), world.labels[name]),
             )
             for name, size in split_sizes.items()
@@ -170,8 +186,7 @@ def simulate_population(
             (start, stop),
             network_skill[start:stop],
             checkpoints,
-            predictions,
-            membership,
+            _Recording(predictions or soft, soft, membership),
             block_rng,
         )
         for checkpoint in range(checkpoints):
@@ -226,28 +241,44 @@ class _Examples:
         return _Examples(labels, difficulty, confusing, favourite, favourite_strength, classes)
 
 
+@dataclass(frozen=True)
+class _Recording:
+    """What the simulated networks record besides their correctness."""
+
+    predictions: bool
+    soft: bool
+    membership: bool
+
+
 def _write_networks(
     writer: PopulationWriter,
     world: _Examples,
     networks: tuple[int, int],
     skill: np.ndarray,
     checkpoints: int,
-    predictions: bool,
-    membership: bool,
+    recording: _Recording,
     rng: np.random.Generator,
 ) -> None:
     """Record every split at every checkpoint for one block of networks (no marks)."""
     start, stop = networks
     delay = None
-    if membership:
+    if recording.membership:
         member = rng.random((stop - start, world.labels[MEMBERSHIP_SPLIT].size)) < 0.5
         writer.record_membership(networks, member)
         delay = np.where(member, 0.0, 0.15).astype(np.float32)
     for name, labels in world.labels.items():
         if name == PROBE_SPLIT:
             verdicts = _probe_predictions(world, stop - start, checkpoints, rng)
+            none = np.full(verdicts.shape[::2], np.nan, np.float32) if recording.soft else None
             for checkpoint in range(checkpoints):
-                writer.record(name, checkpoint, networks, predictions=verdicts[:, checkpoint])
+                writer.record(
+                    name,
+                    checkpoint,
+                    networks,
+                    predictions=verdicts[:, checkpoint],
+                    probability=none,
+                    margin=none,
+                )
             continue
         correct = planted_correct(
             rng,
@@ -256,10 +287,18 @@ def _write_networks(
             checkpoints,
             delay=delay if name == MEMBERSHIP_SPLIT else None,
         )
-        if predictions:
+        if recording.soft:
+            margin = planted_margin(correct, rng)
+            probability = 1.0 / (1.0 + np.exp(-margin))
+        if recording.predictions:
             chosen = _predictions_from(correct, labels, world.confusing[name], world.classes, rng)
             for checkpoint in range(checkpoints):
-                writer.record(name, checkpoint, networks, predictions=chosen[:, checkpoint])
+                soft = (
+                    {"probability": probability[:, checkpoint], "margin": margin[:, checkpoint]}
+                    if recording.soft
+                    else {}
+                )
+                writer.record(name, checkpoint, networks, predictions=chosen[:, checkpoint], **soft)
         else:
             _write_whole_block(writer, name, networks, correct)
 

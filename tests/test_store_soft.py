@@ -330,8 +330,71 @@ def test_a_format_1_store_opens_and_analyses_exactly_as_before(tmp_path):
     expected = json.loads((DATA / "v1_population.summary.json").read_text())
     for key in ("store", "execution"):
         got.pop(key), expected.pop(key)
+    # The one addition since: each split says its soft measures are skipped, and why.
+    for split in got["splits"].values():
+        assert split.pop("soft") == {"skipped": "the store records no soft verdicts"}
+        for group in split.get("groups", {}).values():
+            assert group.pop("soft") == {"skipped": "the store records no soft verdicts"}
     assert got == expected
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "out" / "examples.parquet"),
         pd.read_parquet(DATA / "v1_population.examples.parquet"),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Example metadata
+
+
+def test_example_metadata_round_trips_and_survives_a_merge(tmp_path):
+    condition = np.array(["clean", "blur", None, "blur"], dtype=object)
+    severity = np.array([0, 3, 1, 5])
+    splits = {
+        "test": engine.SplitSpec(
+            labels=np.array([0, 1, 1, 0]),
+            fingerprint="t",
+            metadata={"condition": condition, "severity": severity},
+        )
+    }
+    for name in ("a", "b"):
+        writer = engine.create_population(
+            tmp_path / f"{name}.zarr",
+            dataset_name="m",
+            splits=splits,
+            groups=[engine.GroupSpec(name, "mlp", 2)],
+            checkpoint_epochs=[0],
+        )
+        writer.record("test", 0, (0, 2), predictions=np.zeros((2, 4), int))
+        writer.mark_checkpoint(0, (0, 2))
+    engine.merge_populations([tmp_path / "a.zarr", tmp_path / "b.zarr"], tmp_path / "ab.zarr")
+    for store in ("a.zarr", "ab.zarr"):
+        table = engine.open_population(tmp_path / store).example_metadata("test")
+        assert list(table.columns) == ["condition", "severity"]
+        assert table["condition"].tolist()[:2] == ["clean", "blur"]
+        assert pd.isna(table["condition"].tolist()[2])
+        assert sorted(table["condition"].cat.categories) == ["blur", "clean"]
+        np.testing.assert_array_equal(table["severity"].to_numpy(), severity)
+    assert engine.open_population(tmp_path / "a.zarr").attrs["splits"]["test"][
+        "example_metadata"
+    ] == ["condition", "severity"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [({"bad/name": np.zeros(4)}, "letters, digits"), ({"x": np.zeros(3)}, r"expected \(4,\)")],
+)
+def test_bad_example_metadata_is_refused_before_the_store_exists(tmp_path, metadata, message):
+    with pytest.raises(WriterError, match=message):
+        engine.create_population(
+            tmp_path / "m.zarr",
+            dataset_name="m",
+            splits={"test": engine.SplitSpec(labels=np.zeros(4, int), metadata=metadata)},
+            groups=[engine.GroupSpec("a", "mlp", 1)],
+            checkpoint_epochs=[0],
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_store_without_metadata_gives_an_empty_table(soft_store):
+    table = engine.open_population(soft_store[0]).example_metadata("train")
+    assert table.shape == (21, 0)

@@ -37,6 +37,7 @@ from engine.store.format import (
     dataset_fingerprint,
     recorded_writes,
 )
+from engine.store.metadata import METADATA_GROUP, MISSING_CATEGORY, check_columns
 from engine.store.writer import PopulationWriter
 
 
@@ -175,6 +176,8 @@ class _SplitData:
     predictions: bool
     fingerprint: str
     soft: bool
+    #: Encoded example metadata: column -> (stored array, categories or None).
+    columns: Mapping[str, tuple[np.ndarray, list | None]]
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -183,6 +186,7 @@ class _SplitData:
             "predictions": self.predictions,
             "fingerprint": self.fingerprint,
             "soft": self.soft,
+            "example_metadata": list(self.columns),
         }
 
 
@@ -260,6 +264,7 @@ def _check_inputs(
             predictions=bool(spec.predictions),
             fingerprint=spec.fingerprint,
             soft=bool(spec.soft),
+            columns=check_columns(name, spec.metadata, labels[name].size),
         )
         for name, spec in splits.items()
     )
@@ -449,6 +454,27 @@ def _create_split_arrays(
     create("final_accuracy", (num_networks,), (nb,))
     if split.name == inputs.membership_split:
         create("membership", (num_networks, num_examples), (nb, xb))
+    if split.columns:
+        _create_metadata_columns(group.create_group(METADATA_GROUP), split.columns, xb)
+
+
+def _create_metadata_columns(
+    group: zarr.Group, columns: Mapping[str, tuple[np.ndarray, list | None]], chunk: int
+) -> None:
+    """One array per example-metadata column, categories in its attributes."""
+    for name, (values, categories) in columns.items():
+        fill = MISSING_CATEGORY if categories is not None else _metadata_fill(values.dtype)
+        layout = ArrayLayout(("examples",), str(values.dtype), fill)
+        array = _create_array(group, name, layout, values.shape, (chunk,))
+        array[:] = values
+        if categories is not None:
+            array.attrs["categories"] = categories
+
+
+def _metadata_fill(dtype: np.dtype) -> int | float | bool:
+    if dtype.kind == "f":
+        return float("nan")
+    return False if dtype.kind == "b" else 0
 
 
 def _publish(staging: Path, path: Path) -> None:

@@ -352,6 +352,9 @@ class SplitSpec:
     soft : bool
         Whether soft verdicts (true-class probability and margin) are stored for this split;
         they are recorded from logits or probabilities (:meth:`PopulationWriter.record`).
+    metadata : mapping of str to array, dims (examples,), optional
+        Per-example columns kept with the split (condition, corruption, severity, source):
+        numbers as they are, anything else as categories (see :mod:`engine.store.metadata`).
     """
 
     labels: np.ndarray
@@ -359,6 +362,7 @@ class SplitSpec:
     predictions: bool = True
     fingerprint: str = ""
     soft: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def split_fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:

@@ -169,6 +169,7 @@ def merge_populations(
             fingerprint=meta["fingerprint"],
             # Soft verdicts survive a merge only where every store has them.
             soft=all(p.attrs["splits"][name].get("soft", False) for p in populations),
+            metadata=_metadata_columns(first, name),
         )
         for name, meta in first.attrs["splits"].items()
     }
@@ -201,6 +202,17 @@ def merge_populations(
     _copy_networks(populations, writer, list(splits))
     os.replace(staging, output)
     return open_population(output)
+
+
+def _metadata_columns(population: Population, split: str) -> dict[str, np.ndarray]:
+    """A split's example metadata as :class:`SplitSpec` takes it (categories as their values)."""
+    table = population.example_metadata(split)
+    return {
+        column: table[column].to_numpy(dtype=object)
+        if table[column].dtype == "category"
+        else table[column].to_numpy()
+        for column in table.columns
+    }
 
 
 def _require_mergeable(populations: Sequence[Population]) -> None:

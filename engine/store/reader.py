@@ -270,6 +270,24 @@ class Population:
         self.require_split(split)
         return self.read_array(f"splits/{split}/labels")[: self.num_examples(split)]
 
+    def example_metadata(self, split: str) -> pd.DataFrame:
+        """The split's per-example metadata columns, one row per example (categorical columns
+        for text); an empty table where it has none (and in stores of format 1)."""
+        from engine.store.metadata import METADATA_GROUP, decode_columns
+
+        self.require_split(split)
+        name = f"splits/{split}/{METADATA_GROUP}"
+        group = self._root[name] if name in self._root else None
+        try:
+            if group is not None and not isinstance(group, zarr.Group):
+                raise TypeError(f"{name} is not a group")
+            return decode_columns(group, self.num_examples(split))
+        except Exception as error:
+            raise StoreError(
+                f"corrupt or unreadable example metadata of {split!r} in {self.path}: "
+                f"{type(error).__name__}"
+            ) from error
+
     def example_ids(self, split: str) -> np.ndarray:
         """Index of each example in the source data set, dims (examples,), int64."""
         self.require_split(split)

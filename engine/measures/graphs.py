@@ -1,10 +1,11 @@
 """Lazy Dask graphs of the counts behind every measure of one split.
 
-Layout letters: n networks, t checkpoints, x examples, k classes, g groups, s split-halvings.
+Layout letters: n networks, t checkpoints, x examples, k classes (statistics in
+:func:`soft_statistics`), r regions, m table networks, g groups, s split-halvings.
 
-:func:`verdict_statistics` and :func:`class_statistics` schedule one task of
-:mod:`engine.measures.tasks` per stored column of chunks (a block of networks by a block of
-examples, every checkpoint); the tasks' counts are added by a tree of Dask tasks, example counts
+:func:`verdict_statistics`, :func:`class_statistics` and :func:`soft_statistics` schedule one
+task of :mod:`engine.measures.tasks` per stored column of chunks (a block of networks by a block
+of examples, every checkpoint); the tasks' counts are added by a tree of Dask tasks, example counts
 over blocks of networks and network counts over blocks of examples. Nothing here calls
 ``.compute()``: the caller picks the scheduler.
 """
@@ -22,13 +23,17 @@ from engine.measures.selection import NetworkSelection
 from engine.measures.tasks import (
     CLASS_EXAMPLE_FIELDS,
     CLASS_NETWORK_FIELDS,
+    SOFT_EXAMPLE_FIELDS,
     VERDICT_EXAMPLE_FIELDS,
     VERDICT_NETWORK_FIELDS,
     ClassTask,
     CountLayout,
+    SoftTask,
     VerdictTask,
     class_block,
     class_layouts,
+    soft_block,
+    soft_layouts,
     verdict_block,
     verdict_layouts,
 )
@@ -40,7 +45,8 @@ if TYPE_CHECKING:
 #: Name prefixes of the tasks that read one column of stored chunks (a progress bar counts them).
 VERDICT_TASK_PREFIX = "verdict-block-"
 CLASS_TASK_PREFIX = "class-block-"
-CHUNK_TASK_PREFIXES = (VERDICT_TASK_PREFIX, CLASS_TASK_PREFIX)
+SOFT_TASK_PREFIX = "soft-block-"
+CHUNK_TASK_PREFIXES = (VERDICT_TASK_PREFIX, CLASS_TASK_PREFIX, SOFT_TASK_PREFIX)
 
 Range = tuple[int, int]
 Counts = dict[str, np.ndarray]
@@ -336,6 +342,147 @@ def class_statistics(
     return _assemble(
         blocks, network_ranges, example_ranges, layouts, CLASS_EXAMPLE_FIELDS, CLASS_NETWORK_FIELDS
     )
+
+
+def _table_assembly(
+    blocks: dict[tuple[int, int], Any],
+    table_ranges: list[Range],
+    example_ranges: list[Range],
+    num_statistics: int,
+) -> Any:
+    """The per-network statistics of the tasks, (k, x, m): joined along examples within a block
+    of networks, then along the table's networks."""
+    import dask
+    import dask.array as da
+
+    rows = []
+    for i, (m0, m1) in enumerate(table_ranges):
+        if m1 == m0:
+            continue
+        rows.append(
+            da.concatenate(
+                [
+                    da.from_delayed(
+                        dask.delayed(_pick, pure=True)(blocks[(i, j)], "network_statistics"),
+                        shape=(num_statistics, x1 - x0, m1 - m0),
+                        dtype=np.float32,
+                    )
+                    for j, (x0, x1) in enumerate(example_ranges)
+                ],
+                axis=1,
+            )
+        )
+    return rows[0] if len(rows) == 1 else da.concatenate(rows, axis=2)
+
+
+def soft_statistics(
+    population: Population,
+    split: str,
+    selection: NetworkSelection,
+    *,
+    table_networks: np.ndarray | None = None,
+    networks_per_task: int | None = None,
+    examples_per_task: int | None = None,
+    direct: bool = True,
+) -> dict[str, Any] | None:
+    """Lazy sums of the soft verdicts of one split (see :mod:`kernels.soft`), or None where the
+    split stores none.
+
+    Parameters
+    ----------
+    population : engine.Population
+    split : str
+    selection : NetworkSelection
+    table_networks : ndarray of int, dims (m,), optional
+        Analysed networks whose statistics per example are returned too, in ascending order of
+        id whatever the order given (for data maps of single networks and the per-network table).
+    networks_per_task, examples_per_task, direct
+        As in :func:`verdict_statistics`.
+
+    Returns
+    -------
+    dict of dask.array.Array
+        The fields of :class:`kernels.soft.ExampleSoftSums`: ``network_count`` int32 (g, x),
+        ``statistic_sum`` and ``statistic_square_sum`` float64 (g, k, x), ``region_count``
+        int32 (g, r, x); with ``table_networks``, ``network_statistics`` float32 (k, x, m), NaN
+        where a network recorded nothing.
+
+    Raises
+    ------
+    ConfigError
+        If a table network is not one of the analysed networks.
+    """
+    import dask
+
+    from engine.errors import ConfigError
+    from kernels.soft import REGIONS, STATISTICS, RegionThresholds
+
+    if not population.soft_arrays(split):
+        return None
+    handle = _handle(population)
+    total = population.num_checkpoints
+    chosen = np.unique(np.asarray(table_networks if table_networks is not None else [], np.int64))
+    if chosen.size and (
+        chosen.min() < 0
+        or chosen.max() >= population.num_networks
+        or (selection.network_group[chosen] < 0).any()
+    ):
+        raise ConfigError("the networks of a soft-verdict table must be analysed networks")
+    network_ranges, example_ranges = _task_ranges(
+        population,
+        split,
+        "probability",
+        networks_per_task,
+        examples_per_task,
+        population.num_examples(split),
+    )
+    layouts = soft_layouts(selection.num_groups, len(STATISTICS), len(REGIONS))
+    if not example_ranges:
+        result = _empty(layouts, SOFT_EXAMPLE_FIELDS, (), population.num_networks)
+        if chosen.size:
+            import dask.array as da
+
+            result["network_statistics"] = da.zeros(
+                (len(STATISTICS), 0, chosen.size), dtype=np.float32
+            )
+        return result
+    blocks = {}
+    table_ranges = []
+    token = _token(handle, selection)
+    thresholds = tuple(float(v) for v in RegionThresholds())
+    for i, (n0, n1) in enumerate(network_ranges):
+        mine = tuple(int(n) for n in chosen[(chosen >= n0) & (chosen < n1)])
+        first = int((chosen < n0).sum())
+        table_ranges.append((first, first + len(mine)))
+        for j, (x0, x1) in enumerate(example_ranges):
+            task = SoftTask(
+                handle,
+                split,
+                (n0, n1),
+                (x0, x1),
+                total,
+                selection.network_group[n0:n1],
+                selection.num_groups,
+                mine,
+                thresholds,
+                direct,
+            )
+            name = f"{SOFT_TASK_PREFIX}{split}-{token}-{_networks_token(mine)}-{i}-{j}"
+            blocks[(i, j)] = dask.delayed(soft_block, pure=True)(task, dask_key_name=name)
+    result = _assemble(blocks, network_ranges, example_ranges, layouts, SOFT_EXAMPLE_FIELDS, ())
+    if chosen.size:
+        result["network_statistics"] = _table_assembly(
+            blocks, table_ranges, example_ranges, len(STATISTICS)
+        )
+    return result
+
+
+def _networks_token(networks: tuple[int, ...]) -> str:
+    """A short token of a task's table networks: graphs asking for other networks never share
+    a task name."""
+    from dask.base import tokenize
+
+    return tokenize(networks)[:8]
 
 
 def num_classes_of(population: Population) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.measures.consensus import consensus_measures
 from engine.measures.selection import NetworkSelection
+from engine.measures.soft import soft_measures, soft_skipped
 from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
 
 
@@ -21,6 +22,8 @@ def split_measures(
     classes_last_only: bool = False,
     membership: bool = False,
     consensus_seed: int = 0,
+    soft: dict[str, np.ndarray] | None = None,
+    soft_absent: str = "the split records no soft verdicts",
 ) -> dict[str, Any]:
     """Every measure of one split for the networks of ``groups``, from computed counts.
 
@@ -43,6 +46,11 @@ def split_measures(
         The split holds the membership mask: add the hold-out consistency.
     consensus_seed : int
         Seed of the consensus null's draws.
+    soft : dict of ndarray, optional
+        Computed :func:`~engine.measures.soft_statistics`: adds the summary's ``soft`` section
+        and the soft columns per example.
+    soft_absent : str
+        Why ``soft`` is None: the ``soft`` section then says it was skipped and why.
 
     Returns
     -------
@@ -63,6 +71,19 @@ def split_measures(
         for part_summary, part_examples in parts:
             summary.update(part_summary)
             per_example.update(part_examples)
+    if soft is None or not size:
+        summary["soft"] = soft_skipped(soft_absent if soft is None else "no network analysed")
+    elif not labelled.any():
+        summary["soft"] = soft_skipped("the split has no labels")
+    else:
+        nan = np.full(labelled.size, np.nan)
+        summary["soft"], soft_examples = soft_measures(
+            soft,
+            groups,
+            per_example.get("accessibility", nan),
+            per_example.get("tpa_last", nan),
+        )
+        per_example.update(soft_examples)
     if classes is not None and size:
         consensus, per_example["consensus_last"] = consensus_measures(
             classes["class_count"][groups].sum(axis=0),

@@ -1,12 +1,14 @@
 """The tasks that read the store on workers: the counts of one block of networks x examples.
 
 Layout letters: n networks, t checkpoints, x examples, b example bytes (8 examples each),
-k classes, g groups, s split-halvings.
+k classes (in the soft tasks: the statistics of :data:`kernels.soft.STATISTICS`), r regions,
+m the networks of a per-network table, g groups, s split-halvings.
 
 A task reads its stored chunks one block of checkpoints at a time, in the store's stored order
-(x, n, t), and runs the kernels of :mod:`kernels.agreement` (verdicts) or :mod:`kernels.consensus`
-(predictions) on them, carrying the learning state from one block of checkpoints to the next:
-memory is one stored chunk and the task's counts, whatever the size of the store. Each task opens
+(x, n, t), and runs the kernels of :mod:`kernels.agreement` (verdicts), :mod:`kernels.consensus`
+(predictions) or :mod:`kernels.soft` (soft verdicts) on them, carrying the learning state (or the
+soft sums) from one block of checkpoints to the next: memory is one stored chunk and the task's
+counts, whatever the size of the store. Each task opens
 the store itself by path or URL (a :class:`~engine.store.StoreHandle`), so that no block of
 verdicts travels between processes or machines; a task and its request pickle for
 ``dask.distributed``.
@@ -21,7 +23,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine.errors import StoreError
-from engine.store import StoreHandle, read_stored_order
+from engine.store import BIT_ORDER, StoreHandle, read_stored_order
+from engine.store.format import decode_margin, decode_probability
 
 #: Counts indexed by example, summed over blocks of networks.
 VERDICT_EXAMPLE_FIELDS = (
@@ -287,4 +290,135 @@ def class_block(task: ClassTask) -> dict[str, np.ndarray]:
                 counts["class_count"][:, c - x0 : d - x0],
                 counts["network_class_count"][a - n0 : b - n0],
             )
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------
+# Soft verdicts (kernels.soft)
+
+#: The sums of :class:`kernels.soft.ExampleSoftSums`, indexed by example, summed over blocks of
+#: networks.
+SOFT_EXAMPLE_FIELDS = ("network_count", "statistic_sum", "statistic_square_sum", "region_count")
+
+
+def soft_layouts(num_groups: int, num_statistics: int, num_regions: int) -> dict[str, CountLayout]:
+    """The layout of each sum of :func:`soft_block` around its examples axis."""
+    g, k, r = num_groups, num_statistics, num_regions
+    return {
+        "network_count": CountLayout((g,), ()),
+        "statistic_sum": CountLayout((g, k), (), np.float64),
+        "statistic_square_sum": CountLayout((g, k), (), np.float64),
+        "region_count": CountLayout((g, r), ()),
+    }
+
+
+@dataclass(frozen=True)
+class SoftTask:
+    """What one soft task sums: a block of networks x examples, every checkpoint.
+
+    It reads the codes of ``probability`` and ``margin`` and the verdict bits of
+    ``correct_packed`` one block of checkpoints at a time, and keeps the per-(network, example)
+    statistics of the networks ``table_networks`` (those of its block) besides the sums.
+    """
+
+    handle: StoreHandle
+    split: str
+    networks: tuple[int, int]
+    examples: tuple[int, int]
+    num_checkpoints: int
+    #: int64 (n,): group of each network of the block, -1 for a network left out.
+    network_group: np.ndarray
+    num_groups: int
+    #: Ids of the block's networks whose statistics per example are returned (ascending).
+    table_networks: tuple[int, ...] = ()
+    #: float64 (3,): the region thresholds (kernels.soft.RegionThresholds, in its order).
+    thresholds: tuple[float, ...] = ()
+    direct: bool = True
+
+
+def _read_correct_bits(
+    array: Any, task: SoftTask, column: ChunkColumn, checkpoints: tuple[int, int], completed: Any
+) -> np.ndarray:
+    """Verdicts of one chunk column and block of checkpoints, dims (x, n, t), uint8 0 or 1."""
+    (c, d) = column.examples
+    b0, b1 = c // 8, -(-d // 8)
+    packed = read_stored_order(
+        array, column.networks, checkpoints, (b0, b1), direct=task.direct, completed=completed
+    )
+    bits = np.unpackbits(packed, axis=0, bitorder=BIT_ORDER)
+    return bits[c - 8 * b0 : d - 8 * b0]
+
+
+def _sum_soft_column(
+    arrays: dict[str, Any],
+    task: SoftTask,
+    column: ChunkColumn,
+    example_sums: Any,
+    table: np.ndarray | None,
+) -> None:
+    """Add the soft verdicts of one chunk column, every checkpoint, to the task's sums."""
+    from kernels.soft import RegionThresholds, SoftSums, accumulate_soft, finish_soft
+
+    (a, b), (c, d) = column.networks, column.examples
+    completed = task.handle.completed((a, b))
+    sums = SoftSums.start(d - c, b - a)
+    chunk_checkpoints = arrays["probability"].chunks[1]
+    for t0 in range(0, task.num_checkpoints, chunk_checkpoints):
+        t1 = min(t0 + chunk_checkpoints, task.num_checkpoints)
+
+        def read(name: str, t0: int = t0, t1: int = t1) -> np.ndarray:
+            return read_stored_order(
+                arrays[name], (a, b), (t0, t1), (c, d), direct=task.direct, completed=completed
+            )
+
+        probability = decode_probability(read("probability"))
+        margin = decode_margin(read("margin"))
+        correct = _read_correct_bits(arrays["correct_packed"], task, column, (t0, t1), completed)
+        accumulate_soft(probability, margin, correct, sums)
+    thresholds = RegionThresholds(*task.thresholds) if task.thresholds else RegionThresholds()
+    x0 = task.examples[0]
+    kept = [n - a for n in task.table_networks if a <= n < b]
+    statistics = (
+        np.empty((table.shape[0], d - c, b - a), np.float32) if table is not None and kept else None
+    )
+    view = type(example_sums)(*(field[..., c - x0 : d - x0] for field in example_sums))
+    finish_soft(sums, column.groups, view, statistics, thresholds)
+    if statistics is not None and table is not None:
+        first = sum(1 for n in task.table_networks if n < a)
+        table[:, c - x0 : d - x0, first : first + len(kept)] = statistics[:, :, kept]
+
+
+def soft_block(task: SoftTask) -> dict[str, np.ndarray]:
+    """Sums of the soft verdicts of one block of networks x examples over every checkpoint
+    (one Dask task).
+
+    Returns
+    -------
+    dict of ndarray
+        The sums of :func:`soft_layouts` over the task's examples (int32, the statistics'
+        float64) and, where the task has ``table_networks``, ``network_statistics`` float32
+        (k, x, m): each statistic of each of those networks on each example, NaN where it
+        recorded nothing.
+    """
+    from kernels.soft import STATISTICS, ExampleSoftSums
+
+    arrays = {
+        name: task.handle.open_array(f"splits/{task.split}/{name}")
+        for name in ("probability", "margin", "correct_packed")
+    }
+    (x0, x1) = task.examples
+    network_group = np.ascontiguousarray(task.network_group, dtype=np.int64)
+    example_sums = ExampleSoftSums.start(task.num_groups, x1 - x0)
+    table = (
+        np.full((len(STATISTICS), x1 - x0, len(task.table_networks)), np.nan, np.float32)
+        if task.table_networks
+        else None
+    )
+    chunk_n, _, chunk_x = arrays["probability"].chunks
+    # Columns whose networks are all left out are skipped: table networks are analysed ones.
+    for column in chunk_columns(network_group, task.networks, task.examples, chunk_n, chunk_x):
+        _sum_soft_column(arrays, task, column, example_sums, table)
+    counts = dict(zip(SOFT_EXAMPLE_FIELDS, example_sums, strict=True))
+    if table is not None:
+        counts["network_statistics"] = table
     return counts

@@ -32,9 +32,18 @@ def analyze(
     ] = "last",
     device: Device = "cpu",
     progress: options.Progress = True,
+    network_table: Annotated[
+        bool,
+        typer.Option(
+            "--network-table",
+            help="Also write network_examples.parquet: the soft measures of every network on "
+            "every example (networks x examples rows).",
+        ),
+    ] = False,
 ) -> None:
     """Every measure of one store: agreement histograms and their nulls, learning order,
-    learning events, consensus, hold-out consistency; summary.json, tables, figures, report.html."""
+    learning events, consensus, hold-out consistency, data maps and the area under the margin
+    of soft verdicts; summary.json, tables, figures, report.html."""
     from engine.report import analyze_store
 
     report = analyze_store(
@@ -48,6 +57,7 @@ def analyze(
         pairwise_checkpoints=pairwise_checkpoints,
         device=device,
         progress=progress,
+        network_table=network_table,
     )
     typer.echo(f"wrote {report}")
 

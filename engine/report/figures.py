@@ -1,5 +1,6 @@
 """The PNG figures of a report: accuracy, TP-agreement histograms against their null, learning
-curves by accessibility, consensus, and the figures comparing stores.
+curves by accessibility, consensus, the data maps and AUM distribution of soft verdicts, and the
+figures comparing stores.
 
 matplotlib is imported on first use, with its non-interactive Agg backend.
 """
@@ -145,6 +146,274 @@ def _consensus_figure(
 
 
 # ----------------------------------------------------------------------------------------------
+# Soft verdicts: data maps and the area under the margin
+
+#: Above this many examples a data map is a hexbin (colour: mean correctness per cell).
+HEXBIN_ABOVE = 5000
+REGION_COLOURS = {
+    "easy": "tab:green",
+    "ambiguous": "tab:orange",
+    "hard": "tab:red",
+    "other": "tab:grey",
+}
+
+
+def soft_figures(result: StoreResult, out_dir: Path) -> list[tuple[Path, str]]:
+    """The figures of the soft verdicts of each split that has them, each with the sentence the
+    page shows under it: the population's data map, the data maps of a few networks, the
+    distribution of the area under the margin."""
+    plt = _pyplot()
+    made = []
+    for split in result.selection.splits:
+        measures = result.measures[split].overall
+        soft = measures["summary"].get("soft") or {}
+        if "population_region" not in measures["examples"]:
+            continue
+        examples = measures["examples"]
+        made.append(_population_map_figure(plt, split, examples, soft, out_dir))
+        counts = result.counts[split].soft or {}
+        statistics = counts.get("network_statistics")
+        if statistics is not None and np.asarray(statistics).shape[2]:
+            made.append(_network_maps_figure(plt, result, split, np.asarray(statistics), out_dir))
+        made.append(_aum_figure(plt, split, examples, soft, out_dir))
+    return made
+
+
+def _region_bounds(
+    axis, thresholds: dict[str, float], shares: dict[str, float] | None = None, small=False
+) -> None:
+    """Cartography's regions on a data map (variability across, confidence up), each named
+    (with its share of examples where ``shares`` is given)."""
+    ambiguous = thresholds["ambiguous_variability"]
+    easy, hard = thresholds["easy_confidence"], thresholds["hard_confidence"]
+    style = {"color": "black", "lw": 0.9, "ls": "--"}
+    axis.axvline(ambiguous, **style)
+    axis.plot([0, ambiguous], [easy, easy], **style)
+    axis.plot([0, ambiguous], [hard, hard], **style)
+    box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.75, "lw": 0}
+    places = {
+        "easy": (0.01, 0.985, "top", "left"),
+        "hard": (0.01, 0.015, "bottom", "left"),
+        "other": (0.01, (easy + hard) / 2, "center", "left"),
+        "ambiguous": (0.49, 0.985, "top", "right"),
+    }
+    for name, (x, y, va, ha) in places.items():
+        label = f"{name} {100 * shares[name]:.0f}%" if shares else name
+        axis.text(
+            x,
+            y,
+            label,
+            va=va,
+            ha=ha,
+            color=REGION_COLOURS[name],
+            fontsize=6.5 if small else 8,
+            fontweight="bold",
+            bbox=box,
+        )
+
+
+def _data_map(
+    axis, variability, confidence, correctness, thresholds, shares=None, small: bool = False
+):
+    """One data map: variability across, confidence up, colour the correctness share; a
+    scatter with transparency up to HEXBIN_ABOVE examples, a hexbin of mean correctness above.
+    Returns the mappable for a colour bar."""
+    keep = np.isfinite(variability) & np.isfinite(confidence) & np.isfinite(correctness)
+    x, y, c = variability[keep], confidence[keep], correctness[keep]
+    colours = {"cmap": "RdYlGn", "vmin": 0.0, "vmax": 1.0}
+    if keep.sum() > HEXBIN_ABOVE:
+        mappable = axis.hexbin(
+            x,
+            y,
+            C=c,
+            reduce_C_function=np.mean,
+            gridsize=(30, 40) if small else (50, 60),
+            extent=(0, 0.5, 0, 1),
+            mincnt=1,
+            linewidths=0.1,
+            **colours,
+        )
+    else:
+        size = 14 if keep.sum() <= 500 else 5
+        alpha = 0.8 if keep.sum() <= 500 else 0.45
+        # A thin edge keeps points of middling correctness (pale yellow) visible on white.
+        edge = {"edgecolors": "0.35", "linewidths": 0.3} if keep.sum() <= 500 else {"linewidths": 0}
+        mappable = axis.scatter(x, y, c=c, s=size, alpha=alpha, **edge, **colours)
+    _region_bounds(axis, thresholds, shares, small)
+    # A little past the ends: planted or saturated examples sit exactly on 0, 0.5 and 1.
+    axis.set(xlim=(-0.01, 0.51), ylim=(-0.02, 1.02))
+    return mappable
+
+
+def _colour_bar(figure, mappable, axes, label: str, **options) -> None:
+    """A colour bar drawn opaque, whatever the transparency of the points."""
+    bar = figure.colorbar(mappable, ax=axes, label=label, **options)
+    bar.solids.set_alpha(1.0)
+
+
+def _population_map_figure(
+    plt, split: str, examples: dict[str, np.ndarray], soft: dict[str, Any], out_dir: Path
+) -> tuple[Path, str]:
+    thresholds = soft["thresholds"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    mappable = _data_map(
+        left,
+        examples["variability_mean"],
+        examples["confidence_mean"],
+        examples["correctness_mean"],
+        thresholds,
+        soft["population_region_share"],
+    )
+    _colour_bar(figure, mappable, left, "correctness share (mean over networks)")
+    left.set(
+        xlabel="variability (mean over networks)",
+        ylabel="confidence (mean over networks)",
+        title=f"{split}: population data map, {soft['networks']} networks, "
+        f"{soft['examples']} examples",
+    )
+    confidence, spread = examples["confidence_mean"], examples["confidence_std"]
+    variability = examples["variability_mean"]
+    keep = np.isfinite(confidence) & np.isfinite(spread)
+    top = min(0.5, max(0.05, 1.15 * float(spread[keep].max()))) if keep.any() else 0.5
+    if keep.sum() > HEXBIN_ABOVE:
+        mappable = right.hexbin(
+            confidence[keep],
+            spread[keep],
+            C=variability[keep],
+            reduce_C_function=np.mean,
+            gridsize=(50, 25),
+            extent=(0, 1, 0, top),
+            mincnt=1,
+            linewidths=0.1,
+            cmap="viridis",
+            vmin=0,
+            vmax=0.5,
+        )
+    else:
+        mappable = right.scatter(
+            confidence[keep],
+            spread[keep],
+            c=variability[keep],
+            s=14 if keep.sum() <= 500 else 5,
+            alpha=0.8 if keep.sum() <= 500 else 0.45,
+            linewidths=0,
+            cmap="viridis",
+            vmin=0,
+            vmax=0.5,
+        )
+    _colour_bar(figure, mappable, right, "variability (mean over networks)")
+    right.set(
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02 * top, top),
+        xlabel="confidence (mean over networks)",
+        ylabel="confidence spread across networks (std)",
+        title=f"{split}: where networks disagree",
+    )
+    path = _save(figure, out_dir / f"data_map_{split}.png", plt)
+    caption = (
+        f"{split}: each example's mean confidence in its true class against the variability of "
+        "that confidence over training, both averaged over the networks and coloured by the "
+        "share of right verdicts, with cartography's regions marked (left); the right panel "
+        "shows how much the networks' confidences differ on each example, which separates "
+        "examples ambiguous for every network from those only some networks find hard."
+    )
+    return path, caption
+
+
+def _network_maps_figure(
+    plt, result: StoreResult, split: str, statistics: np.ndarray, out_dir: Path
+) -> tuple[Path, str]:
+    """Small multiples: the data map of each of the selection's map networks."""
+    from engine.measures import STATISTIC_NAMES
+
+    chosen = result.selection.map_networks
+    ordered = np.sort(chosen)  # soft_statistics returns the table in ascending network order
+    thresholds = result.measures[split].overall["summary"]["soft"]["thresholds"]
+    group_names = result.selection.networks.group_names
+    network_group = result.selection.networks.network_group
+    count = len(chosen)
+    figure, axes = plt.subplots(
+        1, count, figsize=(3.4 * count + 1.0, 3.6), squeeze=False, sharey=True
+    )
+    conf, var, corr = (
+        STATISTIC_NAMES.index(n) for n in ("confidence", "variability", "correctness")
+    )
+    mappable = None
+    for axis, network in zip(axes[0], chosen, strict=True):
+        column = int(np.searchsorted(ordered, network))
+        mappable = _data_map(
+            axis,
+            statistics[var, :, column],
+            statistics[conf, :, column],
+            statistics[corr, :, column],
+            thresholds,
+            small=True,
+        )
+        axis.set(
+            title=f"network {network} ({group_names[network_group[network]]})",
+            xlabel="variability",
+        )
+    axes[0][0].set_ylabel("confidence")
+    if mappable is not None:
+        _colour_bar(figure, mappable, list(axes[0]), "correctness share", shrink=0.9)
+    figure.suptitle(f"{split}: data maps of single networks", fontsize=10, y=1.04)
+    path = out_dir / f"data_map_networks_{split}.png"
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    caption = (
+        f"{split}: the same data map for {count} single networks (the first of each group, then "
+        "the next ones): one run's map is noisier than the population's, and comparing them "
+        "shows which examples move between regions from network to network."
+    )
+    return path, caption
+
+
+def _aum_figure(
+    plt, split: str, examples: dict[str, np.ndarray], soft: dict[str, Any], out_dir: Path
+) -> tuple[Path, str]:
+    from engine.measures import AUM_EDGES, POPULATION_REGIONS
+
+    aum, region = examples["aum_mean"], examples["population_region"]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    bottom = np.zeros(AUM_EDGES.size - 1)
+    for r, name in enumerate(POPULATION_REGIONS):
+        chosen = (region == r) & np.isfinite(aum)
+        counts, _ = np.histogram(aum[chosen], bins=AUM_EDGES)
+        axis.stairs(
+            bottom + counts,
+            AUM_EDGES,
+            baseline=bottom.copy(),
+            fill=True,
+            color=REGION_COLOURS[name],
+            alpha=0.85,
+            label=f"{name} (population region)",
+        )
+        bottom += counts
+    axis.axvline(0, color="black", lw=1, ls="--")
+    negative = soft.get("aum_negative_share")
+    share = f"{100 * negative:.1f}%" if negative is not None else "-"
+    finite = aum[np.isfinite(aum)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        pad = max(0.5, 0.05 * (high - low))
+        axis.set_xlim(max(AUM_EDGES[0], low - pad), min(AUM_EDGES[-1], high + pad))
+    axis.set(
+        xlabel="area under the margin (mean over checkpoints, then over networks)",
+        ylabel="examples",
+        title=f"{split}: area under the margin; {share} of examples below 0",
+    )
+    axis.legend(fontsize=7)
+    path = _save(figure, out_dir / f"aum_{split}.png", plt)
+    caption = (
+        f"{split}: how many examples have each area under the margin (the true class's logit "
+        "minus the largest other, averaged over training and networks), stacked by population "
+        "region; examples below 0 are those the networks keep preferring another class for, "
+        "the likely mislabelled ones."
+    )
+    return path, caption
+
+
+# ----------------------------------------------------------------------------------------------
 # compare
 
 
@@ -209,4 +478,4 @@ def _generalisation_figure(plt, rows: list[dict[str, Any]], out_dir: Path) -> Pa
     return _save(figure, out_dir / "generalisation.png", plt)
 
 
-__all__ = ["analysis_figures", "compare_figures", "embedded"]
+__all__ = ["analysis_figures", "compare_figures", "embedded", "soft_figures"]

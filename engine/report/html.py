@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,22 @@ class Page:
         Key numbers: a label and its value.
     figures : list of Path
         PNG files to embed, in order; those that do not exist are left out.
+    captions : dict of str to str
+        A sentence under a figure, by the figure's file stem (figures without one have none).
     """
 
     title: str
     reading: list[str]
     rows: list[tuple[str, str]]
     figures: list[Path]
+    captions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class _Figure:
     name: str
     png_base64: str
+    caption: str = ""
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -76,7 +81,11 @@ def _environment():
 def render_page(page: Page) -> str:
     """The HTML of ``page``, every existing figure embedded as a base64 PNG."""
     figures = [
-        _Figure(path.stem, base64.b64encode(path.read_bytes()).decode("ascii"))
+        _Figure(
+            path.stem,
+            base64.b64encode(path.read_bytes()).decode("ascii"),
+            page.captions.get(path.stem, ""),
+        )
         for path in map(Path, page.figures)
         if path.exists()
     ]
@@ -98,10 +107,16 @@ def write_page(out_dir: Path, page: Page) -> Path:
 # analyze
 
 
-def analysis_page(summary: dict[str, Any], figures: list[Path]) -> Page:
-    """The page of ``engine analyze`` from its ``summary.json``."""
+def analysis_page(
+    summary: dict[str, Any], figures: list[Path], captions: Mapping[str, str] | None = None
+) -> Page:
+    """The page of ``engine analyze`` from its ``summary.json``; ``captions`` by figure stem."""
     return Page(
-        f"Analysis of {summary['store']}", analysis_reading(summary), key_rows(summary), figures
+        f"Analysis of {summary['store']}",
+        analysis_reading(summary),
+        key_rows(summary),
+        figures,
+        dict(captions or {}),
     )
 
 
@@ -128,7 +143,40 @@ def analysis_reading(summary: dict[str, Any]) -> list[str]:
                     f"{number(pair['ceiling'])}); of the examples {pair['weaker']} learns, "
                     f"{number(pair['superset_fraction'])} are learned by {pair['stronger']}."
                 )
+        soft = s.get("soft") or {}
+        if soft.get("population_region_share"):
+            lines.append(_soft_sentence(split, soft))
+    lines += _soft_skipped_sentences(summary)
     return lines
+
+
+def _soft_sentence(split: str, soft: dict[str, Any]) -> str:
+    shares = soft["population_region_share"]
+    return (
+        f"{split}: by the networks' soft verdicts (mean over networks), "
+        f"{100 * shares['easy']:.1f}% of examples are easy to learn, "
+        f"{100 * shares['ambiguous']:.1f}% ambiguous and {100 * shares['hard']:.1f}% hard; "
+        f"a network puts an example in the region most networks choose for it "
+        f"{100 * (soft['region_agreement_mean'] or 0):.1f}% of the time on average, "
+        f"and {100 * (soft['aum_negative_share'] or 0):.1f}% of examples have a negative area "
+        f"under the margin (likely mislabelled). Confidence and accessibility rank the "
+        f"examples alike (Spearman {number(soft['confidence_accessibility_spearman'])})."
+    )
+
+
+def _soft_skipped_sentences(summary: dict[str, Any]) -> list[str]:
+    """One sentence for splits whose soft measures were skipped (one for all if the reason is
+    the store's)."""
+    reasons = {
+        split: (s.get("soft") or {}).get("skipped") for split, s in summary["splits"].items()
+    }
+    skipped = {split: reason for split, reason in reasons.items() if reason}
+    if not skipped:
+        return []
+    if len(skipped) == len(reasons) and len(set(skipped.values())) == 1:
+        reason = next(iter(skipped.values()))
+        return [f"Soft verdicts (data maps, area under the margin): skipped, {reason}."]
+    return [f"{split}: soft measures skipped, {reason}." for split, reason in skipped.items()]
 
 
 def _accuracy_sentence(split: str, s: dict[str, Any]) -> str:
@@ -167,6 +215,21 @@ def key_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
                         number(s["holdout_consistency_mean"][-1]),
                     )
                 )
+        soft = s.get("soft") or {}
+        if soft.get("population_region_share"):
+            shares = soft["population_region_share"]
+            rows += [
+                (
+                    f"{split}: easy / ambiguous / hard (population regions)",
+                    " / ".join(number(shares[name]) for name in ("easy", "ambiguous", "hard")),
+                ),
+                (f"{split}: region agreement of networks", number(soft["region_agreement_mean"])),
+                (f"{split}: share with negative AUM", number(soft["aum_negative_share"])),
+                (
+                    f"{split}: Spearman of confidence with accessibility",
+                    number(soft["confidence_accessibility_spearman"]),
+                ),
+            ]
         if s.get("consensus") and s["consensus"]["mean"]:
             rows.append(
                 (

@@ -7,6 +7,7 @@ opens or revalidates a store.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ class StoreSelection:
         Epoch of each checkpoint (may be fractional).
     labels : dict of str to ndarray of int32, dims (examples,)
         True class per example of each split, -1 where there is none.
+    map_networks : ndarray of int64, dims (networks,)
+        The analysed networks whose own data maps are drawn (the first of each group, then
+        the next ones), in the order drawn.
     """
 
     population: Population
@@ -46,6 +50,7 @@ class StoreSelection:
     num_classes: int
     epochs: np.ndarray
     labels: Mapping[str, np.ndarray]
+    map_networks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def analysed(self) -> np.ndarray:
@@ -69,11 +74,18 @@ class SplitCounts:
         :func:`engine.measures.class_statistics`, where the split stores predictions.
     classes_last_only : bool
         The class counts cover the last checkpoint only (splits with labels need no more).
+    soft : dict, optional
+        :func:`engine.measures.soft_statistics` (with the ``network_statistics`` of the
+        selection's ``map_networks``), where the split has labels and soft verdicts.
+    soft_absent : str
+        Why ``soft`` is None (the summary's ``soft`` section says it).
     """
 
     verdicts: dict[str, Any] | None
     classes: dict[str, Any] | None
     classes_last_only: bool
+    soft: dict[str, Any] | None = None
+    soft_absent: str = "the split records no soft verdicts"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,33 @@ def _resolve_splits(population: Population, splits) -> list[str]:
     return list(splits)
 
 
+#: Networks whose own data maps are drawn beside the population's.
+MAP_NETWORKS = 4
+#: Rows of ``network_examples.parquet`` computed and written at a time (a row group): about
+#: 40 bytes each in memory.
+NETWORK_TABLE_ROWS = 1 << 22
+#: Why a split has no soft measures.
+NO_SOFT_IN_STORE = "the store records no soft verdicts"
+NO_SOFT_IN_SPLIT = "the split records no soft verdicts"
+NO_LABELS = "the split has no labels"
+
+
+def _map_networks(network_group: np.ndarray, count: int = MAP_NETWORKS) -> np.ndarray:
+    """The first analysed network of each group, then the next analysed ones, ``count`` at
+    most, int64."""
+    analysed = np.flatnonzero(network_group >= 0)
+    firsts = [
+        int(analysed[network_group[analysed] == g][0]) for g in np.unique(network_group[analysed])
+    ]
+    chosen = firsts[:count]
+    for network in analysed:
+        if len(chosen) >= count:
+            break
+        if int(network) not in chosen:
+            chosen.append(int(network))
+    return np.asarray(chosen, np.int64)
+
+
 def _select(
     population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
 ) -> StoreSelection:
@@ -58,14 +86,16 @@ def _select(
         )
     if complete.size == 0:
         raise StoreError(f"{population.path} has no complete network to analyse")
+    networks = select_networks(population, networks=complete, seed=seed)
     return StoreSelection(
         population=population,
         splits=tuple(splits),
-        networks=select_networks(population, networks=complete, seed=seed),
+        networks=networks,
         incomplete=int(missing),
         num_classes=num_classes_of(population),
         epochs=np.asarray(population.checkpoints["epoch"].to_numpy(), np.float64),
         labels={split: population.labels(split) for split in splits},
+        map_networks=_map_networks(networks.network_group),
     )
 
 
@@ -97,9 +127,29 @@ def _store_names(stores: list[str]) -> list[str]:
 # Computing the measures of one or several stores
 
 
+def _soft_counts(
+    selection: StoreSelection, split: str, options: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str]:
+    """Lazy soft sums of a split (with the map networks' statistics), or None and why not."""
+    from engine.measures import soft_statistics
+
+    population = selection.population
+    if not any(population.soft_arrays(s) for s in population.splits):
+        return None, NO_SOFT_IN_STORE
+    if not population.soft_arrays(split):
+        return None, NO_SOFT_IN_SPLIT
+    if not population.has_labels(split):
+        return None, NO_LABELS
+    soft = soft_statistics(
+        population, split, selection.networks, table_networks=selection.map_networks, **options
+    )
+    return soft, NO_SOFT_IN_SPLIT
+
+
 def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str, SplitCounts]:
     """Lazy counts per split: verdict counts where the split has labels, class counts where it
-    stores predictions (every checkpoint on splits without labels, the last elsewhere)."""
+    stores predictions (every checkpoint on splits without labels, the last elsewhere), soft
+    sums where it has labels and soft verdicts."""
     from engine.measures import class_statistics, verdict_statistics
 
     population, networks = selection.population, selection.networks
@@ -116,7 +166,10 @@ def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str
             checkpoints=(last, last + 1) if labelled else None,
             **options,
         )
-        counts[split] = SplitCounts(verdicts, classes, labelled and classes is not None)
+        soft, soft_absent = _soft_counts(selection, split, options)
+        counts[split] = SplitCounts(
+            verdicts, classes, labelled and classes is not None, soft, soft_absent
+        )
     return counts
 
 
@@ -126,12 +179,13 @@ def _compute(
     progress: bool,
 ) -> list[dict[str, SplitCounts]]:
     """Compute the counts of every store in one pass (shared reads, one progress bar)."""
-    # Flattened and refilled in the same order: stores, splits, verdicts then classes, fields.
+    # Flattened and refilled in the same order: stores, splits, verdicts, classes then soft
+    # sums, fields.
     parts = [
         part
         for store in lazy
         for counts in store.values()
-        for part in (counts.verdicts, counts.classes)
+        for part in (counts.verdicts, counts.classes, counts.soft)
         if part is not None
     ]
     collections = [array for part in parts for array in part.values()]
@@ -147,7 +201,10 @@ def _compute(
     return [
         {
             split: dataclasses.replace(
-                counts, verdicts=computed(counts.verdicts), classes=computed(counts.classes)
+                counts,
+                verdicts=computed(counts.verdicts),
+                classes=computed(counts.classes),
+                soft=computed(counts.soft),
             )
             for split, counts in store.items()
         }
@@ -176,6 +233,8 @@ def _split_measures(
                 classes=split_counts.classes,
                 classes_last_only=split_counts.classes_last_only,
                 membership=split == membership_split,
+                soft=split_counts.soft,
+                soft_absent=split_counts.soft_absent,
             )
 
         groups = {}
@@ -197,6 +256,60 @@ def _measure(
         StoreResult(selection, counts, _split_measures(selection, counts))
         for selection, counts in zip(selections, computed, strict=True)
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The per-(network, example) table
+
+
+def _table_passes(selection: StoreSelection, split: str) -> list[np.ndarray]:
+    """The analysed networks in blocks of at most :data:`NETWORK_TABLE_ROWS` rows (one network
+    at least), cut at the store's blocks of networks so that each pass reads its chunks once."""
+    population = selection.population
+    analysed = selection.analysed
+    examples = max(population.num_examples(split), 1)
+    chunk = population.array(f"splits/{split}/probability").chunks[0]
+    per_pass = max(1, NETWORK_TABLE_ROWS // examples)
+    if per_pass >= chunk:
+        per_pass -= per_pass % chunk
+    passes = []
+    for start in range(0, population.num_networks, per_pass):
+        block = analysed[(analysed >= start) & (analysed < start + per_pass)]
+        if block.size:
+            passes.append(block)
+    return passes
+
+
+def _network_table(
+    selection: StoreSelection,
+    counts: Mapping[str, SplitCounts],
+    path: Path,
+    client: Client | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Write ``network_examples.parquet`` one block of networks at a time (one row group each);
+    returns the summary's ``network_table`` entry."""
+    from engine.measures import soft_statistics
+
+    population = selection.population
+    splits = [s for s in selection.splits if counts[s].soft is not None]
+    if not splits:
+        store_has_soft = any(population.soft_arrays(s) for s in population.splits)
+        reason = "no analysed split has labels and soft verdicts" if store_has_soft else None
+        return {"skipped": reason or NO_SOFT_IN_STORE}
+    rows = 0
+    with tables.NetworkExampleWriter(path) as writer:
+        for split in splits:
+            for block in _table_passes(selection, split):
+                lazy = soft_statistics(
+                    population, split, selection.networks, table_networks=block, **options
+                )
+                assert lazy is not None  # the split has soft verdicts (counts[split].soft)
+                (statistics,) = compute_with_progress(
+                    [lazy["network_statistics"]], client=client, progress=False
+                )
+                rows += writer.write(selection, split, block, np.asarray(statistics))
+    return {"path": path.name, "rows": rows, "splits": splits}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,6 +375,7 @@ def analyze_store(
     progress: bool = True,
     networks_per_task: int | None = None,
     examples_per_task: int | None = None,
+    network_table: bool = False,
 ) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
@@ -290,6 +404,10 @@ def analyze_store(
         Show a progress bar of chunks done.
     networks_per_task, examples_per_task : int, optional
         Size of a Dask task, rounded up to whole stored chunks (default: one chunk of each).
+    network_table : bool
+        Also write ``network_examples.parquet``, the soft measures of every analysed network on
+        every example of each split with soft verdicts (networks x examples rows), computed
+        and written one block of networks at a time.
 
     Returns
     -------
@@ -311,6 +429,13 @@ def analyze_store(
         out_dir.mkdir(parents=True, exist_ok=True)
         (result,) = _measure([selection], client, progress, options)
         seconds = time.perf_counter() - started
+        table = (
+            _network_table(
+                selection, result.counts, out_dir / "network_examples.parquet", client, options
+            )
+            if network_table
+            else None
+        )
         pairwise = _pairwise(selection, out_dir, checkpoints, device)
     execution = {
         "scheduler": _scheduler_name(scheduler, workers, cluster),
@@ -318,12 +443,17 @@ def analyze_store(
         "total_seconds": time.perf_counter() - started,
     }
     summary = tables.analysis_summary(result, pairwise, execution)
+    if table is not None:
+        summary["network_table"] = table
     tables.write_summary(summary, out_dir)
     tables.write_examples(result, out_dir / "examples.parquet")
     tables.write_networks(result, out_dir / "networks.parquet")
     made = figures.analysis_figures(result, out_dir)
+    soft_made = figures.soft_figures(result, out_dir)
+    made += [path for path, _ in soft_made]
     made += figures.embedded(out_dir / f for f in (pairwise or {}).get("figures", []))
-    return html.write_page(out_dir, html.analysis_page(summary, made))
+    captions = {path.stem: caption for path, caption in soft_made}
+    return html.write_page(out_dir, html.analysis_page(summary, made, captions))
 
 
 # ----------------------------------------------------------------------------------------------

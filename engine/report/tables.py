@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.report.results import Comparison, SplitMeasures, StoreResult
+from engine.report.results import Comparison, SplitMeasures, StoreResult, StoreSelection
 
 #: Keys every labelled split's summary has, None where a split has no labels.
 REQUIRED_SPLIT_KEYS = (
@@ -31,6 +31,25 @@ EXAMPLE_COLUMNS = (
     "forgetting_mean",
     "consensus_last",
     "holdout_consistency",
+)
+#: Soft measures per example of the whole population (columns added where any analysed split
+#: has soft verdicts; NaN on the others' rows), then ``population_region`` (str).
+SOFT_EXAMPLE_COLUMNS = (
+    "confidence_mean",
+    "confidence_std",
+    "variability_mean",
+    "variability_std",
+    "correctness_mean",
+    "correctness_std",
+    "aum_mean",
+    "aum_std",
+    "loss_mean",
+    "loss_std",
+    "easy_share",
+    "ambiguous_share",
+    "hard_share",
+    "other_share",
+    "region_agreement",
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -188,7 +207,23 @@ def comparison_summary(
 # Parquet tables
 
 
-def _example_table(result: StoreResult, split: str) -> dict[str, np.ndarray]:
+def has_soft_measures(result: StoreResult) -> bool:
+    """Whether any analysed split has soft measures (``examples.parquet`` has their columns)."""
+    return any(
+        "population_region" in result.measures[split].overall["examples"]
+        for split in result.selection.splits
+    )
+
+
+def _region_names(region: np.ndarray) -> np.ndarray:
+    """Population regions as names (object, None where an example has none)."""
+    from engine.measures import POPULATION_REGIONS
+
+    names = np.array([*POPULATION_REGIONS, None], dtype=object)
+    return names[np.where(region >= 0, region, len(POPULATION_REGIONS))]
+
+
+def _example_table(result: StoreResult, split: str, soft: bool) -> dict[str, np.ndarray]:
     """The columns of one split's rows of ``examples.parquet``."""
     measures = result.measures[split]
     examples = measures.overall["examples"]
@@ -205,6 +240,12 @@ def _example_table(result: StoreResult, split: str) -> dict[str, np.ndarray]:
     table["learning_order"] = examples.get("learning_order", np.full(size, -1, np.int64))
     for name, group in measures.groups.items():
         table[f"accessibility_{name}"] = group["examples"].get("accessibility", nan)
+    if soft:
+        for column in SOFT_EXAMPLE_COLUMNS:
+            table[column] = examples.get(column, nan)
+        table["population_region"] = _region_names(
+            examples.get("population_region", np.full(size, -1, np.int64))
+        )
     return table
 
 
@@ -212,9 +253,15 @@ def write_examples(result: StoreResult, path: Path) -> None:
     """``examples.parquet``: one row per example of every analysed split."""
     import pandas as pd
 
-    frames = [pd.DataFrame(_example_table(result, split)) for split in result.selection.splits]
+    soft = has_soft_measures(result)
+    frames = [
+        pd.DataFrame(_example_table(result, split, soft)) for split in result.selection.splits
+    ]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     frame["split"] = frame["split"].astype(str)
+    if soft:
+        # Strings with nulls (examples without soft verdicts), not pandas' object column.
+        frame["population_region"] = frame["population_region"].astype("string")
     frame.to_parquet(path, index=False)
 
 
@@ -235,10 +282,91 @@ def write_networks(result: StoreResult, path: Path) -> None:
     table.to_parquet(path, index=False)
 
 
+class NetworkExampleWriter:
+    """``network_examples.parquet``, written one block of networks at a time (one row group
+    each), so that memory holds one block whatever the population's size.
+
+    Rows: per split, per network (ascending), per example; columns in docs/outputs.md. No file
+    is written if no block is.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._writer: Any = None
+
+    def __enter__(self) -> NetworkExampleWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def write(
+        self, selection: StoreSelection, split: str, networks: np.ndarray, statistics: np.ndarray
+    ) -> int:
+        """Add the rows of ``networks`` (int64 (m,), ascending) on every example of ``split``
+        from their statistics (float32 (k, x, m) of :func:`engine.measures.soft_statistics`);
+        returns the rows written."""
+        import pyarrow.parquet as pq
+
+        table = network_example_table(selection, split, networks, statistics)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+        return table.num_rows
+
+
+def network_example_table(
+    selection: StoreSelection, split: str, networks: np.ndarray, statistics: np.ndarray
+) -> Any:
+    """One row group of ``network_examples.parquet`` as a pyarrow table (see
+    :class:`NetworkExampleWriter`); ``split``, ``group`` and ``region`` are dictionary columns
+    whose dictionaries are the same in every row group."""
+    import pyarrow as pa
+
+    from engine.measures import POPULATION_REGIONS, REGION_THRESHOLDS, STATISTIC_NAMES
+    from engine.measures.soft import population_region
+
+    examples = statistics.shape[1]
+    count = networks.size * examples
+    # (k, x, m) -> (k, m * x): network-major rows.
+    values = np.ascontiguousarray(statistics.transpose(0, 2, 1)).reshape(len(STATISTIC_NAMES), -1)
+    region = population_region(
+        values[STATISTIC_NAMES.index("confidence")],
+        values[STATISTIC_NAMES.index("variability")],
+        REGION_THRESHOLDS,
+    )
+
+    def categories(index: np.ndarray, names: Any, mask: np.ndarray | None = None) -> Any:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(index.astype(np.int32), mask=mask), pa.array(list(names), pa.string())
+        )
+
+    group = selection.networks.network_group[networks]
+    columns = {
+        "split": categories(
+            np.full(count, selection.splits.index(split), np.int32), selection.splits
+        ),
+        "network": pa.array(np.repeat(networks, examples), pa.int64()),
+        "group": categories(np.repeat(group, examples), selection.networks.group_names),
+        "example": pa.array(np.tile(np.arange(examples, dtype=np.int64), networks.size)),
+        "example_id": pa.array(
+            np.tile(selection.population.example_ids(split), networks.size), pa.int64()
+        ),
+    }
+    for k, name in enumerate(STATISTIC_NAMES):
+        columns[name] = pa.array(values[k], pa.float32())
+    columns["region"] = categories(np.maximum(region, 0), POPULATION_REGIONS, region < 0)
+    return pa.table(columns)
+
+
 __all__ = [
+    "NetworkExampleWriter",
     "analysis_summary",
     "compare_populations",
     "comparison_summary",
+    "has_soft_measures",
+    "network_example_table",
     "split_summary",
     "write_examples",
     "write_networks",

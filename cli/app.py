@@ -2,11 +2,13 @@
 
 Each command module registers its commands on the one typer app: ``store_commands`` (info,
 merge), ``train_commands`` (train-population, quickstart), ``analyze_commands`` (analyze,
-compare) and ``pairwise_commands`` (pairwise); options several commands share are defined once in
-``cli.options``. A command parses its flags, calls one engine function and prints the result.
-Command bodies import the engine lazily, so that ``engine --help`` and ``engine --version`` stay
-instant. Errors the engine raises for bad input (:class:`engine.errors.EngineError`) become one
-line on stderr and exit status 1; ``--debug`` shows the traceback instead.
+compare), ``pairwise_commands`` (pairwise) and ``select_commands`` (select); options several
+commands share are defined once in ``cli.options``. A command parses its flags, calls one engine
+function and prints the result. Command bodies import the engine lazily, so that ``engine --help``
+and ``engine --version`` stay instant. Errors the engine raises for bad input
+(:class:`engine.errors.EngineError`) become one line on stderr and exit status 1; ``--debug``
+shows the traceback instead. Usage errors (a missing or malformed flag) are click's: its message
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import sys
 
 import typer
 
-from cli import analyze_commands, pairwise_commands, store_commands, train_commands
+from cli import (
+    analyze_commands,
+    pairwise_commands,
+    select_commands,
+    store_commands,
+    train_commands,
+)
 from engine._version import __version__
 
 app = typer.Typer(
@@ -45,7 +53,13 @@ def _root(
     pass
 
 
-for _module in (store_commands, train_commands, analyze_commands, pairwise_commands):
+for _module in (
+    store_commands,
+    train_commands,
+    analyze_commands,
+    pairwise_commands,
+    select_commands,
+):
     _module.register(app)
 
 
@@ -70,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # click's usage errors and anything unexpected
         import click
 
-        if isinstance(error, click.exceptions.ClickException):
+        # typer from 0.2x raises its own copy of click's exceptions, all TyperExceptions.
+        usage = (click.exceptions.ClickException, getattr(typer, "TyperException", ()))
+        if isinstance(error, usage) and callable(getattr(error, "show", None)):
             error.show()
-            return error.exit_code
+            return int(getattr(error, "exit_code", 1))
         if debug:
             raise
         typer.echo(

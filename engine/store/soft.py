@@ -18,6 +18,9 @@ from engine.store.format import NO_LABEL
 
 #: How far a row of probabilities may sum from 1 (float16 dumps round their rows).
 PROBABILITY_SUM_TOLERANCE = 1e-3
+#: Up to this many classes the argmax goes class by class over whole planes (faster than
+#: NumPy's argmax along a short axis); beyond it, NumPy's argmax.
+FEW_CLASSES = 32
 
 
 @dataclass(frozen=True)
@@ -67,23 +70,34 @@ def soft_verdicts(
         If the shape, dtype, class count or values are wrong (non-finite values, probabilities
         outside [0, 1] or rows that do not sum to 1); nothing is derived then.
     """
-    values = _checked_values(values, labels, num_classes, expected, kind)
-    predictions = np.argmax(values, axis=2)
+    rows = _checked_rows(values, labels, num_classes, expected, kind)
+    classes = rows.shape[0]
+    # Class by class over (networks, examples) planes: NumPy reduces a short trailing axis of
+    # classes one row at a time, several times slower than these whole-plane operations.
+    largest = np.maximum.reduce(rows, axis=0)
+    if classes <= FEW_CLASSES:
+        predictions = np.zeros(expected, np.int64)
+        for k in range(classes - 1, -1, -1):  # downwards, so that a tie goes to the first class
+            np.copyto(predictions, k, where=rows[k] == largest)
+    else:
+        predictions = np.argmax(rows, axis=0)
     labelled = labels != NO_LABEL
     true_class = np.where(labelled, labels, 0).astype(np.int64)
-    index = np.broadcast_to(true_class[None, :, None], (*expected, 1))
-    true_value = np.take_along_axis(values, index, axis=2)[:, :, 0]
-    others = values.copy()
-    np.put_along_axis(others, index, -np.inf if kind == "logits" else -1.0, axis=2)
-    largest_other = others.max(axis=2)
+    examples = np.arange(expected[1])
+    true_value = rows[true_class, :, examples].T  # (networks, examples)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind == "logits":
-            shift = values.max(axis=2)
-            log_total = shift + np.log(np.exp(values - shift[:, :, None]).sum(axis=2))
+            shifted = rows - largest
+            np.exp(shifted, out=shifted)
+            log_total = largest + np.log(np.add.reduce(shifted, axis=0))
             probability = np.exp(true_value - log_total)
-            margin = true_value - largest_other
         else:
             probability = true_value
+        rows[true_class, :, examples] = -np.inf if kind == "logits" else -1.0
+        largest_other = np.maximum.reduce(rows, axis=0)
+        if kind == "logits":
+            margin = true_value - largest_other
+        else:
             margin = np.log(true_value) - np.log(largest_other)
     missing = ~labelled[None, :]
     return SoftVerdicts(
@@ -93,13 +107,14 @@ def soft_verdicts(
     )
 
 
-def _checked_values(
+def _checked_rows(
     values: np.ndarray,
     labels: np.ndarray,
     num_classes: int | None,
     expected: tuple[int, int],
     kind: str,
 ) -> np.ndarray:
+    """The values checked, as a float32 copy of dims (classes, networks, examples)."""
     values = np.asarray(values)
     if values.ndim != 3 or values.shape[:2] != expected:
         raise WriterError(
@@ -117,19 +132,22 @@ def _checked_values(
             f"{kind} have {classes} classes: too few for the labels (largest "
             f"{int(labelled.max()) if labelled.size else 'none'})"
         )
-    # float32 keeps the arithmetic exact enough for codes of 1/254 and halves the memory.
-    values = values.astype(np.float32, copy=False)
-    if not np.isfinite(values).all():
+    # float32 keeps the arithmetic exact enough for codes of 1/254 and halves the memory; the
+    # copy that converts also moves classes first (one pass over float16 dumps).
+    networks, examples = expected
+    rows = np.ascontiguousarray(values.reshape(networks * examples, classes).T, dtype=np.float32)
+    rows = rows.reshape(classes, networks, examples)
+    if not np.isfinite(rows).all():
         raise WriterError(f"{kind} hold NaN or infinite values")
     if kind == "probabilities":
-        if values.min() < 0 or values.max() > 1:
+        if rows.size and (rows.min() < 0 or rows.max() > 1):
             raise WriterError("probabilities must lie in [0, 1]")
-        sums = values.sum(axis=2, dtype=np.float64)
+        sums = np.add.reduce(rows, axis=0, dtype=np.float64)
         error = np.abs(sums - 1)
-        if values.size and error.max() > PROBABILITY_SUM_TOLERANCE:
+        if rows.size and error.max() > PROBABILITY_SUM_TOLERANCE:
             worst = float(sums.flat[error.argmax()])
             raise WriterError(
                 f"probabilities must sum to 1 over the classes (within "
                 f"{PROBABILITY_SUM_TOLERANCE}); a row sums to {worst:.4f}"
             )
-    return values
+    return rows

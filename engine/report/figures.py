@@ -268,8 +268,11 @@ def _population_map_figure(
     left.set(
         xlabel="variability (mean over networks)",
         ylabel="confidence (mean over networks)",
-        title=f"{split}: population data map, {soft['networks']} networks, "
-        f"{soft['examples']} examples",
+    )
+    # Long enough to overrun the panel at its default size once the counts reach 100,000.
+    left.set_title(
+        f"{split}: population data map, {soft['networks']} networks, {soft['examples']} examples",
+        fontsize=10,
     )
     confidence, spread = examples["confidence_mean"], examples["confidence_std"]
     variability = examples["variability_mean"]

@@ -103,6 +103,13 @@ SubsetFraction = Annotated[
         "--subset-fraction", help="Each network trains on its own random subset (C-score)."
     ),
 ]
+Soft = Annotated[
+    bool | None,
+    typer.Option(
+        "--soft/--no-soft",
+        help="Also record each network's true-class probability and margin (soft verdicts).",
+    ),
+]
 Width = Annotated[int | None, typer.Option("--width", help="Hidden units or channels.")]
 Depth = Annotated[int | None, typer.Option("--depth", help="Hidden layers or stages.")]
 BatchNorm = Annotated[bool | None, typer.Option("--batch-norm/--no-batch-norm")]
@@ -171,6 +178,7 @@ def train_population(
     vary: Vary = None,
     record_every: RecordEvery = None,
     subset_fraction: SubsetFraction = None,
+    soft: Soft = None,
     width: Width = None,
     depth: Depth = None,
     batch_norm: BatchNorm = None,
@@ -205,7 +213,7 @@ def train_population(
     in several processes to fill one store together, or give --cluster to train one shard per
     task on the workers of a Dask scheduler (the store must be on a file system they share).
     \f
-    Long only because it declares all 38 flags, one parameter each, and hands 28 of them to
+    Long only because it declares all 39 flags, one parameter each, and hands 29 of them to
     :class:`engine.train.StudyFlags` by name; the steps are few: parse the flags, let
     :func:`engine.train.study_from_command_line` merge them, train, print one line.
     """
@@ -226,6 +234,7 @@ def train_population(
         record_every=record_every,
         subset_fraction=subset_fraction,
         network_block=network_block,
+        soft=soft,
         samples=samples,
         probes=_name_list(probes) or None,
         holdout_classes=_int_list(holdout_classes, "--holdout-classes") or None,

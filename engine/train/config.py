@@ -148,6 +148,10 @@ class StudyConfig:
         Share of the training split each network trains on (its own random subset); 1 = all.
     network_block : int
         Networks per stored block (the unit a shard owns).
+    soft : bool
+        Record soft verdicts on every split at every checkpoint: each network's true-class
+        probability and margin, computed on the training device from the logits and stored as
+        the codes of :mod:`engine.store.format` (one byte each per entry).
     """
 
     data: DataConfig
@@ -158,6 +162,7 @@ class StudyConfig:
     record_every: int = 0
     subset_fraction: float = 1.0
     network_block: int = 32
+    soft: bool = False
 
     @property
     def num_networks(self) -> int:
@@ -193,6 +198,9 @@ class StudyConfig:
             )
         if self.network_block < 1:
             raise ConfigError("network_block must be >= 1")
+        # TOML hands over whatever the file says; a string "yes" would silently count as true.
+        if not isinstance(self.soft, bool):
+            raise ConfigError(f"soft must be true or false, got {self.soft!r}")
         for group in self.groups:
             group.validate(self.epochs)
         if self.record_every and len({g.batch_size for g in self.groups}) > 1:
@@ -215,6 +223,7 @@ class StudyConfig:
             "record_every": self.record_every,
             "subset_fraction": self.subset_fraction,
             "network_block": self.network_block,
+            "soft": self.soft,
         }
 
     def fingerprint_json(self) -> str:

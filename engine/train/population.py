@@ -48,6 +48,7 @@ def create_or_open(
                 example_ids=split.example_ids,
                 predictions=True,
                 fingerprint=fingerprints[name],
+                soft=study.soft,
             )
             for name, split in dataset.splits.items()
         }
@@ -87,6 +88,7 @@ def _check_existing(path: Path, fingerprints: dict[str, str], config_json: dict)
         )
     for group in saved.get("groups", []):
         group.setdefault("precision", "fp32")  # stores made before the option trained in fp32
+    saved.setdefault("soft", False)  # and before this one recorded no soft verdicts
     differences = config_differences(saved, json.loads(json.dumps(config_json)))
     if differences:
         raise ConfigError(

@@ -2,6 +2,10 @@
 
 Every recorder takes a block's networks as an id range ``(start, stop)`` and, per checkpoint,
 each split's predictions, the training loss, and finally a mark that the checkpoint is complete.
+Where the study records soft verdicts, ``record`` also gets their codes (``probability`` uint8,
+``margin`` int8, :mod:`engine.store.format`) as keywords; without them it is called with the
+predictions alone. The store writes the codes, :class:`MemoryRecorder` keeps them,
+:class:`NullRecorder` drops them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from engine.store.format import MARGIN_MISSING, PROBABILITY_MISSING
 from engine.train.data import Dataset
 
 if TYPE_CHECKING:
@@ -20,7 +25,14 @@ class Recorder(Protocol):
     """What the trainer writes to (see :class:`StoreRecorder` for each method's arrays)."""
 
     def record(
-        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+        self,
+        split: str,
+        checkpoint: int,
+        networks: tuple[int, int],
+        predictions: np.ndarray,
+        *,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None: ...
 
     def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None: ...
@@ -42,10 +54,25 @@ class StoreRecorder:
         self.writer = writer
 
     def record(
-        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+        self,
+        split: str,
+        checkpoint: int,
+        networks: tuple[int, int],
+        predictions: np.ndarray,
+        *,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None:
-        """Predictions of networks ``[start, stop)``: int16, dims (networks, examples)."""
-        self.writer.record(split, checkpoint, networks, predictions=predictions)
+        """Predictions of networks ``[start, stop)``: int16, dims (networks, examples); the
+        codes of their soft verdicts (uint8 and int8, same dims) where the study records them."""
+        self.writer.record(
+            split,
+            checkpoint,
+            networks,
+            predictions=predictions,
+            probability=probability,
+            margin=margin,
+        )
 
     def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
         """Mean training loss: float32, dims (networks,)."""
@@ -73,6 +100,9 @@ class MemoryRecorder:
         Checkpoints marked complete.
     membership : ndarray of bool, dims (networks, examples), or None
         Training subsets, where the study has them.
+    probability, margin : dict of str to ndarray, dims (networks, checkpoints, examples)
+        Per split, the codes of the soft verdicts (uint8 and int8, as the store keeps them),
+        where the study records them (else empty); the missing codes where not recorded.
     """
 
     def __init__(self, num_networks: int, num_checkpoints: int, dataset: Dataset):
@@ -83,11 +113,28 @@ class MemoryRecorder:
         self.loss = np.full((num_networks, num_checkpoints), np.nan, np.float32)
         self.completed = np.zeros(num_networks, np.int32)
         self.membership: np.ndarray | None = None
+        self.probability: dict[str, np.ndarray] = {}
+        self.margin: dict[str, np.ndarray] = {}
 
     def record(
-        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+        self,
+        split: str,
+        checkpoint: int,
+        networks: tuple[int, int],
+        predictions: np.ndarray,
+        *,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None:
         self.predictions[split][networks[0] : networks[1], checkpoint] = predictions
+        if probability is None or margin is None:
+            return
+        if split not in self.probability:  # allocated on the first soft record only
+            shape = self.predictions[split].shape
+            self.probability[split] = np.full(shape, PROBABILITY_MISSING, np.uint8)
+            self.margin[split] = np.full(shape, MARGIN_MISSING, np.int8)
+        self.probability[split][networks[0] : networks[1], checkpoint] = probability
+        self.margin[split][networks[0] : networks[1], checkpoint] = margin
 
     def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
         self.loss[networks[0] : networks[1], checkpoint] = loss
@@ -106,7 +153,14 @@ class NullRecorder:
     """Records nothing (to time training alone)."""
 
     def record(
-        self, split: str, checkpoint: int, networks: tuple[int, int], predictions: np.ndarray
+        self,
+        split: str,
+        checkpoint: int,
+        networks: tuple[int, int],
+        predictions: np.ndarray,
+        *,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None:
         pass
 

@@ -11,6 +11,7 @@ A study file::
     vary = ["init", "order"]
     record_every = 0       # extra checkpoints every this many steps
     subset_fraction = 1.0
+    soft = false           # true: record true-class probability and margin on every split
 
     [data]                 # engine.train.data.DataConfig fields
     name = "digits"
@@ -43,7 +44,15 @@ from engine.errors import ConfigError
 from engine.train.config import GroupConfig, StudyConfig
 from engine.train.data import DataConfig
 
-_STUDY_KEYS = {"epochs", "seed", "vary", "record_every", "subset_fraction", "network_block"}
+_STUDY_KEYS = {
+    "epochs",
+    "seed",
+    "vary",
+    "record_every",
+    "subset_fraction",
+    "network_block",
+    "soft",
+}
 _TUPLE_FIELDS = {"milestones", "holdout_classes", "probes"}
 
 
@@ -124,6 +133,7 @@ def study_from_flags(
     record_every: int = 0,
     subset_fraction: float = 1.0,
     network_block: int = 32,
+    soft: bool = False,
     data: DataConfig | None = None,
     **hyperparameters,
 ) -> StudyConfig:
@@ -139,6 +149,7 @@ def study_from_flags(
         record_every=record_every,
         subset_fraction=subset_fraction,
         network_block=network_block,
+        soft=soft,
     )
     study.validate()
     return study
@@ -150,7 +161,7 @@ class StudyFlags:
 
     ``study_file`` excludes every other field but ``data_dir`` and ``download``; without it
     ``dataset``, ``arch`` and ``networks`` are needed. The remaining fields override
-    :class:`StudyConfig` (``epochs`` ... ``network_block``), :class:`DataConfig` (``samples``,
+    :class:`StudyConfig` (``epochs`` ... ``soft``), :class:`DataConfig` (``samples``,
     ``probes``, ``holdout_classes``) and :class:`GroupConfig` (``width`` ... ``milestones``)
     defaults, except that a study from flags trains 20 epochs by default.
     """
@@ -168,6 +179,7 @@ class StudyFlags:
     record_every: int | None = None
     subset_fraction: float | None = None
     network_block: int | None = None
+    soft: bool | None = None
     # The data
     samples: int | None = None
     probes: tuple[str, ...] | None = None
@@ -188,7 +200,15 @@ class StudyFlags:
     milestones: tuple[int, ...] | None = None
 
 
-_FLAG_STUDY_FIELDS = ("epochs", "seed", "vary", "record_every", "subset_fraction", "network_block")
+_FLAG_STUDY_FIELDS = (
+    "epochs",
+    "seed",
+    "vary",
+    "record_every",
+    "subset_fraction",
+    "network_block",
+    "soft",
+)
 _FLAG_DATA_FIELDS = ("samples", "probes", "holdout_classes")
 _FLAG_GROUP_FIELDS = (
     "width",

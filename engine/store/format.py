@@ -159,11 +159,17 @@ def decode_probability(code: np.ndarray) -> np.ndarray:
 def encode_margin(margin: np.ndarray) -> np.ndarray:
     """The stored code of margins: int8, clipped, NaN becomes MARGIN_MISSING.
 
-    >>> encode_margin(np.array([-100.0, -0.06, 0.07, 3.3, np.nan]))
+    >>> encode_margin(np.array([-np.inf, -0.06, 0.07, 3.3, np.nan]))
     array([-127,    0,    1,   26, -128], dtype=int8)
     """
     margin = np.asarray(margin, dtype=np.float64)
-    code = np.clip(np.rint(np.nan_to_num(margin) * MARGIN_SCALE), -MARGIN_LIMIT, MARGIN_LIMIT)
+    # Clipped before scaling, so that an infinite margin (a probability of 0) cannot overflow.
+    bound = (MARGIN_LIMIT + 1) / MARGIN_SCALE
+    code = np.clip(
+        np.rint(np.clip(np.nan_to_num(margin), -bound, bound) * MARGIN_SCALE),
+        -MARGIN_LIMIT,
+        MARGIN_LIMIT,
+    )
     return np.where(np.isnan(margin), MARGIN_MISSING, code).astype(np.int8)
 
 

@@ -19,6 +19,7 @@ import typer
 
 from cli import (
     analyze_commands,
+    import_commands,
     pairwise_commands,
     select_commands,
     store_commands,
@@ -59,6 +60,7 @@ for _module in (
     analyze_commands,
     pairwise_commands,
     select_commands,
+    import_commands,
 ):
     _module.register(app)
 

@@ -216,7 +216,8 @@ def pairwise_report(
             side = make_side(population, split, t, ids, bootstrap, rng, num_classes, network_groups)
             matrix = _store_matrix(side, float(epochs[t]), figures and t == checkpoint_list[-1])
             summary, drawn = _run_matrix(run, matrix, rng)
-            summary["epoch"] = float(epochs[t])
+            # An unknown epoch (NaN: an imported final checkpoint) is null; JSON has no NaN.
+            summary["epoch"] = float(epochs[t]) if np.isfinite(epochs[t]) else None
             summary["group_names"] = side.group_names
             split_report["checkpoints"][str(t)] = summary
             report["figures"] += drawn

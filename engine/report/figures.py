@@ -100,7 +100,7 @@ def _tpa_figure(
         axis.set(
             xlabel="TP-agreement (share of networks right)",
             ylabel="examples",
-            title=f"{split}, epoch {epochs[t]:g}",
+            title=f"{split}, {_epoch(epochs[t])}",
         )
         axis.legend(fontsize=7)
     return _save(figure, out_dir / f"tpa_histogram_{split}.png", plt)
@@ -139,7 +139,7 @@ def _consensus_figure(
     axis.set(
         xlabel="consensus (share of networks giving the plurality class)",
         ylabel="examples",
-        title=f"{split}: consensus at epoch {epochs[-1]:g}",
+        title=f"{split}: consensus at {_epoch(epochs[-1])}",
     )
     axis.legend(fontsize=7)
     return _save(figure, out_dir / f"consensus_{split}.png", plt)
@@ -479,6 +479,12 @@ def _generalisation_figure(plt, rows: list[dict[str, Any]], out_dir: Path) -> Pa
         title="Generalisation against agreement",
     )
     return _save(figure, out_dir / "generalisation.png", plt)
+
+
+def _epoch(epoch: float) -> str:
+    """A checkpoint for a title: its epoch, or the final one where the epoch is unknown (NaN:
+    an imported population's only checkpoint)."""
+    return f"epoch {epoch:g}" if np.isfinite(epoch) else "the final checkpoint"
 
 
 __all__ = ["analysis_figures", "compare_figures", "embedded", "soft_figures"]

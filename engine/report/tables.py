@@ -66,7 +66,8 @@ def split_summary(result: StoreResult, split: str) -> dict[str, Any]:
     population, measures = result.population, result.measures[split]
     summary: dict[str, Any] = {
         "checkpoints": list(range(population.num_checkpoints)),
-        "epochs": [float(e) for e in result.selection.epochs],
+        # An unknown epoch (NaN: an imported final checkpoint) is null, as JSON has no NaN.
+        "epochs": [float(e) if np.isfinite(e) else None for e in result.selection.epochs],
         "examples": population.num_examples(split),
         "has_labels": population.has_labels(split),
     }

@@ -11,7 +11,9 @@ Under the Margin Ranking"):
 
 - confidence = (1/c) sum_t p; variability = sqrt((1/c) sum_t p^2 - confidence^2), the population
   standard deviation (ddof 0) as in cartography; correctness = (1/c) sum_t C;
-- area under the margin = (1/c) sum_t m; loss = (1/c) sum_t -log(max(p, P_MIN)).
+- area under the margin = (1/c) sum_t m; loss = (1/c) sum_t l, with l = -log p where p >= P_MIN
+  and, where p < P_MIN (a stored code 0), its lower bound max(-log P_MIN, softplus(-m)): the
+  probability is not known there, but p <= sigmoid(m) always.
 
 :func:`accumulate_soft` adds a block of checkpoints to the sums of :class:`SoftSums` (in place,
 one block after another); :func:`finish_soft` turns them into those five statistics and adds, per
@@ -36,11 +38,22 @@ STATISTICS = ("confidence", "variability", "correctness", "area_under_margin", "
 REGIONS = ("easy", "ambiguous", "hard")
 EASY, AMBIGUOUS, HARD = range(len(REGIONS))
 
-#: Floor of the probability in the loss. The store keeps p as a uint8 code of step 1/254, so a
-#: stored 0 stands for any p below half a step (1/508) and the loss of such an entry is not known;
-#: 1/510 lies in that interval, below every non-zero decoded p (at least 1/254), so it changes
-#: only stored zeros, whose loss becomes log(510) = 6.23 instead of infinity.
-P_MIN = 1.0 / 510.0
+#: The smallest probability the loss takes as known. The store keeps p as a uint8 code of step
+#: 1/32 (engine.store.format.PROBABILITY_SCALE), so a stored 0 stands for any p below half a step,
+#: 1/64; every non-zero decoded p is at least 1/32. Below it the loss is taken from the margin
+#: (:func:`_entry_loss`), which bounds the mean loss error by 1.2 nats on a real population
+#: (benchmarks/RESULTS.md) instead of 6 with a clamp alone.
+P_MIN = 1.0 / 64.0
+
+
+@kernel
+def _entry_loss(p: float, m: float) -> float:
+    """The loss -log p of one entry; below P_MIN, its lower bound max(-log P_MIN,
+    softplus(-m)), since p <= sigmoid(m) = 1 / (1 + exp(-m))."""
+    if p >= P_MIN:
+        return -math.log(p)
+    softplus = max(-m, 0.0) + math.log1p(math.exp(-abs(m)))
+    return max(-math.log(P_MIN), softplus)
 
 
 class RegionThresholds(NamedTuple):
@@ -171,7 +184,7 @@ def _accumulate_soft(
                 p_sum += p
                 p_square_sum += p * p
                 m_sum += m
-                l_sum -= math.log(max(p, P_MIN))
+                l_sum += _entry_loss(p, m)
             checkpoint_count[x, n] = recorded
             correct_count[x, n] = right
             probability_sum[x, n] = p_sum
@@ -191,7 +204,7 @@ def finish_soft(
 
     Variability comes from the one-pass sums: where the true one is near 0 it can be off by the
     square root of their rounding (1e-7 on 1,000 equal values), far below the store's
-    quantisation step of p (1/254).
+    quantisation step of p (1/32).
 
     Parameters
     ----------

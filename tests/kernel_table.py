@@ -146,7 +146,7 @@ def histogram_inputs(rng, sizes):
 
 def _probability(rng, shape, fill):
     """True-class probabilities: all 0, all 1, quarters (ties with thresholds), the store's
-    uint8 codes (k / 254), all NaN, or uniform with exact 0s and 1s among them."""
+    uint8 codes (k / 32), all NaN, or uniform with exact 0s and 1s among them."""
     if fill == "zero":
         return np.zeros(shape, np.float32)
     if fill == "one":
@@ -156,7 +156,7 @@ def _probability(rng, shape, fill):
     if fill == "grid":
         return (rng.integers(0, 5, shape) / 4).astype(np.float32)
     if fill == "code":
-        return (rng.integers(0, 255, shape) / 254).astype(np.float32)
+        return (rng.integers(0, 33, shape) / 32).astype(np.float32)
     probability = rng.random(shape)
     probability[rng.random(shape) < 0.1] = 0.0
     probability[rng.random(shape) < 0.1] = 1.0

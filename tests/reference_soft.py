@@ -21,7 +21,8 @@ __all__ = ["accumulate_soft", "finish_soft"]
 
 def accumulate_soft(probability, margin, correct, sums):
     """Sums over the recorded checkpoints (probability and margin both not NaN) of p, p^2, the
-    verdict, the margin and the loss -log(max(p, P_MIN)), and their number."""
+    verdict, the margin and the loss (-log p, or below P_MIN its bound from the margin,
+    max(-log P_MIN, softplus(-m))), and their number."""
     count, probability_sum, probability_square_sum, correct_count, margin_sum, loss_sum = sums
     recorded = ~np.isnan(probability) & ~np.isnan(margin)
     p = np.where(recorded, probability, 0).astype(np.float64)
@@ -30,7 +31,11 @@ def accumulate_soft(probability, margin, correct, sums):
     probability_square_sum += (p * p).sum(axis=2)
     correct_count += np.where(recorded, correct, 0).sum(axis=2, dtype=np.int32)
     margin_sum += np.where(recorded, margin, 0).astype(np.float64).sum(axis=2)
-    loss = -np.log(np.maximum(p, P_MIN))
+    m = np.where(recorded, margin, 0).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        known = -np.log(p)
+    bound = np.maximum(-np.log(P_MIN), np.logaddexp(0.0, -m))
+    loss = np.where(p >= P_MIN, known, bound)
     loss_sum += np.where(recorded, loss, 0).sum(axis=2)
 
 

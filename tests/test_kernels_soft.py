@@ -52,9 +52,9 @@ def test_soft_kernel_equals_reference_on_awkward_sizes(case, sizes, table):
 
 
 def _series(rng, examples, networks, checkpoints):
-    """The store's decoded soft verdicts: p in codes of 1/254, NaN where not recorded."""
+    """The store's decoded soft verdicts: p in codes of 1/32, NaN where not recorded."""
     shape = (examples, networks, checkpoints)
-    probability = (rng.integers(0, 255, shape) / 254).astype(np.float32)
+    probability = (rng.integers(0, 33, shape) / 32).astype(np.float32)
     probability[rng.random(shape) < 0.2] = np.nan
     probability[:, :1, :][rng.random((examples, 1, checkpoints)) < 0.5] = np.nan
     margin = rng.normal(0.0, 3.0, shape).astype(np.float32)
@@ -108,12 +108,20 @@ def test_blocks_of_checkpoints_give_one_block_and_the_definitions(
                 np.testing.assert_array_equal(got, 0.0)
                 continue
             series = p[x, n, kept]
+            margins = margin[x, n, kept].astype(np.float64)
+            # The definition of the loss where p is known, and its margin bound below P_MIN.
+            with np.errstate(divide="ignore"):
+                loss = np.where(
+                    series >= soft.P_MIN,
+                    -np.log(series),
+                    np.maximum(np.log(64.0), np.logaddexp(0.0, -margins)),
+                )
             expected = [
                 series.mean(),
                 series.std(ddof=0),
                 correct[x, n, kept].mean(),
                 margin[x, n, kept].astype(np.float64).mean(),
-                (-np.log(np.maximum(series, soft.P_MIN))).mean(),
+                loss.mean(),
             ]
             np.testing.assert_allclose(got[VARIABILITY], expected[VARIABILITY], atol=1e-7)
             got[VARIABILITY] = expected[VARIABILITY] = 0.0
@@ -151,7 +159,7 @@ def _data_map_by_hand():
     margin = [
         [-1.5, -0.5, 0.5, 1.5],
         [2.0, 5.0, 4.0, 6.0],  # the 5 has no probability beside it: skipped
-        [-4.0, -3.0, -3.0, -2.0],
+        [-8.0, -3.0, -3.0, -2.0],  # beside p = 0 the loss is softplus(8) = 8.0003 > log 64
         [nan, nan, nan, nan],
         [0.1, -0.1, 0.1, -0.1],
         [9.0, 9.0, 9.0, 9.0],
@@ -169,7 +177,8 @@ def _data_map_by_hand():
 _BY_HAND = [
     (0.5, math.sqrt(0.05), 0.5, 0.0, -math.log(0.2 * 0.4 * 0.6 * 0.8) / 4),
     (2.9 / 3, math.sqrt((0.81 + 1 + 1) / 3 - (2.9 / 3) ** 2), 1.0, 4.0, -math.log(0.9) / 3),
-    (0.1, math.sqrt(0.005), 0.0, -3.0, (math.log(510) - math.log(0.1 * 0.1 * 0.2)) / 4),
+    # p = 0 beside m = -8: the loss is max(log 64 = 4.159, softplus(8) = 8.0003).
+    (0.1, math.sqrt(0.005), 0.0, -4.0, (math.log1p(math.exp(8)) - math.log(0.1 * 0.1 * 0.2)) / 4),
     (math.nan,) * 5,
     (0.5, 0.0, 0.5, 0.0, math.log(2)),
     (1.0, 0.0, 1.0, 9.0, 0.0),
@@ -193,7 +202,7 @@ def test_a_data_map_computed_by_hand():
     # float32 inputs: 0.2 and its like are a few 1e-8 away from their decimal values.
     np.testing.assert_allclose(table[:, 0, :], expected, rtol=0, atol=1e-7)
     assert table[VARIABILITY, 0, 0] == pytest.approx(0.2236068, abs=1e-7)
-    assert table[LOSS, 0, 2] == pytest.approx(3.1122547, abs=1e-6)  # log(510) = 6.2344
+    assert table[LOSS, 0, 2] == pytest.approx(3.553736, abs=1e-6)  # softplus(8) = 8.000335
     counted = expected[:, [0, 1, 2, 4]]
     assert example_sums.network_count.tolist() == [[4]]
     np.testing.assert_allclose(example_sums.statistic_sum[0, :, 0], counted.sum(1), atol=1e-7)
@@ -230,7 +239,11 @@ def test_every_soft_kernel_is_compiled_with_the_one_policy():
     from numba.core.dispatcher import Dispatcher
 
     compiled = [value for value in vars(soft).values() if isinstance(value, Dispatcher)]
-    assert {kernel.py_func.__name__ for kernel in compiled} == {"_accumulate_soft", "_finish_soft"}
+    assert {kernel.py_func.__name__ for kernel in compiled} == {
+        "_accumulate_soft",
+        "_entry_loss",
+        "_finish_soft",
+    }
     for kernel in compiled:
         assert kernel.targetoptions["nogil"] is True, kernel.py_func.__name__
         assert kernel.stats.cache_path is not None, kernel.py_func.__name__

@@ -14,8 +14,11 @@ import engine
 from cli.app import main
 from engine.errors import ConfigError
 from engine.store.format import (
+    MARGIN_LIMIT,
     MARGIN_MISSING,
+    MARGIN_SCALE,
     PROBABILITY_MISSING,
+    PROBABILITY_SCALE,
     decode_margin,
     decode_probability,
     encode_margin,
@@ -33,9 +36,9 @@ from engine.train.state import state_folder
 from engine.train.study import load_study, study_from_flags
 
 #: The stated quantisation errors (docs/store-format.md): half a code step.
-PROBABILITY_ERROR = 1 / 508
-MARGIN_ERROR = 1 / 16
-MARGIN_RANGE = 127 / 8
+PROBABILITY_ERROR = 1 / (2 * PROBABILITY_SCALE)
+MARGIN_ERROR = 1 / (2 * MARGIN_SCALE)
+MARGIN_RANGE = MARGIN_LIMIT / MARGIN_SCALE
 
 SMALL = ["train-population", "--dataset", "digits", "--arch", "linear", "--networks", "2"]
 SMALL += ["--epochs", "1", "--quiet"]
@@ -103,7 +106,7 @@ def _check_against_reference(population, checkpoint, reference, split):
     assert (np.abs(margin[outside]) == MARGIN_RANGE).all()
     assert (np.sign(margin[outside]) == np.sign(expected_margin[outside])).all()
     # The codes are those of the formulas, but where a float32 rounding lands across a step.
-    codes = np.rint(probability[labelled] * 254)
+    codes = np.rint(probability[labelled] * PROBABILITY_SCALE)
     assert np.abs(codes - encode_probability(expected_probability[labelled])).max() <= 1
     assert (codes == encode_probability(expected_probability[labelled])).mean() > 0.99
 
@@ -147,13 +150,13 @@ def test_stored_soft_verdicts_equal_a_softmax_of_the_trained_networks_logits(
             decode_probability(recorder.probability[split]),
             population.probability(split).compute(),
             rtol=0,
-            atol=steps / 254 + 1e-7,
+            atol=steps / PROBABILITY_SCALE + 1e-7,
         )
         np.testing.assert_allclose(
             decode_margin(recorder.margin[split]),
             population.margin(split).compute(),
             rtol=0,
-            atol=steps / 8,
+            atol=steps / MARGIN_SCALE,
         )
 
 
@@ -183,12 +186,13 @@ def test_soft_recording_changes_no_prediction_correctness_or_loss(tmp_path, digi
 
 def test_device_encoding_follows_the_store_formulas_exactly():
     """encode_soft against engine.store.format's NumPy encoders, halfway points included."""
-    steps = np.arange(-2, 257) / 254
+    steps = np.arange(-2, PROBABILITY_SCALE + 3) / PROBABILITY_SCALE
     probability = np.concatenate(
-        [steps, steps + 0.5 / 254, [np.nan, -0.1, 1.5, np.inf, -np.inf, 0.0, 1.0]]
+        [steps, steps + 0.5 / PROBABILITY_SCALE, [np.nan, -0.1, 1.5, np.inf, -np.inf, 0.0, 1.0]]
     )
+    codes = np.arange(-MARGIN_LIMIT - 3, MARGIN_LIMIT + 4)
     margin = np.concatenate(
-        [np.arange(-130, 131) / 8, (np.arange(-130, 131) + 0.5) / 8, [np.nan, np.inf, -np.inf, 0.0]]
+        [codes / MARGIN_SCALE, (codes + 0.5) / MARGIN_SCALE, [np.nan, np.inf, -np.inf, 0.0]]
     )
     size = max(probability.size, margin.size)
     probability = np.resize(probability, size)[None]

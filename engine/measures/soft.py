@@ -32,9 +32,9 @@ CONFIDENCE, VARIABILITY, CORRECTNESS, AUM, LOSS = range(len(STATISTICS))
 #: A population region: one of the regions, or ``other`` for an example in none.
 POPULATION_REGIONS = (*REGIONS, "other")
 OTHER = len(REGIONS)
-#: Bin edges of the AUM histogram: fixed, so that stores compare; stored margins lie in
-#: +-15.875 (the int8 code's range), so every mean does too.
-AUM_EDGES = np.linspace(-16.0, 16.0, 65)
+#: Bin edges of the AUM histogram: fixed, so that stores compare; the end bins also hold the
+#: means beyond +-32 (stored margins reach +-127, the int8 code's range).
+AUM_EDGES = np.linspace(-32.0, 32.0, 129)
 #: Ordinal of each population region for its rank correlation with TP-agreement: hard below
 #: ambiguous and other (middling confidence), below easy.
 REGION_ORDINAL = {"hard": 0.0, "ambiguous": 1.0, "other": 1.0, "easy": 2.0}
@@ -152,8 +152,9 @@ def region_agreement(shares: np.ndarray) -> np.ndarray:
 
 def aum_histogram(aum_mean: np.ndarray) -> dict[str, list[Any]]:
     """Examples per bin of :data:`AUM_EDGES` of the mean area under the margin (NaN left
-    out): ``edges`` (65) and ``counts`` (64)."""
-    counts, _ = np.histogram(aum_mean[np.isfinite(aum_mean)], bins=AUM_EDGES)
+    out; the end bins hold the means beyond the edges): ``edges`` (129) and ``counts`` (128)."""
+    finite = np.clip(aum_mean[np.isfinite(aum_mean)], AUM_EDGES[0], AUM_EDGES[-1])
+    counts, _ = np.histogram(finite, bins=AUM_EDGES)
     return {"edges": AUM_EDGES.tolist(), "counts": counts.astype(int).tolist()}
 
 

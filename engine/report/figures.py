@@ -381,7 +381,7 @@ def _aum_figure(
     bottom = np.zeros(AUM_EDGES.size - 1)
     for r, name in enumerate(POPULATION_REGIONS):
         chosen = (region == r) & np.isfinite(aum)
-        counts, _ = np.histogram(aum[chosen], bins=AUM_EDGES)
+        counts, _ = np.histogram(np.clip(aum[chosen], AUM_EDGES[0], AUM_EDGES[-1]), bins=AUM_EDGES)
         axis.stairs(
             bottom + counts,
             AUM_EDGES,

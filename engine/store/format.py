@@ -58,13 +58,16 @@ NO_PREDICTION = -1
 
 #: Soft verdicts (format 2). The probability of the true class is stored as the uint8 code
 #: round(PROBABILITY_SCALE * p), error at most 1 / (2 * PROBABILITY_SCALE); PROBABILITY_MISSING
-#: marks an entry not recorded (or an example without a label).
-PROBABILITY_SCALE = 254
+#: marks an entry not recorded (or an example without a label). The steps were chosen by
+#: benchmarks/bench_store.py --soft on a real population (RESULTS.md): the coarsest that keep
+#: confidence and variability within 0.01 and the area under the margin's order; finer codes
+#: store the epoch-to-epoch noise of the low bits and cost twice the bits.
+PROBABILITY_SCALE = 32
 PROBABILITY_MISSING = 255
 #: The margin (true-class logit minus the largest other logit) is stored as the int8 code
 #: round(MARGIN_SCALE * m) clipped to +-MARGIN_LIMIT: error at most 1 / (2 * MARGIN_SCALE) inside
 #: +-MARGIN_LIMIT / MARGIN_SCALE, clipped beyond; MARGIN_MISSING marks an entry not recorded.
-MARGIN_SCALE = 8
+MARGIN_SCALE = 1
 MARGIN_LIMIT = 127
 MARGIN_MISSING = -128
 #: The soft-verdict arrays of a split, where it records them.
@@ -137,8 +140,8 @@ def soft_codecs() -> ArrayCodecs:
 def encode_probability(probability: np.ndarray) -> np.ndarray:
     """The stored code of true-class probabilities: uint8, NaN becomes PROBABILITY_MISSING.
 
-    >>> encode_probability(np.array([0.0, 0.5, 1.0, np.nan]))
-    array([  0, 127, 254, 255], dtype=uint8)
+    >>> encode_probability(np.array([0.0, 0.5, 0.51, 1.0, np.nan]))
+    array([  0,  16,  16,  32, 255], dtype=uint8)
     """
     probability = np.asarray(probability, dtype=np.float64)
     code = np.rint(np.clip(probability, 0.0, 1.0) * PROBABILITY_SCALE)
@@ -148,7 +151,7 @@ def encode_probability(probability: np.ndarray) -> np.ndarray:
 def decode_probability(code: np.ndarray) -> np.ndarray:
     """True-class probabilities from their codes, float32; NaN where not recorded.
 
-    >>> decode_probability(np.array([0, 127, 254, 255], np.uint8))
+    >>> decode_probability(np.array([0, 16, 32, 255], np.uint8))
     array([0. , 0.5, 1. , nan], dtype=float32)
     """
     code = np.asarray(code)
@@ -159,8 +162,8 @@ def decode_probability(code: np.ndarray) -> np.ndarray:
 def encode_margin(margin: np.ndarray) -> np.ndarray:
     """The stored code of margins: int8, clipped, NaN becomes MARGIN_MISSING.
 
-    >>> encode_margin(np.array([-np.inf, -0.06, 0.07, 3.3, np.nan]))
-    array([-127,    0,    1,   26, -128], dtype=int8)
+    >>> encode_margin(np.array([-np.inf, -0.4, 0.7, 3.3, np.nan]))
+    array([-127,    0,    1,    3, -128], dtype=int8)
     """
     margin = np.asarray(margin, dtype=np.float64)
     # Clipped before scaling, so that an infinite margin (a probability of 0) cannot overflow.
@@ -176,8 +179,8 @@ def encode_margin(margin: np.ndarray) -> np.ndarray:
 def decode_margin(code: np.ndarray) -> np.ndarray:
     """Margins from their codes, float32; NaN where not recorded.
 
-    >>> decode_margin(np.array([-127, 0, 26, -128], np.int8))
-    array([-15.875,   0.   ,   3.25 ,     nan], dtype=float32)
+    >>> decode_margin(np.array([-127, 0, 3, -128], np.int8))
+    array([-127.,    0.,    3.,   nan], dtype=float32)
     """
     code = np.asarray(code)
     value = code.astype(np.float32) / np.float32(MARGIN_SCALE)

@@ -376,13 +376,13 @@ class Population:
     def probability(self, split: str, chunks: Any = None) -> da.Array | None:
         """Probability each network gives the true class, dask float32, dims (networks,
         checkpoints, examples), NaN where not recorded or without a label; None where the split
-        stores no soft verdicts. Decoded from uint8 codes: error at most 1/508."""
+        stores no soft verdicts. Decoded from uint8 codes: error at most 1/64."""
         return self._soft(split, "probability", decode_probability, chunks)
 
     def margin(self, split: str, chunks: Any = None) -> da.Array | None:
         """True-class logit minus the largest other logit, dask float32, dims (networks,
         checkpoints, examples), NaN where not recorded or without a label; None where the split
-        stores no soft verdicts. Decoded from int8 codes: step 1/8, clipped to +-15.875."""
+        stores no soft verdicts. Decoded from int8 codes: step 1 (error at most 1/2), clipped to +-127."""
         return self._soft(split, "margin", decode_margin, chunks)
 
     def _soft(self, split: str, name: str, decode: Any, chunks: Any) -> da.Array | None:

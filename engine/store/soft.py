@@ -132,7 +132,7 @@ def _checked_rows(
             f"{kind} have {classes} classes: too few for the labels (largest "
             f"{int(labelled.max()) if labelled.size else 'none'})"
         )
-    # float32 keeps the arithmetic exact enough for codes of 1/254 and halves the memory; the
+    # float32 keeps the arithmetic exact enough for codes of 1/32 and halves the memory; the
     # copy that converts also moves classes first (one pass over float16 dumps).
     networks, examples = expected
     rows = np.ascontiguousarray(values.reshape(networks * examples, classes).T, dtype=np.float32)

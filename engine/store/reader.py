@@ -382,7 +382,8 @@ class Population:
     def margin(self, split: str, chunks: Any = None) -> da.Array | None:
         """True-class logit minus the largest other logit, dask float32, dims (networks,
         checkpoints, examples), NaN where not recorded or without a label; None where the split
-        stores no soft verdicts. Decoded from int8 codes: step 1 (error at most 1/2), clipped to +-127."""
+        stores no soft verdicts. Decoded from int8 codes: step 1 (error at most 1/2), clipped
+        to +-127."""
         return self._soft(split, "margin", decode_margin, chunks)
 
     def _soft(self, split: str, name: str, decode: Any, chunks: Any) -> da.Array | None:

@@ -9,6 +9,7 @@ and ``engine --version`` stay instant. Errors the engine raises for bad input
 (:class:`engine.errors.EngineError`) become one line on stderr and exit status 1; ``--debug``
 shows the traceback instead. Usage errors (a missing or malformed flag) are click's: its message
 and exit status 2.
+``import_commands`` registers ``import`` (docs/import.md).
 """
 
 from __future__ import annotations

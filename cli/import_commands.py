@@ -27,7 +27,7 @@ class Kind(StrEnum):
     margins = "margins"
 
 
-def import_population(
+def import_command(
     source: Annotated[
         Path,
         typer.Argument(
@@ -84,8 +84,13 @@ def import_population(
         typer.Option("--networks", help="START:STOP, on whole blocks: import only these."),
     ] = None,
     network_block: Annotated[
-        int, typer.Option("--network-block", min=1, help="Networks per stored block (new store).")
-    ] = 32,
+        int | None,
+        typer.Option(
+            "--network-block",
+            min=1,
+            help="Networks per stored block of a new store (default: up to 128, 32 MiB).",
+        ),
+    ] = None,
     member: Annotated[
         str | None, typer.Option("--member", help="The .npz member or .pt key to read.")
     ] = None,
@@ -214,4 +219,4 @@ HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import", help=HELP)(import_population)
+    app.command("import", help=HELP)(import_command)

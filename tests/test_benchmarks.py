@@ -202,3 +202,19 @@ def test_bench_train_smoke(device, tmp_path):
     assert result["cnn_networks"] == 2
     for key in ("final_test_accuracy", "cnn_final_test_accuracy"):
         assert 0 <= result[key] <= 1
+
+
+def test_bench_import_smoke(tmp_path):
+    stdout = run_benchmark("bench_import.py", tmp_path, "--smoke", "--dir", str(tmp_path / "b"))
+    result = json_lines(stdout)[-1]
+    assert result["benchmark"] == "import" and result["shape"] == [200, 300, 10]
+    # Each part is printed after its store was checked against NumPy from the source.
+    for part in (result["dense"], *result["blocks"].values(), result["runs"]):
+        for key in ("seconds", "cpu_seconds", "mb_per_s", "mb_per_cpu_s", "peak_rss_mib"):
+            assert positive(part[key]), (key, part)
+    assert result["dense"]["imported_networks"] == 200
+    assert positive(result["dense"]["read_only_mb_per_s"])
+    assert sorted(result["blocks"]) == ["16", "8"]
+    assert [p["imported_networks"] for p in result["two_importers"]["parts"]] == [96, 104]
+    assert result["runs"]["imported_networks"] == 20
+    assert not list((tmp_path / "b").iterdir())  # --smoke cleans up after itself

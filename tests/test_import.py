@@ -760,6 +760,22 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     one_line_error(code, err, "was not made by engine import")
 
 
+def test_the_default_block_keeps_a_block_within_its_bytes():
+    from engine.importers import Source, SourceShape, default_block
+
+    def source(examples, classes, checkpoints=1, item_bytes=2, reads_whole=False):
+        made = Source()
+        made.shape = SourceShape("logits", 61565, checkpoints, examples, classes)
+        made.item_bytes, made.reads_whole = item_bytes, reads_whole
+        return made
+
+    assert default_block(source(10000, 10)) == 128  # CIFAR-10 test logits, float16: 26 MB
+    assert default_block(source(10000, 10, checkpoints=50)) == 128  # read a checkpoint at a time
+    assert default_block(source(10000, 10, checkpoints=50, reads_whole=True)) == 2
+    assert default_block(source(50000, 1000, item_bytes=4)) == 1  # ImageNet logits: 200 MB each
+    assert default_block(source(37, 5)) == 128
+
+
 def test_python_errors_are_engine_errors(tmp_path):
     logits, labels = population_data()
     np.save(tmp_path / "logits.npy", logits)

@@ -32,13 +32,13 @@ from pathlib import Path
 
 from engine.errors import ConfigError
 from engine.importers.core import (
-    DEFAULT_IMPORT_BLOCK,
     FINAL_CHECKPOINT,
     KINDS,
     Examples,
     ImportReport,
     Source,
     SourceShape,
+    default_block,
     import_population,
 )
 from engine.importers.datamodels import COMPLETED, DatamodelsSource
@@ -51,7 +51,6 @@ from engine.importers.trials import TABLE_SUFFIXES, TrialColumns, TrialTableSour
 FORMATS = ("auto", "npy", "npz", "runs", "datamodels", "trials")
 
 __all__ = [
-    "DEFAULT_IMPORT_BLOCK",
     "FINAL_CHECKPOINT",
     "FORMATS",
     "KINDS",
@@ -64,6 +63,7 @@ __all__ = [
     "SourceShape",
     "TrialColumns",
     "TrialTableSource",
+    "default_block",
     "detect_format",
     "import_population",
     "load_examples",

@@ -33,10 +33,14 @@ KINDS = ("logits", "probabilities", "predictions", "correct", "margins")
 SOFT_KINDS = ("logits", "probabilities")
 #: How far a row may sum from 1 for a float array to be taken for probabilities.
 PROBABILITY_ROW_TOLERANCE = 1e-3
-#: The store's network block, and so the unit an import reads, writes and resumes. At 10,000
-#: examples and 10 classes a block of 32 float16 networks is 6.4 MB; larger blocks convert more
-#: slowly (benchmarks/bench_import.py: their planes leave the caches).
-DEFAULT_IMPORT_BLOCK = 32
+#: The store's network block is the unit an import reads, writes and resumes. Where none is
+#: given, it is the largest power of two up to MAX_IMPORT_BLOCK whose block of source values in
+#: memory stays within IMPORT_BLOCK_BYTES: 128 networks for CIFAR-10 test logits in float16
+#: (26 MB; 1.1-1.2x as fast as 32, the writer's per-call costs shared by more networks, at a
+#: third of a GB peak; 256 was no faster: benchmarks/RESULTS.md), fewer where a network is
+#: larger (ImageNet logits: one).
+MAX_IMPORT_BLOCK = 128
+IMPORT_BLOCK_BYTES = 32 * 2**20
 #: The name of the checkpoint of a source that holds one checkpoint of unknown epoch.
 FINAL_CHECKPOINT = "final"
 
@@ -103,6 +107,9 @@ class Source:
         Sources that know their checkpoints (a table's checkpoint column) give them here.
     item_bytes : int
         Bytes per stored value of the source, for the rate the progress bar shows.
+    reads_whole : bool
+        Whether a block is read with all its checkpoints at once (compressed members, files
+        of runs), which :func:`default_block` counts.
     """
 
     shape: SourceShape
@@ -111,6 +118,7 @@ class Source:
     checkpoint_epochs: np.ndarray | None = None
     checkpoint_labels: list[str] | None = None
     item_bytes: int = 4
+    reads_whole: bool = False
 
     def read(self, start: int, stop: int, checkpoint: int) -> np.ndarray:
         """Networks ``[start, stop)`` at ``checkpoint``: dims (networks, examples, classes) for
@@ -230,7 +238,7 @@ def import_population(
     examples: Examples | None = None,
     epochs: Sequence[float] | None = None,
     networks: tuple[int, int] | None = None,
-    network_block: int = DEFAULT_IMPORT_BLOCK,
+    network_block: int | None = None,
     group: str = "imported",
     architecture: str = "unknown",
     progress: bool = False,
@@ -254,8 +262,9 @@ def import_population(
         The range ``[start, stop)`` of networks this import writes, on whole blocks of
         ``network_block`` (the last may end at the population's end); all where None. Imports
         of disjoint ranges may run at once.
-    network_block : int
-        Networks per stored block where the store is created; an existing store keeps its own.
+    network_block : int, optional
+        Networks per stored block where the store is created (:func:`default_block` where
+        None); an existing store keeps its own.
     group, architecture : str
         The store's one group of networks.
     progress : bool
@@ -279,6 +288,8 @@ def import_population(
 
     plan = _plan(source, examples, epochs)
     path = Path(out)
+    if network_block is None:
+        network_block = default_block(source)
     if network_block < 1:
         raise ConfigError("network_block must be at least 1")
     # An existing store keeps its block; the range is checked before a new one is made.
@@ -330,6 +341,17 @@ class _Plan:
     epochs: np.ndarray  # float64 (checkpoints,)
     checkpoint_labels: list[str] | None
     class_names: list[str] | None
+
+
+def default_block(source: Source) -> int:
+    """Networks per block where none is given: the largest power of two up to
+    :data:`MAX_IMPORT_BLOCK` whose values in memory (a checkpoint's, or every checkpoint's for
+    sources that read a block whole) fit in :data:`IMPORT_BLOCK_BYTES`; at least one."""
+    per_network = source.block_bytes * (source.shape.checkpoints if source.reads_whole else 1)
+    block = MAX_IMPORT_BLOCK
+    while block > 1 and block * per_network > IMPORT_BLOCK_BYTES:
+        block //= 2
+    return block
 
 
 def _plan(source: Source, examples: Examples | None, epochs: Sequence[float] | None) -> _Plan:

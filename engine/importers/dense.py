@@ -47,6 +47,7 @@ class DenseSource(Source):
             self.array.close()
             raise
         self.item_bytes = self.array.dtype.itemsize
+        self.reads_whole = self.array.compressed
         # (n, t, x[, c]) rather than (n, x[, c]).
         self._with_checkpoints = len(self.array.shape) == (4 if self.shape.classes else 3)
 

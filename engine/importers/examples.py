@@ -41,7 +41,7 @@ def read_vector(path: str | os.PathLike, what: str, member: str | None = None) -
         import zipfile
 
         with zipfile.ZipFile(path) as archive:
-            names = [n[: -len(".npy")] for n in archive.namelist()]
+            names = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
         member = what if what in names else None
     with ArrayFile(path, member) as array:
         if len(array.shape) != 1:

@@ -142,6 +142,7 @@ class RunFolderSource(Source):
             classes=first.shape[-1] if classed else None,
         )
         self.item_bytes = first.dtype.itemsize
+        self.reads_whole = True
         self.network_names = [p.name for p in self.files]
         self._block: tuple[int, int, np.ndarray] | None = None
 

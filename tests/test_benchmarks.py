@@ -218,3 +218,23 @@ def test_bench_import_smoke(tmp_path):
     assert [p["imported_networks"] for p in result["two_importers"]["parts"]] == [96, 104]
     assert result["runs"]["imported_networks"] == 20
     assert not list((tmp_path / "b").iterdir())  # --smoke cleans up after itself
+
+
+def test_bench_soft_smoke(tmp_path):
+    stdout = run_benchmark("bench_soft.py", tmp_path, "--smoke")
+    result = json.loads(stdout[stdout.index("{") :])
+    recording, analysis = result["recording"], result["analysis"]
+    assert recording["block"] == [4, 3, 100, 10]
+    assert analysis["store"] == [8, 3, 100]
+    for key in ("predictions_s", "logits_s", "ratio", "logits_mb_per_s"):
+        assert positive(recording[key]), key
+    assert recording["ratio"] == pytest.approx(recording["logits_s"] / recording["predictions_s"])
+    for key in ("verdicts_s", "soft_s", "ratio", "soft_entries_per_s"):
+        assert positive(analysis[key]), key
+    assert set(analysis["bits_per_entry"]) == {
+        "correct_packed",
+        "predictions",
+        "probability",
+        "margin",
+    }
+    assert all(positive(bits) for bits in analysis["bits_per_entry"].values())

@@ -40,6 +40,14 @@ def analyze(
             "every example (networks x examples rows).",
         ),
     ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="An example-metadata column: also the measures of each of its values "
+            "(at most 100).",
+        ),
+    ] = None,
 ) -> None:
     """Every measure of one store: agreement histograms and their nulls, learning order,
     learning events, consensus, hold-out consistency, data maps and the area under the margin
@@ -58,6 +66,7 @@ def analyze(
         device=device,
         progress=progress,
         network_table=network_table,
+        by=by,
     )
     typer.echo(f"wrote {report}")
 

@@ -52,7 +52,7 @@ from engine.measures.soft import (
     STATISTIC_NAMES,
     soft_measures,
 )
-from engine.measures.split import split_measures
+from engine.measures.split import EXAMPLE_AXES, split_measures, subset_counts
 from engine.measures.tasks import (
     ClassTask,
     SoftTask,
@@ -68,6 +68,7 @@ __all__ = [
     "CLASS_TASK_PREFIX",
     "CONSENSUS_NULL_SAMPLES",
     "DEFAULT_HALVINGS",
+    "EXAMPLE_AXES",
     "POPULATION_REGIONS",
     "REGION_THRESHOLDS",
     "SOFT_TASK_PREFIX",
@@ -99,6 +100,7 @@ __all__ = [
     "spearman",
     "spearman_brown",
     "split_measures",
+    "subset_counts",
     "superset_fraction",
     "verdict_block",
     "verdict_statistics",

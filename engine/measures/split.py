@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from engine.measures.consensus import consensus_measures
 from engine.measures.selection import NetworkSelection
 from engine.measures.soft import soft_measures, soft_skipped
+from engine.measures.tasks import class_layouts, soft_layouts, verdict_layouts
 from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
 
 
@@ -93,3 +94,46 @@ def split_measures(
         )
         summary["consensus_last" if classes_last_only else "consensus"] = consensus
     return {"summary": summary, "examples": per_example}
+
+
+def _example_axes(layouts: Mapping[str, Any], network_fields: Iterable[str]) -> dict[str, int]:
+    network = set(network_fields)
+    return {name: len(layout.before) for name, layout in layouts.items() if name not in network}
+
+
+#: The examples axis of every per-example field of the computed counts, by kind of count
+#: (``verdicts``, ``classes``, ``soft``); the network-indexed fields (``network_count``,
+#: ``network_forgetting`` of the verdicts, ``network_class_count`` of the classes) are summed
+#: over examples and are not here: they must be counted again on a subset of examples.
+EXAMPLE_AXES: dict[str, dict[str, int]] = {
+    "verdicts": _example_axes(verdict_layouts(1, 1, 1), ("network_count", "network_forgetting")),
+    "classes": _example_axes(class_layouts(1, 1, 1), ("network_class_count",)),
+    "soft": {**_example_axes(soft_layouts(1, 1, 1), ()), "network_statistics": 1},
+}
+
+
+def subset_counts(
+    counts: Mapping[str, np.ndarray] | None,
+    kind: str,
+    examples: np.ndarray,
+    network_fields: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray] | None:
+    """Computed counts of ``kind`` (a key of :data:`EXAMPLE_AXES`) restricted to ``examples``
+    (int (e,), indices into the split's examples), as if the split held only those.
+
+    Every per-example field is indexed along its examples axis; network-indexed fields are
+    taken from ``network_fields`` (counted on the same examples) and left out where it lacks
+    them. A field of neither kind is refused, so that a new count cannot pass unrestricted.
+    """
+    if counts is None:
+        return None
+    axes, given = EXAMPLE_AXES[kind], dict(network_fields or {})
+    subset = {}
+    for name, value in counts.items():
+        if name in given:
+            subset[name] = np.asarray(given[name])
+        elif name in axes:
+            subset[name] = np.take(np.asarray(value), examples, axis=axes[name])
+        elif not name.startswith("network_"):
+            raise KeyError(f"count {name!r} of {kind} has no known examples axis")
+    return subset

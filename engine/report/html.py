@@ -193,10 +193,35 @@ def _accuracy_sentence(split: str, s: dict[str, Any]) -> str:
     )
 
 
+def by_rows(split: str, by: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per value of a split's ``by`` section: examples, accuracy, extreme fraction,
+    agreement excess and split-half reliability at the last checkpoint."""
+    rows = [
+        (
+            f"{split} by {by['column']}",
+            "examples / accuracy / extreme fraction / agreement excess / split-half reliability",
+        )
+    ]
+    for value, v in by["values"].items():
+        numbers = [
+            number(v.get(key)) for key in ("accuracy_mean", "extreme_fraction", "agreement_excess")
+        ]
+        rows.append(
+            (
+                f"{split}: {by['column']} = {value}",
+                " / ".join([str(v["examples"]), *numbers, number(v.get("split_half_spearman"))]),
+            )
+        )
+    return rows
+
+
 def key_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """The key numbers of each split at the last checkpoint, then the pairwise ones."""
+    """The key numbers of each split at the last checkpoint, the per-value ones of a ``by``
+    column, then the pairwise ones."""
     rows = []
     for split, s in summary.get("splits", {}).items():
+        if s.get("by"):
+            rows += by_rows(split, s["by"])
         if s.get("accuracy_mean"):
             rows += [
                 (f"{split}: accuracy (last)", number(s["accuracy_mean"][-1])),

@@ -259,6 +259,119 @@ def _measure(
 
 
 # ----------------------------------------------------------------------------------------------
+# Measures per value of an example-metadata column (--by)
+
+#: Values of a ``--by`` column reported at most per split.
+MAX_BY_VALUES = 100
+
+
+def by_values(population: Population, splits: list[str], column: str) -> dict[str, dict]:
+    """Per split, the examples (int64 indices) of each value of the metadata ``column``, the
+    values in sorted order and named as text; examples without a value are in none.
+
+    Raises
+    ------
+    ConfigError
+        A split has no metadata, lacks the column, or the column has over
+        :data:`MAX_BY_VALUES` values.
+    """
+    found = {}
+    for split in splits:
+        table = population.example_metadata(split)
+        if table.columns.empty:
+            raise ConfigError(
+                f"--by {column}: split {split!r} has no example metadata "
+                "(choose splits with --split)"
+            )
+        if column not in table.columns:
+            raise ConfigError(
+                f"--by {column}: split {split!r} has no such metadata column; it has "
+                + ", ".join(map(str, table.columns))
+            )
+        values = table[column]
+        distinct = sorted(values.dropna().unique().tolist())
+        if len(distinct) > MAX_BY_VALUES:
+            raise ConfigError(
+                f"--by {column}: split {split!r} has {len(distinct)} values, "
+                f"at most {MAX_BY_VALUES} are reported"
+            )
+        found[split] = {
+            str(value): np.flatnonzero((values == value).to_numpy(dtype=bool, na_value=False))
+            for value in distinct
+        }
+    return found
+
+
+def _lazy_network_counts(
+    selection: StoreSelection, split: str, counts: SplitCounts, values: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Lazy network-indexed counts of each value's examples, (n, ..., v): the numerator of
+    each network's accuracy (``network_count``, n t v) and its class counts
+    (``network_class_count``, n t v k), which the per-example counts cannot give."""
+    import dask.array as da
+
+    population = selection.population
+    onehot = np.zeros((population.num_examples(split), len(values)), np.int32)
+    for v, examples in enumerate(values.values()):
+        onehot[examples, v] = 1
+    lazy = {}
+    if counts.verdicts is not None:
+        correct = population.correct(split).astype(np.int32)
+        lazy["network_count"] = da.tensordot(correct, onehot, axes=([2], [0]))
+    if counts.classes is not None:
+        last = population.num_checkpoints
+        first = last - 1 if counts.classes_last_only else 0
+        predictions = population.predictions(split)
+        assert predictions is not None  # the split has class counts
+        chosen = predictions[:, first:last, :, None] == np.arange(selection.num_classes)
+        lazy["network_class_count"] = da.einsum("ntxk,xv->ntvk", chosen.astype(np.int32), onehot)
+    return lazy
+
+
+def _by_measures(
+    selection: StoreSelection,
+    counts: Mapping[str, SplitCounts],
+    values: dict[str, dict[str, np.ndarray]],
+    client: Client | None,
+    progress: bool,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The measures of all analysed networks on the examples of each value, per split: the
+    computed per-example counts restricted to the value's examples, the network-indexed ones
+    counted again on them (one more pass over the verdicts and predictions)."""
+    from engine.measures import split_measures, subset_counts
+
+    lazy = {
+        split: _lazy_network_counts(selection, split, counts[split], values[split])
+        for split in values
+    }
+    arrays = [array for part in lazy.values() for array in part.values()]
+    computed = iter(compute_with_progress(arrays, client=client, progress=progress))
+    network = {
+        split: {name: np.asarray(next(computed)) for name in part} for split, part in lazy.items()
+    }
+    membership_split = selection.population.attrs.get("membership_split")
+    everyone = list(range(selection.networks.num_groups))
+    measures: dict[str, dict[str, dict[str, Any]]] = {}
+    for split, split_values in values.items():
+        c, fields = counts[split], network[split]
+        measures[split] = {}
+        for v, (value, examples) in enumerate(split_values.items()):
+            picked = {name: np.take(field, v, axis=2) for name, field in fields.items()}
+            measures[split][value] = split_measures(
+                subset_counts(c.verdicts, "verdicts", examples, picked),
+                selection.networks,
+                everyone,
+                selection.labels[split][examples],
+                classes=subset_counts(c.classes, "classes", examples, picked),
+                classes_last_only=c.classes_last_only,
+                membership=split == membership_split,
+                soft=subset_counts(c.soft, "soft", examples),
+                soft_absent=c.soft_absent,
+            )
+    return measures
+
+
+# ----------------------------------------------------------------------------------------------
 # The per-(network, example) table
 
 
@@ -376,6 +489,7 @@ def analyze_store(
     networks_per_task: int | None = None,
     examples_per_task: int | None = None,
     network_table: bool = False,
+    by: str | None = None,
 ) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
@@ -408,6 +522,10 @@ def analyze_store(
         Also write ``network_examples.parquet``, the soft measures of every analysed network on
         every example of each split with soft verdicts (networks x examples rows), computed
         and written one block of networks at a time.
+    by : str, optional
+        An example-metadata column: also the measures of each split on the examples of each
+        of its values (summary.json's ``by`` section per split, the column in
+        examples.parquet, a table in report.html); at most :data:`MAX_BY_VALUES` values.
 
     Returns
     -------
@@ -421,6 +539,7 @@ def analyze_store(
     population = open_population(store)
     selection = _select(population, _resolve_splits(population, splits), require_complete)
     checkpoints = _pairwise_checkpoints(population, pairwise_checkpoints)
+    values = by_values(population, list(selection.splits), by) if by is not None else None
     out_dir = Path(out_dir)
     options = {"networks_per_task": networks_per_task, "examples_per_task": examples_per_task}
     started = time.perf_counter()
@@ -428,6 +547,11 @@ def analyze_store(
         # Only once the flags are valid and the cluster answers: bad input writes nothing.
         out_dir.mkdir(parents=True, exist_ok=True)
         (result,) = _measure([selection], client, progress, options)
+        by_measures = (
+            _by_measures(selection, result.counts, values, client, progress)
+            if values is not None
+            else None
+        )
         seconds = time.perf_counter() - started
         table = (
             _network_table(
@@ -445,8 +569,13 @@ def analyze_store(
     summary = tables.analysis_summary(result, pairwise, execution)
     if table is not None:
         summary["network_table"] = table
+    if by is not None and by_measures is not None and values is not None:
+        for split, measures in by_measures.items():
+            summary["splits"][split]["by"] = tables.by_summary(
+                by, values[split], measures, population.num_checkpoints
+            )
     tables.write_summary(summary, out_dir)
-    tables.write_examples(result, out_dir / "examples.parquet")
+    tables.write_examples(result, out_dir / "examples.parquet", by=by)
     tables.write_networks(result, out_dir / "networks.parquet")
     made = figures.analysis_figures(result, out_dir)
     soft_made = figures.soft_figures(result, out_dir)
@@ -529,4 +658,4 @@ def compare_stores(
     return html.write_page(out_dir, html.comparison_page(comparison, made))
 
 
-__all__ = ["analyze_store", "compare_stores"]
+__all__ = ["MAX_BY_VALUES", "analyze_store", "by_values", "compare_stores"]

@@ -138,6 +138,50 @@ def analysis_summary(
     }
 
 
+#: Sections of a split's summary made of lists whatever their length (left out of ``by``).
+UNBOUNDED_SECTIONS = ("tpa_mean_by_accessibility", "aum_histogram")
+
+
+def bounded_summary(summary: dict[str, Any], num_checkpoints: int) -> dict[str, Any]:
+    """The scalars of a split's summary: numbers, text and None as they are, a flat list of
+    one number per checkpoint as its value at the last checkpoint, sections (dicts) the same
+    way; other lists (histograms, per-example or per-network values) and
+    :data:`UNBOUNDED_SECTIONS` left out."""
+    bounded: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in UNBOUNDED_SECTIONS:
+            continue
+        if isinstance(value, dict):
+            bounded[key] = bounded_summary(value, num_checkpoints)
+        elif isinstance(value, list):
+            flat = all(v is None or isinstance(v, int | float) for v in value)
+            if flat and len(value) == num_checkpoints and value:
+                bounded[key] = value[-1]
+        else:
+            bounded[key] = value
+    return bounded
+
+
+def by_summary(
+    column: str,
+    values: dict[str, np.ndarray],
+    measures: dict[str, dict[str, Any]],
+    num_checkpoints: int,
+) -> dict[str, Any]:
+    """A split's ``by`` section: per value of ``column``, its examples and the bounded summary
+    (:func:`bounded_summary`) of the measures of all analysed networks on them."""
+    sections = {}
+    for value, examples in values.items():
+        summary = measures[value]["summary"]
+        rest = {k: v for k, v in summary.items() if k not in ("checkpoints", "examples")}
+        sections[value] = {
+            "examples": int(examples.size),
+            "labelled_examples": summary.get("examples"),
+            **bounded_summary(rest, num_checkpoints),
+        }
+    return {"column": column, "values": sections}
+
+
 # ----------------------------------------------------------------------------------------------
 # Comparisons of several stores
 
@@ -250,15 +294,40 @@ def _example_table(result: StoreResult, split: str, soft: bool) -> dict[str, np.
     return table
 
 
-def write_examples(result: StoreResult, path: Path) -> None:
-    """``examples.parquet``: one row per example of every analysed split."""
+def example_column_name(column: str) -> str:
+    """The name of a metadata column in ``examples.parquet``: its own, or ``metadata_<name>``
+    where it would clash with a measure's column."""
+    taken = {"split", "example", "example_id", "label", "learning_order", "population_region"}
+    taken |= set(EXAMPLE_COLUMNS) | set(SOFT_EXAMPLE_COLUMNS)
+    return (
+        f"metadata_{column}" if column in taken or column.startswith("accessibility_") else column
+    )
+
+
+def _metadata_column(result: StoreResult, split: str, column: str) -> np.ndarray:
+    """One split's values of a metadata column: numbers as stored, text as objects (None
+    where missing)."""
+    values = result.population.example_metadata(split)[column]
+    if values.dtype.kind in "biuf":
+        return values.to_numpy()
+    return np.asarray([None if v is None or v != v else str(v) for v in values], dtype=object)
+
+
+def write_examples(result: StoreResult, path: Path, by: str | None = None) -> None:
+    """``examples.parquet``: one row per example of every analysed split (with the metadata
+    column ``by`` where given)."""
     import pandas as pd
 
     soft = has_soft_measures(result)
-    frames = [
-        pd.DataFrame(_example_table(result, split, soft)) for split in result.selection.splits
-    ]
+    frames = []
+    for split in result.selection.splits:
+        table = _example_table(result, split, soft)
+        if by is not None:
+            table[example_column_name(by)] = _metadata_column(result, split, by)
+        frames.append(pd.DataFrame(table))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if by is not None and frame[example_column_name(by)].dtype == object:
+        frame[example_column_name(by)] = frame[example_column_name(by)].astype("string")
     frame["split"] = frame["split"].astype(str)
     if soft:
         # Strings with nulls (examples without soft verdicts), not pandas' object column.
@@ -364,6 +433,9 @@ def network_example_table(
 __all__ = [
     "NetworkExampleWriter",
     "analysis_summary",
+    "bounded_summary",
+    "by_summary",
+    "example_column_name",
     "compare_populations",
     "comparison_summary",
     "has_soft_measures",

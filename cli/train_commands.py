@@ -298,6 +298,8 @@ QUICKSTART_STUDY = """\
 # engine quickstart: two architectures on scikit-learn's digits, with artificial probes.
 epochs = 10
 seed = 0
+# Soft verdicts (true-class probability and margin) too: the report then draws data maps.
+soft = true
 
 [data]
 name = "digits"

@@ -295,6 +295,8 @@ def test_quickstart_trains_and_points_at_results(tmp_path, capsys, monkeypatch):
     assert f"report: {report}" in printed
     page = report.read_text()
     assert "TP-agreement" in page or "tpa_histogram" in page
+    assert population.soft_arrays("test") == ["probability", "margin"]
+    assert (out / "report" / "data_map_test.png").exists()
     assert page.count("data:image/png;base64,") == len(list((out / "report").glob("*.png")))
 
 

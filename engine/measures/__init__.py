@@ -40,6 +40,7 @@ from engine.measures.graphs import (
     VERDICT_TASK_PREFIX,
     class_statistics,
     num_classes_of,
+    soft_first_checkpoint,
     soft_statistics,
     verdict_statistics,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "select_networks",
     "soft_block",
     "soft_measures",
+    "soft_first_checkpoint",
     "soft_statistics",
     "spearman",
     "spearman_brown",

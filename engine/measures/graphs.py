@@ -375,6 +375,19 @@ def _table_assembly(
     return rows[0] if len(rows) == 1 else da.concatenate(rows, axis=2)
 
 
+def soft_first_checkpoint(population: Population) -> int:
+    """The first checkpoint of the soft-verdict statistics: 1 where checkpoint 0 is the
+    initialisation (epoch 0) and others follow, else 0.
+
+    Cartography measures a network's confidence after each epoch of training; at initialisation
+    every network sits near chance on every example, and that one checkpoint would add the same
+    large swing to every example's variability (with ten epochs, it alone makes most examples
+    "ambiguous").
+    """
+    epochs = population.checkpoints["epoch"].to_numpy()
+    return 1 if epochs.size > 1 and epochs[0] == 0 else 0
+
+
 def soft_statistics(
     population: Population,
     split: str,
@@ -466,6 +479,7 @@ def soft_statistics(
                 mine,
                 thresholds,
                 direct,
+                soft_first_checkpoint(population),
             )
             name = f"{SOFT_TASK_PREFIX}{split}-{token}-{_networks_token(mine)}-{i}-{j}"
             blocks[(i, j)] = dask.delayed(soft_block, pure=True)(task, dask_key_name=name)

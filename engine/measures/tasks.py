@@ -334,6 +334,8 @@ class SoftTask:
     #: float64 (3,): the region thresholds (kernels.soft.RegionThresholds, in its order).
     thresholds: tuple[float, ...] = ()
     direct: bool = True
+    #: The first checkpoint summed: 1 leaves out the initialisation (see soft_first_checkpoint).
+    first_checkpoint: int = 0
 
 
 def _read_correct_bits(
@@ -363,18 +365,22 @@ def _sum_soft_column(
     completed = task.handle.completed((a, b))
     sums = SoftSums.start(d - c, b - a)
     chunk_checkpoints = arrays["probability"].chunks[1]
-    for t0 in range(0, task.num_checkpoints, chunk_checkpoints):
+    first = task.first_checkpoint
+    for t0 in range(first - first % chunk_checkpoints, task.num_checkpoints, chunk_checkpoints):
         t1 = min(t0 + chunk_checkpoints, task.num_checkpoints)
+        # Whole stored blocks are read (the direct path), then cut to the summed checkpoints.
+        skip = max(first - t0, 0)
 
-        def read(name: str, t0: int = t0, t1: int = t1) -> np.ndarray:
-            return read_stored_order(
+        def read(name: str, t0: int = t0, t1: int = t1, skip: int = skip) -> np.ndarray:
+            block = read_stored_order(
                 arrays[name], (a, b), (t0, t1), (c, d), direct=task.direct, completed=completed
             )
+            return np.ascontiguousarray(block[:, :, skip:])
 
         probability = decode_probability(read("probability"))
         margin = decode_margin(read("margin"))
         correct = _read_correct_bits(arrays["correct_packed"], task, column, (t0, t1), completed)
-        accumulate_soft(probability, margin, correct, sums)
+        accumulate_soft(probability, margin, np.ascontiguousarray(correct[:, :, skip:]), sums)
     thresholds = RegionThresholds(*task.thresholds) if task.thresholds else RegionThresholds()
     x0 = task.examples[0]
     kept = [n - a for n in task.table_networks if a <= n < b]

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import time
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from engine.train.progress import network_progress
 
 
 class ImportProgress:
     """One bar over the networks an import owns; blocks already in the store count at once."""
 
     def __init__(self, networks: int, name: str):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            transient=False,
-        )
+        self.progress = network_progress()
         self.networks = networks
         self.done = 0
         self.task = self.progress.add_task(

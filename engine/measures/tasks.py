@@ -172,8 +172,12 @@ def _count_verdict_column(
     network_half: np.ndarray,
     column: ChunkColumn,
     counts: dict[str, np.ndarray],
+    task_completed: np.ndarray | None,
 ) -> None:
-    """Add the verdicts of one chunk column, every checkpoint, to the task's counts."""
+    """Add the verdicts of one chunk column, every checkpoint, to the task's counts.
+
+    ``task_completed``: ``checkpoints_completed`` of the task's networks (format 2), read once
+    per task."""
     from kernels.agreement import (
         LearnedCounts,
         LearningState,
@@ -191,7 +195,7 @@ def _count_verdict_column(
         else np.zeros((0, 0), np.uint8)
     )
     xs, ns = slice(8 * (c - b0), 8 * (d - b0)), slice(a - n0, b - n0)
-    completed = task.handle.completed((a, b))
+    completed = task_completed[a - n0 :] if task_completed is not None else None
     state = LearningState.start(d - c, b - a, total)
     changes = VerdictCounts(
         counts["tpa_count"][:, xs],
@@ -240,8 +244,11 @@ def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:
         for name, layout in layouts.items()
     }
     chunk_n, _, chunk_b = array.chunks
+    task_completed = task.handle.completed(task.networks)
     for column in chunk_columns(network_group, task.networks, task.example_bytes, chunk_n, chunk_b):
-        _count_verdict_column(array, member_array, task, network_half, column, counts)
+        _count_verdict_column(
+            array, member_array, task, network_half, column, counts, task_completed
+        )
     # The kernel counts changes along checkpoints; their running sum is the count.
     np.cumsum(counts["tpa_count"], axis=2, out=counts["tpa_count"])
     np.cumsum(counts["holdout_count"], axis=2, out=counts["holdout_count"])
@@ -357,12 +364,15 @@ def _sum_soft_column(
     column: ChunkColumn,
     example_sums: Any,
     table: np.ndarray | None,
+    task_completed: np.ndarray | None,
 ) -> None:
-    """Add the soft verdicts of one chunk column, every checkpoint, to the task's sums."""
+    """Add the soft verdicts of one chunk column, every checkpoint, to the task's sums
+    (``task_completed`` as for the verdict columns)."""
     from kernels.soft import RegionThresholds, SoftSums, accumulate_soft, finish_soft
 
     (a, b), (c, d) = column.networks, column.examples
-    completed = task.handle.completed((a, b))
+    first_network = task.networks[0]
+    completed = task_completed[a - first_network :] if task_completed is not None else None
     sums = SoftSums.start(d - c, b - a)
     chunk_checkpoints = arrays["probability"].chunks[1]
     first = task.first_checkpoint
@@ -422,8 +432,9 @@ def soft_block(task: SoftTask) -> dict[str, np.ndarray]:
     )
     chunk_n, _, chunk_x = arrays["probability"].chunks
     # Columns whose networks are all left out are skipped: table networks are analysed ones.
+    task_completed = task.handle.completed(task.networks)
     for column in chunk_columns(network_group, task.networks, task.examples, chunk_n, chunk_x):
-        _sum_soft_column(arrays, task, column, example_sums, table)
+        _sum_soft_column(arrays, task, column, example_sums, table, task_completed)
     counts = dict(zip(SOFT_EXAMPLE_FIELDS, example_sums, strict=True))
     if table is not None:
         counts["network_statistics"] = table

@@ -19,19 +19,25 @@ if TYPE_CHECKING:
     from engine.train.block import Block
 
 
+def network_progress() -> Progress:
+    """The bars of a run over networks (training, importing): a description, the bar, a
+    free-text ``detail`` field, time spent and time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
 class TrainProgress:
     """Two bars: all networks of this run, and the block being trained."""
 
     def __init__(self, networks: int, epochs: int):
         self.epochs = epochs
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            transient=False,
-        )
+        self.progress = network_progress()
         self.networks_task = self.progress.add_task(
             "networks", total=max(networks, 1), detail=f"0/{networks}"
         )

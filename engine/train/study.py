@@ -44,7 +44,8 @@ from engine.errors import ConfigError
 from engine.train.config import GroupConfig, StudyConfig
 from engine.train.data import DataConfig
 
-_STUDY_KEYS = {
+#: Study-wide settings: top-level keys of a study file, and the flags that set them.
+_STUDY_FIELDS = (
     "epochs",
     "seed",
     "vary",
@@ -52,7 +53,8 @@ _STUDY_KEYS = {
     "subset_fraction",
     "network_block",
     "soft",
-}
+)
+_STUDY_KEYS = set(_STUDY_FIELDS)
 _TUPLE_FIELDS = {"milestones", "holdout_classes", "probes"}
 
 
@@ -200,15 +202,6 @@ class StudyFlags:
     milestones: tuple[int, ...] | None = None
 
 
-_FLAG_STUDY_FIELDS = (
-    "epochs",
-    "seed",
-    "vary",
-    "record_every",
-    "subset_fraction",
-    "network_block",
-    "soft",
-)
 _FLAG_DATA_FIELDS = ("samples", "probes", "holdout_classes")
 _FLAG_GROUP_FIELDS = (
     "width",
@@ -241,7 +234,7 @@ def study_from_command_line(flags: StudyFlags) -> StudyConfig:
         out of range.
     """
     hyperparameters = _given(flags, _FLAG_GROUP_FIELDS)
-    study_values = _given(flags, _FLAG_STUDY_FIELDS)
+    study_values = _given(flags, _STUDY_FIELDS)
     data_values = _given(flags, _FLAG_DATA_FIELDS)
     if flags.study_file is not None:
         given = [

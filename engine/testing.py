@@ -300,7 +300,7 @@ def _write_networks(
                 )
                 writer.record(name, checkpoint, networks, predictions=chosen[:, checkpoint], **soft)
         else:
-            _write_whole_block(writer, name, networks, correct)
+            writer.record_every_checkpoint(name, networks, correct)
 
 
 def _probe_predictions(world: _Examples, networks: int, checkpoints: int, rng) -> np.ndarray:
@@ -320,20 +320,6 @@ def _predictions_from(correct, labels, confusing, classes: int, rng) -> np.ndarr
     )
     wrong = np.where(rng.random(correct.shape) < 0.5, confusing[None, None, :], other)
     return np.where(correct, labels[None, None, :], wrong)
-
-
-def _write_whole_block(writer: PopulationWriter, split: str, networks, correct) -> None:
-    """Write every checkpoint of one block of networks as whole stored objects.
-
-    Generating a 1e9-entry store this way does not rewrite each chunk once per checkpoint as a
-    trainer must; the bytes are those :meth:`PopulationWriter.record` writes.
-    """
-    start, stop = networks
-    writer.array(f"splits/{split}/correct_packed")[start:stop] = np.packbits(
-        correct, axis=2, bitorder="little"
-    )
-    accuracy = correct[:, -1, :].mean(axis=1).astype(np.float32)
-    writer.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy
 
 
 def main(argv: Sequence[str] | None = None) -> None:

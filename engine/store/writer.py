@@ -4,6 +4,11 @@ Concurrency contract: a writer owns whole blocks of ``network_block`` networks. 
 ``networks`` dimension that writers fill is chunked by exactly that block, so two writers that own
 different blocks never touch the same stored object and need no lock. ``checkpoints_completed`` is
 written last for a checkpoint; readers trust a network's entries only below it.
+
+The writer refuses what it would store wrong (docs/store-format.md, "Writing"): a class id outside
+``-1`` (no prediction) to the class count (or int16 where the store names no classes), verdicts
+that are not booleans, a loss beyond float32, and a checkpoint marked complete before every split
+was recorded for it by this writer.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from engine.store.format import (
     BIT_ORDER,
     MARGIN_MISSING,
     NO_LABEL,
+    NO_PREDICTION,
     PROBABILITY_MISSING,
     encode_margin,
     encode_probability,
@@ -72,6 +78,12 @@ class PopulationWriter:
                     " and shares it with unfinished networks; writers must own whole blocks"
                 )
         self.networks = (start, stop)
+        #: Per split, which (owned network, checkpoint) this writer has recorded, dims
+        #: (networks, checkpoints): a checkpoint is marked complete only once every split holds it.
+        self._recorded = {
+            split: np.zeros((stop - start, self._meta["num_checkpoints"]), bool)
+            for split in self._meta["splits"]
+        }
 
     def array(self, name: str) -> zarr.Array:
         """An array of the store, opened once: opening reads its metadata from the store.
@@ -201,23 +213,19 @@ class PopulationWriter:
         if predictions is None and correct is None:
             raise WriterError("record needs logits, probabilities, predictions or correct")
         if predictions is not None:
+            predictions = self._checked_predictions(split, predictions, expected)
             correct = self._correct_from_predictions(split, predictions, correct, expected)
             if stores_predictions:
-                self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = np.asarray(
-                    predictions
-                ).astype(np.int16)
+                self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
+                    predictions.astype(np.int16)
+                )
         elif stores_predictions:
             raise WriterError(
                 f"split {split!r} stores predictions: record predictions, not correct alone"
             )
-        correct = np.asarray(correct)
-        if correct.shape != expected:
-            raise WriterError(
-                f"correct for split {split!r} has shape {correct.shape}, "
-                f"expected (networks, examples) = {expected}"
-            )
+        correct = _booleans(f"correct for split {split!r}", correct, expected)
         # An example without a label is never correct (docs/store-format.md), however recorded.
-        correct = correct.astype(bool, copy=False) & (labels[None, :] != NO_LABEL)
+        correct = correct & (labels[None, :] != NO_LABEL)
         if codes is not None and self._meta["splits"][split].get("soft", False):
             region = (slice(start, stop), checkpoint, slice(None))
             self.array(f"splits/{split}/probability")[region] = codes[0]
@@ -231,6 +239,44 @@ class PopulationWriter:
                 correct[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
             )
             self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+        own_start = self.networks[0]
+        self._recorded[split][start - own_start : stop - own_start, checkpoint] = True
+
+    def record_every_checkpoint(
+        self, split: str, networks: NetworkRange, correct: np.ndarray
+    ) -> None:
+        """Record every checkpoint of a split that stores correctness alone, in one write.
+
+        Writing whole stored objects at once (a simulator, an import of finished runs) avoids
+        rewriting each chunk once per checkpoint as :meth:`record` must.
+
+        Parameters
+        ----------
+        correct : ndarray of bool, dims (networks, checkpoints, examples)
+        """
+        self.require_split(split)
+        start, stop = self._check_networks(networks)
+        meta = self._meta["splits"][split]
+        if meta["predictions"] or meta.get("soft", False):
+            raise WriterError(f"split {split!r} stores predictions: record them checkpoint by one")
+        labels = self.labels(split)
+        expected = (stop - start, self.num_checkpoints, labels.size)
+        correct = np.asarray(correct)
+        if correct.shape != expected or correct.dtype != bool:
+            raise WriterError(
+                f"correct for split {split!r} must be booleans of shape {expected}, "
+                f"got {correct.dtype} {correct.shape}"
+            )
+        correct = correct & (labels[None, None, :] != NO_LABEL)
+        self.array(f"splits/{split}/correct_packed")[start:stop] = np.packbits(
+            correct, axis=2, bitorder=BIT_ORDER
+        )
+        labeled = labels != NO_LABEL
+        last = correct[:, -1, :]
+        accuracy = last[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
+        self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+        own_start = self.networks[0]
+        self._recorded[split][start - own_start : stop - own_start] = True
 
     def _soft_from(
         self,
@@ -283,6 +329,35 @@ class PopulationWriter:
         names = self._meta.get("class_names")
         return len(names) if names else None
 
+    def _checked_predictions(
+        self, split: str, predictions: np.ndarray, expected: tuple[int, int]
+    ) -> np.ndarray:
+        """Predictions as given, refused where the store would keep another value."""
+        predictions = np.asarray(predictions)
+        if predictions.shape != expected:
+            raise WriterError(
+                f"predictions for split {split!r} have shape {predictions.shape}, "
+                f"expected (networks, examples) = {expected}"
+            )
+        if not np.issubdtype(predictions.dtype, np.integer):
+            raise WriterError("predictions must be integer class indices")
+        if predictions.size == 0:
+            return predictions
+        # Predictions are stored as int16; with class names, a class id must name one of them.
+        limit = self.num_classes if self.num_classes is not None else int(np.iinfo(np.int16).max)
+        low, high = int(predictions.min()), int(predictions.max())
+        if low < NO_PREDICTION:
+            raise WriterError(
+                f"predictions for split {split!r} hold {low}: class ids are 0 or more, "
+                f"{NO_PREDICTION} meaning no prediction"
+            )
+        if high >= limit:
+            what = f"the {limit} classes of the store" if self.num_classes else "int16 storage"
+            raise WriterError(
+                f"predictions for split {split!r} hold class id {high}, beyond {what}"
+            )
+        return predictions
+
     def _correct_from_predictions(
         self,
         split: str,
@@ -292,16 +367,10 @@ class PopulationWriter:
     ) -> np.ndarray:
         """Correctness derived from predictions and labels, checked against ``correct``."""
         labels = self.labels(split)
-        predictions = np.asarray(predictions)
-        if predictions.shape != expected:
-            raise WriterError(
-                f"predictions for split {split!r} have shape {predictions.shape}, "
-                f"expected (networks, examples) = {expected}"
-            )
-        if not np.issubdtype(predictions.dtype, np.integer):
-            raise WriterError("predictions must be integer class indices")
         derived = (predictions == labels[None, :]) & (labels[None, :] != NO_LABEL)
-        if correct is not None and not np.array_equal(np.asarray(correct, bool), derived):
+        if correct is not None and not np.array_equal(
+            _booleans("correct", correct, expected), derived
+        ):
             raise WriterError("correct disagrees with predictions and labels")
         return derived
 
@@ -309,10 +378,16 @@ class PopulationWriter:
         """Record each network's training loss at a checkpoint, dims (networks,)."""
         start, stop = self._check_networks(networks)
         checkpoint = self._check_checkpoint(checkpoint)
-        loss = np.asarray(loss, dtype=np.float32)
-        if loss.shape != (stop - start,):
-            raise WriterError(f"loss has shape {loss.shape}, expected ({stop - start},)")
-        self.array("train_loss")[start:stop, checkpoint] = loss
+        given = np.asarray(loss)
+        if given.shape != (stop - start,):
+            raise WriterError(f"loss has shape {given.shape}, expected ({stop - start},)")
+        if not (np.issubdtype(given.dtype, np.floating) or np.issubdtype(given.dtype, np.integer)):
+            raise WriterError(f"loss must be numbers, got {given.dtype}")
+        stored = given.astype(np.float32)
+        # float32 rounds, but a finite loss must not become infinite.
+        if (np.isinf(stored) & np.isfinite(given)).any():
+            raise WriterError("loss holds values beyond float32 (about 3.4e38)")
+        self.array("train_loss")[start:stop, checkpoint] = stored
 
     def record_membership(self, networks: NetworkRange, membership: np.ndarray) -> None:
         """Record which examples of the membership split each network trains on.
@@ -326,22 +401,81 @@ class PopulationWriter:
             raise WriterError("this store was created without membership_split")
         start, stop = self._check_networks(networks)
         expected = (stop - start, self._meta["splits"][split]["examples"])
-        membership = np.asarray(membership, dtype=bool)
-        if membership.shape != expected:
-            raise WriterError(f"membership has shape {membership.shape}, expected {expected}")
+        membership = _booleans("membership", membership, expected)
         self.array(f"splits/{split}/membership")[start:stop] = membership
 
     def mark_checkpoint(self, checkpoint: int, networks: NetworkRange) -> None:
-        """Declare ``checkpoint`` recorded for every split: written last, trusted by readers."""
+        """Declare checkpoints up to ``checkpoint`` recorded for every split: written last,
+        trusted by readers.
+
+        Raises
+        ------
+        WriterError
+            If a checkpoint between a network's last completed one and ``checkpoint`` lacks a
+            split that this writer has not recorded for it (it would read as all wrong).
+        """
         start, stop = self._check_networks(networks)
         checkpoint = self._check_checkpoint(checkpoint)
         completed = self.array("checkpoints_completed")
-        done = completed[start:stop]
+        done = np.asarray(completed[start:stop])
+        self._require_recorded(start, stop, done, checkpoint)
         completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
+
+    def _require_recorded(self, start: int, stop: int, done: np.ndarray, checkpoint: int) -> None:
+        """Raise unless every split holds every checkpoint from ``done`` to ``checkpoint``."""
+        rows = slice(start - self.networks[0], stop - self.networks[0])
+        wanted = np.arange(self.num_checkpoints)[None, :] <= checkpoint
+        needed = wanted & (np.arange(self.num_checkpoints)[None, :] >= done[:, None])
+        for split, recorded in self._recorded.items():
+            missing = needed & ~recorded[rows]
+            if missing.any():
+                network, at = np.argwhere(missing)[0]
+                raise WriterError(
+                    f"checkpoint {at} of network {start + network} is not recorded for split "
+                    f"{split!r}: record every split before marking the checkpoint complete"
+                )
+
+    def recorded_through(self, networks: NetworkRange) -> int:
+        """Checkpoints from the first that every split holds for all ``networks``, counting those
+        already marked complete: the checkpoint count that :meth:`mark_checkpoint` may declare."""
+        start, stop = self._check_networks(networks)
+        rows = slice(start - self.networks[0], stop - self.networks[0])
+        done = np.asarray(self.array("checkpoints_completed")[start:stop])
+        held = np.arange(self.num_checkpoints)[None, :] < done[:, None]
+        every = np.ones_like(held)
+        for recorded in self._recorded.values():
+            every &= recorded[rows] | held
+        # The count of leading checkpoints held by every network.
+        leading = np.cumprod(every.all(axis=0))
+        return int(leading.sum())
+
+    def reset(self, networks: NetworkRange) -> None:
+        """Declare the networks not recorded at all (their completed checkpoints back to 0), so
+        that a rerun records them again from the start; readers stop trusting their entries."""
+        start, stop = self._check_networks(networks)
+        self.array("checkpoints_completed")[start:stop] = np.zeros(stop - start, np.int32)
+        for recorded in self._recorded.values():
+            recorded[start - self.networks[0] : stop - self.networks[0]] = False
 
     def mark_complete(self, networks: NetworkRange) -> None:
         """Declare the networks fully recorded (every checkpoint of every split)."""
         self.mark_checkpoint(self.num_checkpoints - 1, networks)
+
+
+def _booleans(name: str, values: np.ndarray, expected: tuple[int, int]) -> np.ndarray:
+    """Values as booleans, refused unless they are booleans or the integers 0 and 1."""
+    values = np.asarray(values)
+    if values.shape != expected:
+        raise WriterError(
+            f"{name} has shape {values.shape}, expected (networks, examples) = {expected}"
+        )
+    if values.dtype == bool:
+        return values
+    if not np.issubdtype(values.dtype, np.integer) or (values.size and values.max() > 1):
+        raise WriterError(f"{name} must be booleans (or 0 and 1), got {values.dtype}")
+    if values.size and values.min() < 0:
+        raise WriterError(f"{name} must be booleans (or 0 and 1), got {values.dtype}")
+    return values.astype(bool)
 
 
 def _code(

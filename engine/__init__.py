@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         open_writer,
         split_fingerprint,
     )
+    from engine.record import StoreLayout, open_recorder
 
 #: The names of :mod:`engine.store` that this package exports.
 STORE_NAMES = frozenset(
@@ -50,6 +51,9 @@ STORE_NAMES = frozenset(
     }
 )
 
+#: The names of :mod:`engine.record` that this package exports.
+RECORD_NAMES = frozenset({"StoreLayout", "open_recorder"})
+
 __all__ = [
     "__version__",
     "ConfigError",
@@ -59,6 +63,7 @@ __all__ = [
     "PopulationWriter",
     "SplitSpec",
     "StoreError",
+    "StoreLayout",
     "WriterError",
     "add_checkpoints",
     "add_networks",
@@ -66,18 +71,20 @@ __all__ = [
     "dataset_fingerprint",
     "merge_populations",
     "open_population",
+    "open_recorder",
     "open_writer",
     "split_fingerprint",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in STORE_NAMES:
-        value = getattr(importlib.import_module("engine.store"), name)
+    if name in STORE_NAMES or name in RECORD_NAMES:
+        module = "engine.store" if name in STORE_NAMES else "engine.record"
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | STORE_NAMES)
+    return sorted(set(globals()) | STORE_NAMES | RECORD_NAMES)

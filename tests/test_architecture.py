@@ -35,12 +35,14 @@ ARROWS: dict[str, frozenset[str]] = {
     "engine.scheduling": BASE,
     "engine.measures": BASE | {"engine.store", "kernels"},
     "engine.pairwise": BASE | {"engine.store", "kernels"},
+    "engine.record": BASE | {"engine.store"},
     "engine.train": BASE | {"engine.store", "engine.scheduling"},
     # engine.train.data only: the labels of a data set the engine knows.
     "engine.importers": BASE | {"engine.store", "engine.train"},
     "engine.report": BASE
     | {"engine.measures", "engine.pairwise", "engine.store", "engine.scheduling"},
-    "engine": BASE | {"engine.store"},  # engine/__init__.py: the public store API
+    # engine/__init__.py: the public store and recorder API
+    "engine": BASE | {"engine.store", "engine.record"},
     "engine.testing": BASE | {"engine", "engine.store"},
     "cli": BASE
     | {
@@ -56,7 +58,15 @@ ARROWS: dict[str, frozenset[str]] = {
 }
 
 #: The only modules that may import torch (anything named torch or torch.*).
-TORCH_ALLOWED = ("engine.train", "engine.pairwise.cuda", "engine.importers.runs")
+TORCH_ALLOWED = (
+    "engine.train",
+    "engine.pairwise.cuda",
+    "engine.importers.runs",
+    # The recorder itself takes tensors without importing torch; these evaluate models.
+    "engine.record.evaluate",
+    "engine.record.lightning",
+    "engine.record.transformers",
+)
 
 #: What kernels/ may import besides the standard library and itself.
 KERNEL_IMPORTS = frozenset({"numpy", "numba", "llvmlite"})

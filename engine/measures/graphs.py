@@ -37,7 +37,7 @@ from engine.measures.tasks import (
     verdict_block,
     verdict_layouts,
 )
-from engine.store import StoreHandle
+from engine.store import DEFAULT_NETWORK_BLOCK, StoreHandle
 
 if TYPE_CHECKING:
     from engine.store import Population
@@ -76,7 +76,10 @@ def _task_ranges(
     chunk_n, _, chunk_x = population.array(f"splits/{split}/{name}").chunks
     per_unit = 8 if name == "correct_packed" else 1
     # Tasks own whole stored chunks, so that every chunk is decoded once.
-    nb = chunk_n * max(1, math.ceil((networks_per_task or chunk_n) / chunk_n))
+    # Stores of independent runs hold one network per chunk: a task still takes a block of
+    # them, so that the graph has as many tasks as for a store of blocks.
+    wanted_networks = networks_per_task or max(chunk_n, DEFAULT_NETWORK_BLOCK)
+    nb = chunk_n * max(1, math.ceil(wanted_networks / chunk_n))
     wanted = math.ceil((examples_per_task or chunk_x * per_unit) / per_unit)
     xb = chunk_x * max(1, math.ceil(wanted / chunk_x))
     return (_ranges(population.num_networks, nb), [r for r in _ranges(size, xb) if r[1] > r[0]])

@@ -449,6 +449,17 @@ class PopulationWriter:
         leading = np.cumprod(every.all(axis=0))
         return int(leading.sum())
 
+    def recorded_splits(self, networks: NetworkRange, checkpoint: int) -> dict[str, bool]:
+        """Per split, whether this writer has recorded ``checkpoint`` for all ``networks``."""
+        start, stop = self._check_networks(networks)
+        if not 0 <= checkpoint < self.num_checkpoints:
+            return {split: False for split in self._recorded}
+        rows = slice(start - self.networks[0], stop - self.networks[0])
+        return {
+            split: bool(recorded[rows, checkpoint].all())
+            for split, recorded in self._recorded.items()
+        }
+
     def reset(self, networks: NetworkRange) -> None:
         """Declare the networks not recorded at all (their completed checkpoints back to 0), so
         that a rerun records them again from the start; readers stop trusting their entries."""

@@ -17,6 +17,7 @@ from engine._version import __version__
 from engine.errors import ConfigError, EngineError, StoreError, WriterError
 
 if TYPE_CHECKING:
+    from engine.record import StoreLayout, open_recorder
     from engine.store import (
         GroupSpec,
         Population,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
         open_writer,
         split_fingerprint,
     )
-    from engine.record import StoreLayout, open_recorder
 
 #: The names of :mod:`engine.store` that this package exports.
 STORE_NAMES = frozenset(

@@ -223,6 +223,7 @@ class PopulationWriter:
             raise WriterError(
                 f"split {split!r} stores predictions: record predictions, not correct alone"
             )
+        assert correct is not None  # given, or derived from the predictions above
         correct = _booleans(f"correct for split {split!r}", correct, expected)
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct & (labels[None, :] != NO_LABEL)

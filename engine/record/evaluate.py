@@ -44,7 +44,9 @@ def model_outputs(
         parameter = next(iter(model.parameters()), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
     size = _num_examples(inputs)
-    was_training = model.training
+    # Each module's own mode, not only the top one's: a user may hold parts in eval mode while
+    # training (a frozen encoder, frozen batch norm), and training must go on as it was.
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     outputs = []
     try:
@@ -54,7 +56,8 @@ def model_outputs(
                 result = model(**batch) if isinstance(batch, Mapping) else model(batch)
                 outputs.append(_logits(result).float().cpu())
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     if not outputs:
         return torch.zeros((0, 0))
     return torch.cat(outputs)
@@ -78,6 +81,8 @@ def _batch(inputs: Any, start: int, stop: int, device: Any) -> Any:
 def _tensor(value: Any, device: Any) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
+    elif not isinstance(value, torch.Tensor):  # lists from a tokenizer without return_tensors
+        value = torch.as_tensor(value)
     return value.to(device)
 
 

@@ -151,7 +151,9 @@ class StoreLayout:
             )
         epochs = population.checkpoints["epoch"].to_numpy()
         if not np.array_equal(epochs, self.epochs()):
-            raise StoreError(f"{path} has checkpoints at epochs {list(epochs)}, not these")
+            raise StoreError(
+                f"{path} has checkpoints at epochs {epochs.tolist()}, not {self.epochs().tolist()}"
+            )
 
 
 class Recorder:

@@ -154,6 +154,13 @@ class StoreLayout:
             raise StoreError(
                 f"{path} has checkpoints at epochs {epochs.tolist()}, not {self.epochs().tolist()}"
             )
+        steps = population.checkpoints["step"].to_numpy()
+        if self.steps is not None and not np.array_equal(steps, np.asarray(self.steps)):
+            # One step per checkpoint for the whole population: a run of another length in
+            # steps would be stored under the first run's steps.
+            raise StoreError(
+                f"{path} has checkpoints at steps {steps.tolist()}, not {list(self.steps)}"
+            )
 
 
 class Recorder:

@@ -285,3 +285,147 @@ def test_analyze_runs_on_a_store_the_callbacks_filled(lightning_store, tmp_path)
     assert test["epochs"] == [0.0, 1.0, 2.0, 3.0]
     accuracy = engine.open_population(str(path)).correct("test").mean(axis=(0, 2)).compute()
     np.testing.assert_allclose(test["accuracy_mean"], accuracy)
+
+
+# -- Hugging Face Transformers ----------------------------------------------------------------
+
+
+class TokenDigits(torch.utils.data.Dataset):
+    """Digits as sequences of 64 tokens, the pixels 0..16."""
+
+    def __init__(self, ids, labels):
+        self.ids, self.labels = ids, labels
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        return {"input_ids": self.ids[index], "labels": self.labels[index]}
+
+
+def tiny_bert(seed):
+    """A one-layer BERT from a config, nothing downloaded; no dropout and a wider
+    initialisation than BERT's, so that two epochs on digits visibly learn."""
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(
+        vocab_size=17,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=10,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.2,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def hf_fit(digits, callback, out, *, seed=0, epochs=2, **arguments):
+    """Train a fresh tiny BERT with the HF Trainer and ``callback``; returns the model."""
+    _, ids, y = digits
+    model = tiny_bert(seed)
+    arguments = {"logging_steps": 25, **arguments}
+    args = transformers.TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        lr_scheduler_type="constant",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=seed,
+        **arguments,
+    )
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=TokenDigits(ids[TRAIN], y[TRAIN]),
+        callbacks=[callback],
+    )
+    trainer.train()
+    return model, trainer
+
+
+def hf_splits(digits):
+    """The test split as a tensor of input ids, the train split as a tokenizer's mapping."""
+    _, ids, y = digits
+    return {"test": (ids[TEST], y[TEST]), "train": ({"input_ids": ids[TRAIN]}, y[TRAIN])}
+
+
+def logits_of(model, ids):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.fixture(scope="module")
+def hf_store(digits, tmp_path_factory):
+    """Networks 0 and 1 of one store, two runs of the HF Trainer with two callbacks."""
+    folder = tmp_path_factory.mktemp("transformers")
+    path = folder / "bert.zarr"
+    runs = []
+    for network in (0, 1):
+        callback = HFRecorder(path, splits=hf_splits(digits), network=network, num_networks=2)
+        runs.append(hf_fit(digits, callback, folder / f"out{network}", seed=network))
+    return path, runs
+
+
+@pytest.mark.slow
+def test_transformers_records_every_epoch(digits, hf_store):
+    path, runs = hf_store
+    _, ids, _ = digits
+    population = engine.open_population(str(path))
+    assert population.complete_networks().tolist() == [0, 1]
+    # 1,200 examples in batches of 16: 75 optimiser steps an epoch.
+    assert population.checkpoints["step"].tolist() == [0, 75, 150]
+    assert population.checkpoints["epoch"].tolist() == [0.0, 1.0, 2.0]
+    loss = population.train_loss().compute()
+    for network, (model, trainer) in enumerate(runs):
+        expected = logits_of(model, ids[TEST]).argmax(1).numpy()
+        np.testing.assert_array_equal(population.predictions("test")[network, -1], expected)
+        train = logits_of(model, ids[TRAIN]).argmax(1).numpy()
+        np.testing.assert_array_equal(population.predictions("train")[network, -1], train)
+        # The loss logged at each epoch's last step (logging_steps 25 divides 75).
+        logged = {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}
+        np.testing.assert_allclose(loss[network], [np.nan, logged[75], logged[150]], rtol=1e-6)
+    accuracy = population.correct("test").mean(axis=2).compute()
+    assert (accuracy[:, -1] > accuracy[:, 0] + 0.1).all(), accuracy
+
+
+def test_transformers_records_every_k_steps(digits, tmp_path):
+    path = tmp_path / "steps.zarr"
+    callback = HFRecorder(path, splits=hf_splits(digits), every_n_steps=5)
+    model, trainer = hf_fit(digits, callback, tmp_path / "out", max_steps=12, logging_steps=5)
+    population = engine.open_population(str(path))
+    assert population.complete_networks().tolist() == [0]
+    assert population.checkpoints["step"].tolist() == [0, 5, 10, 12]
+    np.testing.assert_allclose(population.checkpoints["epoch"], np.array([0, 5, 10, 12]) / 75)
+    _, ids, _ = digits
+    expected = logits_of(model, ids[TEST]).argmax(1).numpy()
+    np.testing.assert_array_equal(population.predictions("test")[0, -1], expected)
+    # Steps 5 and 10 are logged; step 12 is not, nor any step after 10.
+    logged = {entry["step"]: entry.get("loss") for entry in trainer.state.log_history}
+    loss = population.train_loss().compute()[0]
+    np.testing.assert_allclose(loss[1:3], [logged[5], logged[10]], rtol=1e-6)
+    assert np.isnan(loss[0]) and (np.isnan(loss[3]) or loss[3] == logged.get(12))
+
+
+def test_transformers_refuses_a_complete_network(digits, hf_store, tmp_path):
+    path, _ = hf_store
+    before = engine.open_population(str(path)).predictions("test").compute()
+    callback = HFRecorder(path, splits=hf_splits(digits), network=1, num_networks=2)
+    with pytest.raises(WriterError, match="network 1 of .* is already complete"):
+        hf_fit(digits, callback, tmp_path / "out", seed=5)
+    np.testing.assert_array_equal(engine.open_population(str(path)).predictions("test"), before)
+
+
+def test_analyze_runs_on_a_store_the_trainer_filled(hf_store, tmp_path):
+    path, _ = hf_store
+    analyze_store(str(path), tmp_path / "out", pairwise_checkpoints="none", progress=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["networks"]["analysed"] == 2
+    assert sorted(summary["splits"]) == ["test", "train"]

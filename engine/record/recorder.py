@@ -247,6 +247,8 @@ class Recorder:
                 "overwrite=True to record them again"
             )
         at = self.next_checkpoint if checkpoint is None else int(checkpoint)
+        if checkpoint is not None and not 0 <= at < self.num_checkpoints:
+            raise WriterError(f"checkpoint {at} is outside 0:{self.num_checkpoints} of this store")
         if at >= self.num_checkpoints:
             raise WriterError(f"every one of the {self.num_checkpoints} checkpoints is recorded")
         if at < self.completed:

@@ -301,6 +301,7 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        self.writer.close()
         through = self.writer.recorded_through(self.networks)
         partial = [
             split
@@ -321,6 +322,7 @@ class Recorder:
             self.close()
         else:  # a failing run: nothing more is marked, and the error is the one to see
             self._closed = True
+            self.writer.close()
 
 
 def open_recorder(
@@ -377,6 +379,7 @@ def open_recorder(
         raise StoreError(f"{path} does not exist; give a layout to create it")
     start, stop = (network, network + 1) if isinstance(network, int | np.integer) else network
     writer = open_writer(path, (int(start), int(stop)))
+    writer.claim()  # a second live run of these networks is refused here, before training
     done = writer.checkpoints_completed()
     finished = done.min() >= writer.num_checkpoints
     if (overwrite and finished) or (not finished and not resume and done.max() > 0):

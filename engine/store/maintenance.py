@@ -157,6 +157,10 @@ def merge_populations(
         raise StoreError(f"{output} already exists; merge writes a new store")
     if len(inputs) < 2:
         raise StoreError("merge needs at least two stores")
+    resolved = [Path(p).resolve() for p in inputs]
+    if len(set(resolved)) < len(resolved):
+        twice = next(p for p in resolved if resolved.count(p) > 1)
+        raise StoreError(f"merge got the same store twice ({twice}): its networks would repeat")
     populations = [open_population(p) for p in inputs]
     _require_mergeable(populations)
     groups, network_groups = _merged_groups(populations)

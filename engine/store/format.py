@@ -545,8 +545,8 @@ def open_root(
         # The engine reads each array's own metadata; the consolidated copy is for others.
         root = zarr.open_group(
             str(path),
-            mode=mode,
-            storage_options=storage_options,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            storage_options=storage_options,
             use_consolidated=False,
         )
     except Exception as error:  # zarr raises several types for a folder that is not a group

@@ -353,6 +353,30 @@ def test_xarray_sees_named_dimensions(tmp_path):
     assert root["checkpoint_epoch"].values.tolist() == [0.0, 1.0, 2.0]
 
 
+def test_xarray_opens_the_consolidated_tree_with_coordinates_and_attributes(tmp_path):
+    """Consolidated metadata: open_datatree reads the whole store without a warning (pytest
+    makes warnings errors); epochs, steps, groups and seeds are coordinates; every array says
+    what it holds; consolidation follows a grown store."""
+    xarray = pytest.importorskip("xarray")
+    path, _, _ = make_store(tmp_path / "p.zarr")
+    tree = xarray.open_datatree(path, engine="zarr")
+    root = tree.to_dataset()
+    for name in ("checkpoint_epoch", "checkpoint_step", "network_group", "network_init_seed"):
+        assert name in root.coords, name
+    assert root["train_loss"].coords["checkpoint_epoch"].values.tolist() == [0.0, 1.0, 2.0]
+    assert root["network_group"].attrs["flag_meanings"] == "a b"
+    train = tree["splits/train"].to_dataset()
+    for dataset in (root, train):
+        for name, variable in {**dataset.data_vars, **dataset.coords}.items():
+            if name in ("networks", "checkpoints", "examples") and not variable.attrs:
+                continue  # dimension coordinates xarray rebuilt from their index
+            assert {"long_name", "units", "description"} <= set(variable.attrs), name
+    start, stop = engine.add_networks(path, [engine.GroupSpec("cnn", "cnn", 2)])
+    grown = xarray.open_datatree(path, engine="zarr").to_dataset()
+    assert grown.sizes["networks"] == stop
+    assert grown["network_group"].attrs["flag_meanings"] == "a b cnn"
+
+
 def test_missing_and_foreign_paths(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         engine.open_population(tmp_path / "nothing.zarr")

@@ -297,6 +297,7 @@ def import_population(
     start, stop = _owned_range(networks, source.shape.networks, block)
     _create_or_open(path, source, plan, network_block, group, architecture, command)
     writer = open_writer(path, (start, stop))
+    writer.claim()  # before reading the source, so that a second import stops at once
     started, cpu_started = time.perf_counter(), time.process_time()
     imported = skipped = bytes_read = 0
     completed = writer.checkpoints_completed()

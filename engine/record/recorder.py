@@ -256,6 +256,8 @@ class Recorder:
                 "overwrite=True to record them again"
             )
         at = self.next_checkpoint if checkpoint is None else int(checkpoint)
+        if checkpoint is not None and not 0 <= at < self.num_checkpoints:
+            raise WriterError(f"checkpoint {at} is outside 0:{self.num_checkpoints} of this store")
         if at >= self.num_checkpoints:
             raise WriterError(f"every one of the {self.num_checkpoints} checkpoints is recorded")
         if at < self.completed:
@@ -308,6 +310,7 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        self.writer.close()
         through = self.writer.recorded_through(self.networks)
         partial = [
             split
@@ -328,6 +331,7 @@ class Recorder:
             self.close()
         else:  # a failing run: nothing more is marked, and the error is the one to see
             self._closed = True
+            self.writer.close()
 
 
 def open_recorder(
@@ -384,6 +388,7 @@ def open_recorder(
         raise StoreError(f"{path} does not exist; give a layout to create it")
     start, stop = (network, network + 1) if isinstance(network, int | np.integer) else network
     writer = open_writer(path, (int(start), int(stop)))
+    writer.claim()  # a second live run of these networks is refused here, before training
     done = writer.checkpoints_completed()
     finished = done.min() >= writer.num_checkpoints
     if (overwrite and finished) or (not finished and not resume and done.max() > 0):

@@ -34,7 +34,9 @@ from engine.store.format import (
     ArrayLayout,
     GroupSpec,
     SplitSpec,
+    consolidate,
     dataset_fingerprint,
+    name_groups,
     recorded_writes,
 )
 from engine.store.metadata import METADATA_GROUP, MISSING_CATEGORY, check_columns
@@ -133,6 +135,8 @@ def create_population(
     for split in inputs.splits:
         _create_split_arrays(root, inputs, split, chunks)
     root.attrs[ATTRS_KEY] = meta
+    name_groups(root, [g.name for g in groups])
+    consolidate(staging)
     _publish(staging, path)
     return PopulationWriter(path, networks=(0, inputs.num_networks))
 

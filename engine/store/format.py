@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,17 +229,76 @@ _CHECKPOINTS = ("checkpoints",)
 _EXAMPLES = ("examples",)
 _NAN = float("nan")
 
+#: The root's coordinates besides the dimension coordinates: xarray (CF decoding) reads the
+#: ``coordinates`` attribute of the root's variables and shows these as coordinates.
+ROOT_COORDINATES = (
+    "network_group network_init_seed network_order_seed checkpoint_epoch checkpoint_step"
+)
+
+
+def _about(long_name: str, units: str, description: str, **more: Any) -> dict[str, Any]:
+    """CF-style attributes of an array: what a reader of the store sees (docs/store-format.md)."""
+    return {"long_name": long_name, "units": units, "description": description, **more}
+
+
 #: Arrays of the root group, by name.
 ROOT_ARRAYS: Mapping[str, ArrayLayout] = {
-    "networks": ArrayLayout(_NETWORKS, "int64", -1),
-    "network_group": ArrayLayout(_NETWORKS, "int16", -1),
-    "network_init_seed": ArrayLayout(_NETWORKS, "int64", -1),
-    "network_order_seed": ArrayLayout(_NETWORKS, "int64", -1),
-    "checkpoints_completed": ArrayLayout(_NETWORKS, "int32", 0, writer_owned=True),
-    "train_loss": ArrayLayout(("networks", "checkpoints"), "float32", _NAN, writer_owned=True),
-    "checkpoints": ArrayLayout(_CHECKPOINTS, "int64", -1),
-    "checkpoint_epoch": ArrayLayout(_CHECKPOINTS, "float64", _NAN),
-    "checkpoint_step": ArrayLayout(_CHECKPOINTS, "int64", -1),
+    "networks": ArrayLayout(
+        _NETWORKS, "int64", -1, attributes=_about("network id", "1", "0 to networks - 1")
+    ),
+    "network_group": ArrayLayout(
+        _NETWORKS,
+        "int16",
+        -1,
+        # flag_values and flag_meanings (the group names) are added when the store is made.
+        attributes=_about("group of the network", "1", "index into the root's groups"),
+    ),
+    "network_init_seed": ArrayLayout(
+        _NETWORKS, "int64", -1, attributes=_about("initialisation seed", "1", "-1 if unknown")
+    ),
+    "network_order_seed": ArrayLayout(
+        _NETWORKS, "int64", -1, attributes=_about("mini-batch order seed", "1", "-1 if unknown")
+    ),
+    "checkpoints_completed": ArrayLayout(
+        _NETWORKS,
+        "int32",
+        0,
+        writer_owned=True,
+        attributes=_about(
+            "checkpoints completed",
+            "checkpoints",
+            "entries of a network are recorded below this checkpoint index only; the network "
+            "is complete when it equals the number of checkpoints",
+            coordinates=ROOT_COORDINATES,
+        ),
+    ),
+    "train_loss": ArrayLayout(
+        ("networks", "checkpoints"),
+        "float32",
+        _NAN,
+        writer_owned=True,
+        attributes=_about(
+            "training loss",
+            "nats",
+            "mean training loss of the network at the checkpoint; NaN where not recorded",
+            coordinates=ROOT_COORDINATES,
+        ),
+    ),
+    "checkpoints": ArrayLayout(
+        _CHECKPOINTS, "int64", -1, attributes=_about("checkpoint index", "1", "0 to T - 1")
+    ),
+    "checkpoint_epoch": ArrayLayout(
+        _CHECKPOINTS,
+        "float64",
+        _NAN,
+        attributes=_about("epoch", "epochs", "epochs trained at the checkpoint; 0 is the init"),
+    ),
+    "checkpoint_step": ArrayLayout(
+        _CHECKPOINTS,
+        "int64",
+        -1,
+        attributes=_about("optimiser step", "steps", "steps taken at the checkpoint; -1 unknown"),
+    ),
 }
 
 #: Arrays of each split group ``splits/<name>``, by name. ``predictions`` exists only where the
@@ -251,6 +311,13 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         0,
         codecs=verdict_codecs,
         writer_owned=True,
+        attributes=_about(
+            "correctness, 8 examples per byte",
+            "1",
+            "bit e % 8 of byte e // 8 (little bit order) is 1 where the network classifies "
+            "example e correctly; numpy.unpackbits(..., axis=2, count=examples, "
+            "bitorder='little') gives the bool view, as Population.correct does",
+        ),
     ),
     "predictions": ArrayLayout(
         ("networks", "checkpoints", "examples"),
@@ -258,6 +325,11 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         NO_PREDICTION,
         codecs=prediction_codecs,
         writer_owned=True,
+        attributes=_about(
+            "predicted class",
+            "1",
+            f"class index of the largest output; {NO_PREDICTION} where there is no prediction",
+        ),
     ),
     "probability": ArrayLayout(
         ("networks", "checkpoints", "examples"),
@@ -268,6 +340,8 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         attributes={
             "long_name": "probability of the true class",
             "units": "1",
+            "description": "softmax probability of the true class, in steps of 1/32; "
+            f"{PROBABILITY_MISSING} (masked) where not recorded or the example has no label",
             "scale_factor": 1 / PROBABILITY_SCALE,
             "_FillValue": PROBABILITY_MISSING,
         },
@@ -281,15 +355,40 @@ SPLIT_ARRAYS: Mapping[str, ArrayLayout] = {
         attributes={
             "long_name": "true-class logit minus the largest other logit",
             "units": "logit",
+            "description": f"rounded and clipped to [-{MARGIN_LIMIT}, {MARGIN_LIMIT}]; "
+            f"{MARGIN_MISSING} (masked) where not recorded or the example has no label",
             "scale_factor": 1 / MARGIN_SCALE,
             "_FillValue": MARGIN_MISSING,
         },
     ),
-    "examples": ArrayLayout(_EXAMPLES, "int64", -1),
-    "example_ids": ArrayLayout(_EXAMPLES, "int64", -1),
-    "labels": ArrayLayout(_EXAMPLES, "int32", NO_LABEL),
-    "final_accuracy": ArrayLayout(_NETWORKS, "float32", _NAN, writer_owned=True),
-    "membership": ArrayLayout(("networks", "examples"), "bool", True, writer_owned=True),
+    "examples": ArrayLayout(
+        _EXAMPLES, "int64", -1, attributes=_about("example index", "1", "0 to examples - 1")
+    ),
+    "example_ids": ArrayLayout(
+        _EXAMPLES, "int64", -1, attributes=_about("example id", "1", "index in the source set")
+    ),
+    "labels": ArrayLayout(
+        _EXAMPLES,
+        "int32",
+        NO_LABEL,
+        attributes=_about("true class", "1", f"{NO_LABEL} where the example has no label"),
+    ),
+    "final_accuracy": ArrayLayout(
+        _NETWORKS,
+        "float32",
+        _NAN,
+        writer_owned=True,
+        attributes=_about(
+            "accuracy at the last checkpoint", "1", "over labelled examples; NaN if none"
+        ),
+    ),
+    "membership": ArrayLayout(
+        ("networks", "examples"),
+        "bool",
+        True,
+        writer_owned=True,
+        attributes=_about("in the training subset", "1", "whether the network trains on it"),
+    ),
 }
 
 
@@ -443,7 +542,13 @@ def open_root(
     if not is_url(path) and not Path(path).exists():
         raise StoreError(f"no population store at {path}: the path does not exist")
     try:
-        root = zarr.open_group(str(path), mode=mode, storage_options=storage_options)  # type: ignore[arg-type]
+        # The engine reads each array's own metadata; the consolidated copy is for others.
+        root = zarr.open_group(
+            str(path),
+            mode=mode,  # type: ignore[arg-type]
+            storage_options=storage_options,
+            use_consolidated=False,
+        )
     except Exception as error:  # zarr raises several types for a folder that is not a group
         if type(error).__name__ == "GroupNotFoundError":
             raise StoreError(f"{path} is not a population store: no Zarr group there") from error
@@ -458,6 +563,32 @@ def open_root(
             f"up to {FORMAT_VERSION}: upgrade created-equal"
         )
     return root, meta
+
+
+def consolidate(path: str | os.PathLike, storage_options: dict | None = None) -> None:
+    """Write the consolidated metadata of every group and array into the root ``zarr.json``,
+    so that readers such as xarray open the store in one read and without a warning; every
+    step that changes metadata after creation calls it again."""
+    with warnings.catch_warnings():
+        # zarr says consolidated metadata is not in the v3 spec yet; xarray reads it.
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        store: Any = str(path)
+        if is_url(path):
+            store = zarr.storage.FsspecStore.from_url(str(path), storage_options=storage_options)
+        zarr.consolidate_metadata(store)
+
+
+def name_groups(root: zarr.Group, names: Sequence[str]) -> None:
+    """Give ``network_group`` the group names as CF flags (``flag_values``, ``flag_meanings``,
+    and ``group_names`` for names with spaces), so that readers of the codes see the names."""
+    array = get_array(root, "network_group")
+    array.attrs.update(
+        {
+            "flag_values": list(range(len(names))),
+            "flag_meanings": " ".join(name.replace(" ", "_") for name in names),
+            "group_names": list(names),
+        }
+    )
 
 
 def get_array(group: zarr.Group, name: str) -> zarr.Array:

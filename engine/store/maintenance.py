@@ -24,7 +24,9 @@ from engine.store.format import (
     SplitSpec,
     array_paths,
     arrays_along,
+    consolidate,
     get_array,
+    name_groups,
     open_root,
 )
 from engine.store.reader import Population, open_population
@@ -89,6 +91,8 @@ def add_networks(
     get_array(root, "network_order_seed")[start:stop] = seeds["order"]
     meta["num_networks"] = stop
     root.attrs[ATTRS_KEY] = meta
+    name_groups(root, [g["name"] for g in meta["groups"]])
+    consolidate(path)
     return start, stop
 
 
@@ -116,6 +120,7 @@ def add_checkpoints(
     get_array(root, "checkpoint_step")[old:stop] = steps
     meta["num_checkpoints"] = stop
     root.attrs[ATTRS_KEY] = meta
+    consolidate(path)
     return old, stop
 
 
@@ -157,6 +162,10 @@ def merge_populations(
         raise StoreError(f"{output} already exists; merge writes a new store")
     if len(inputs) < 2:
         raise StoreError("merge needs at least two stores")
+    resolved = [Path(p).resolve() for p in inputs]
+    if len(set(resolved)) < len(resolved):
+        twice = next(p for p in resolved if resolved.count(p) > 1)
+        raise StoreError(f"merge got the same store twice ({twice}): its networks would repeat")
     populations = [open_population(p) for p in inputs]
     _require_mergeable(populations)
     groups, network_groups = _merged_groups(populations)

@@ -14,6 +14,7 @@ was recorded for it by this writer.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import zarr
 
 from engine.errors import WriterError
+from engine.store.claims import DEFAULT_LEASE_SECONDS, Claims
 from engine.store.format import (
     BIT_ORDER,
     MARGIN_MISSING,
@@ -30,6 +32,7 @@ from engine.store.format import (
     encode_margin,
     encode_probability,
     get_array,
+    is_url,
     open_root,
     recorded_writes,
 )
@@ -52,8 +55,15 @@ class PopulationWriter:
         so that no other writer shares a stored object with it.
     """
 
-    def __init__(self, path: str | os.PathLike, networks: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        networks: tuple[int, int] | None = None,
+        lease: float = DEFAULT_LEASE_SECONDS,
+    ):
         self.path = Path(path)
+        self._lease = lease
+        self._claims: Claims | None = None
         self._root, self._meta = open_root(self.path, mode="r+")
         self._labels: dict[str, np.ndarray] = {}
         self._arrays: dict[str, zarr.Array] = {}
@@ -84,6 +94,37 @@ class PopulationWriter:
             split: np.zeros((stop - start, self._meta["num_checkpoints"]), bool)
             for split in self._meta["splits"]
         }
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """The stored blocks ``[first, stop)`` along networks that this writer's range touches."""
+        start, stop = self.networks
+        block, total = self._meta["network_block"], self._meta["num_networks"]
+        firsts = range(start - start % block, stop, block)
+        return [(first, min(first + block, total)) for first in firsts]
+
+    def claim(self) -> None:
+        """Claim the writer's blocks (engine.store.claims), once; every recording method does
+        so on first use. Raises WriterError where another live writer holds one of them."""
+        if self._claims is not None or is_url(self.path):
+            return  # object stores have no atomic folder creation: no claims there
+        claims = Claims(self.path, self.blocks(), self._lease)
+        claims.acquire()
+        self._claims = claims
+        weakref.finalize(self, claims.release)
+
+    def close(self) -> None:
+        """Give up the writer's claims; the writer can claim them again if used after."""
+        if self._claims is not None:
+            self._claims.release()
+            self._claims = None
+
+    def __enter__(self) -> PopulationWriter:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
 
     def array(self, name: str) -> zarr.Array:
         """An array of the store, opened once: opening reads its metadata from the store.
@@ -215,10 +256,6 @@ class PopulationWriter:
         if predictions is not None:
             predictions = self._checked_predictions(split, predictions, expected)
             correct = self._correct_from_predictions(split, predictions, correct, expected)
-            if stores_predictions:
-                self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
-                    predictions.astype(np.int16)
-                )
         elif stores_predictions:
             raise WriterError(
                 f"split {split!r} stores predictions: record predictions, not correct alone"
@@ -227,6 +264,11 @@ class PopulationWriter:
         correct = _booleans(f"correct for split {split!r}", correct, expected)
         # An example without a label is never correct (docs/store-format.md), however recorded.
         correct = correct & (labels[None, :] != NO_LABEL)
+        self.claim()  # every check has passed: the writing starts
+        if predictions is not None and stores_predictions:
+            self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
+                predictions.astype(np.int16)
+            )
         if codes is not None and self._meta["splits"][split].get("soft", False):
             region = (slice(start, stop), checkpoint, slice(None))
             self.array(f"splits/{split}/probability")[region] = codes[0]
@@ -269,6 +311,7 @@ class PopulationWriter:
                 f"got {correct.dtype} {correct.shape}"
             )
         correct = correct & (labels[None, None, :] != NO_LABEL)
+        self.claim()
         self.array(f"splits/{split}/correct_packed")[start:stop] = np.packbits(
             correct, axis=2, bitorder=BIT_ORDER
         )
@@ -388,6 +431,7 @@ class PopulationWriter:
         # float32 rounds, but a finite loss must not become infinite.
         if (np.isinf(stored) & np.isfinite(given)).any():
             raise WriterError("loss holds values beyond float32 (about 3.4e38)")
+        self.claim()
         self.array("train_loss")[start:stop, checkpoint] = stored
 
     def record_membership(self, networks: NetworkRange, membership: np.ndarray) -> None:
@@ -403,6 +447,7 @@ class PopulationWriter:
         start, stop = self._check_networks(networks)
         expected = (stop - start, self._meta["splits"][split]["examples"])
         membership = _booleans("membership", membership, expected)
+        self.claim()
         self.array(f"splits/{split}/membership")[start:stop] = membership
 
     def mark_checkpoint(self, checkpoint: int, networks: NetworkRange) -> None:
@@ -420,7 +465,28 @@ class PopulationWriter:
         completed = self.array("checkpoints_completed")
         done = np.asarray(completed[start:stop])
         self._require_recorded(start, stop, done, checkpoint)
+        self.claim()
         completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
+        if checkpoint == self.num_checkpoints - 1:
+            self._release_finished()
+
+    def _release_finished(self) -> None:
+        """Give up the claims of blocks whose every network is now complete."""
+        if self._claims is None:
+            return
+        own_start, own_stop = self.networks
+        done = np.asarray(self.array("checkpoints_completed")[own_start:own_stop])
+        finished = [
+            (first, stop)
+            for first, stop in self.blocks()
+            if first >= own_start
+            and stop <= own_stop
+            and (done[first - own_start : stop - own_start] >= self.num_checkpoints).all()
+        ]
+        if finished:
+            self._claims.release(finished)
+            if not self._claims.held():
+                self._claims = None
 
     def _require_recorded(self, start: int, stop: int, done: np.ndarray, checkpoint: int) -> None:
         """Raise unless every split holds every checkpoint from ``done`` to ``checkpoint``."""
@@ -464,6 +530,7 @@ class PopulationWriter:
     def reset(self, networks: NetworkRange) -> None:
         """Declare the networks not recorded at all (their completed checkpoints back to 0), so
         that a rerun records them again from the start; readers stop trusting their entries."""
+        self.claim()
         start, stop = self._check_networks(networks)
         self.array("checkpoints_completed")[start:stop] = np.zeros(stop - start, np.int32)
         for recorded in self._recorded.values():
@@ -511,7 +578,10 @@ def _code(
 
 
 def open_writer(
-    path: str | os.PathLike, networks: tuple[int, int] | None = None
+    path: str | os.PathLike,
+    networks: tuple[int, int] | None = None,
+    lease: float = DEFAULT_LEASE_SECONDS,
 ) -> PopulationWriter:
-    """Open a writer on an existing store for the networks ``[start, stop)`` it will own."""
-    return PopulationWriter(path, networks)
+    """Open a writer on an existing store for the networks ``[start, stop)`` it will own; it
+    claims them (:meth:`PopulationWriter.claim`) before it first writes."""
+    return PopulationWriter(path, networks, lease)

@@ -339,6 +339,8 @@ def _recording(
     from engine.store import open_writer
 
     writer = open_writer(store, networks=owned)
+    # Claimed before any training, so that a second trainer of these networks stops at once.
+    writer.claim()
     return StoreRecorder(writer), writer.checkpoints_completed()
 
 
@@ -426,8 +428,12 @@ def train_population(
     )
     trained = sum(b.size for b in blocks)
     started = time.perf_counter()
-    with torch_threads(options.threads):
-        _train_blocks(context, blocks, completed, owned, options.quiet)
+    try:
+        with torch_threads(options.threads):
+            _train_blocks(context, blocks, completed, owned, options.quiet)
+    finally:
+        if isinstance(recorder, StoreRecorder):
+            recorder.writer.close()  # the claims: a rerun after a failure takes them over
     if store is not None and not options.keep_state:
         remove_state_folder(store)
     return TrainSummary(

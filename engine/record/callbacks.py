@@ -180,6 +180,7 @@ class FitRecording:
         )
         recorder = open_recorder(self.store, self.network, layout=layout, overwrite=self.overwrite)
         if recorder.complete:  # only without overwrite: open_recorder restarts it otherwise
+            recorder.close()  # lets go of the network's claim
             raise WriterError(
                 f"network {self.network} of {self.store} is already complete; pass "
                 "overwrite=True to record it again, or give this fit another network id"

@@ -34,10 +34,11 @@ def _lightning() -> ModuleType:
     )
 
 
-pl = _lightning()
+#: Lightning's callback base class, from whichever package is installed.
+Callback: Any = _lightning().Callback
 
 
-class RecordVerdicts(pl.Callback):
+class RecordVerdicts(Callback):
     """Record the model's verdicts on named splits at the start of the fit and every N epochs
     (or every K optimiser steps), into one network of a population store.
 

@@ -8,6 +8,8 @@ are made once per module.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -429,3 +431,34 @@ def test_analyze_runs_on_a_store_the_trainer_filled(hf_store, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["networks"]["analysed"] == 2
     assert sorted(summary["splits"]) == ["test", "train"]
+
+
+# -- the examples of docs/recording.md ---------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "recording.md"
+
+
+def doc_examples(heading: str) -> list[str]:
+    """The python code blocks of one ``## heading`` section of docs/recording.md."""
+    text = DOC.read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize(
+    ("heading", "store", "steps"),
+    [
+        ("Lightning", "digits-mlp.zarr", [0, 19, 38, 57]),
+        ("Hugging Face Transformers", "digits-bert.zarr", list(range(0, 151, 25))),
+    ],
+)
+def test_the_documented_examples_run(heading, store, steps, tmp_path, monkeypatch):
+    examples = doc_examples(heading)
+    assert examples, f"no python example under ## {heading}"
+    monkeypatch.chdir(tmp_path)
+    for example in examples:
+        exec(compile(example, f"{DOC.name}: {heading}", "exec"), {"__name__": "example"})
+    population = engine.open_population(str(tmp_path / store))
+    assert population.num_networks == 4
+    assert population.complete_networks().tolist() == [0]
+    assert population.checkpoints["step"].tolist() == steps

@@ -324,7 +324,7 @@ def tiny_bert(seed):
     return transformers.BertForSequenceClassification(config)
 
 
-def hf_fit(digits, callback, out, *, seed=0, epochs=2, **arguments):
+def hf_fit(digits, callback, out, *, seed=0, epochs=2, train=1200, **arguments):
     """Train a fresh tiny BERT with the HF Trainer and ``callback``; returns the model."""
     _, ids, y = digits
     model = tiny_bert(seed)
@@ -345,7 +345,7 @@ def hf_fit(digits, callback, out, *, seed=0, epochs=2, **arguments):
     trainer = transformers.Trainer(
         model=model,
         args=args,
-        train_dataset=TokenDigits(ids[TRAIN], y[TRAIN]),
+        train_dataset=TokenDigits(ids[:train], y[:train]),
         callbacks=[callback],
     )
     trainer.train()
@@ -414,6 +414,21 @@ def test_transformers_records_every_k_steps(digits, tmp_path):
     loss = population.train_loss().compute()[0]
     np.testing.assert_allclose(loss[1:3], [logged[5], logged[10]], rtol=1e-6)
     assert np.isnan(loss[0]) and (np.isnan(loss[3]) or loss[3] == logged.get(12))
+
+
+def test_transformers_step_checkpoints_take_the_loss_logged_after_the_epoch(digits, tmp_path):
+    """logging_strategy="epoch" logs after on_epoch_end: the checkpoint at an epoch's last
+    step waits for that log."""
+    path = tmp_path / "epoch-logs.zarr"
+    callback = HFRecorder(path, splits=hf_splits(digits), every_n_steps=20)
+    # 320 examples in batches of 16: 20 steps an epoch.
+    _, trainer = hf_fit(digits, callback, tmp_path / "out", train=320, logging_strategy="epoch")
+    population = engine.open_population(str(path))
+    assert population.checkpoints["step"].tolist() == [0, 20, 40]
+    logged = {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}
+    assert sorted(logged) == [20, 40]
+    loss = population.train_loss().compute()[0]
+    np.testing.assert_allclose(loss, [np.nan, logged[20], logged[40]], rtol=1e-6)
 
 
 def test_transformers_refuses_a_complete_network(digits, hf_store, tmp_path):

@@ -130,12 +130,12 @@ class RecordVerdicts(TrainerCallback):
         self.recording.record(0, self.recording.evaluate(kwargs["model"]), loss=None)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._flush(state)
         if self.recording.by_steps and state.is_world_process_zero:
             self._evaluate(state, state.global_step, kwargs["model"])
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._flush(state)
+        # A step checkpoint taken at the epoch's last step stays pending: with
+        # logging_strategy="epoch" its loss is logged after this event.
         self._epochs += 1
         if not self.recording.by_steps and state.is_world_process_zero:
             self._evaluate(state, self._epochs, kwargs["model"])
@@ -163,6 +163,7 @@ class RecordVerdicts(TrainerCallback):
     def _evaluate(self, state: Any, mark: int, model: Any) -> None:
         checkpoint = self.recording.checkpoint_at(mark)
         if checkpoint is not None:
+            self._flush(state)
             self._pending = (checkpoint, state.global_step, self.recording.evaluate(model))
 
     def _flush(self, state: Any) -> None:

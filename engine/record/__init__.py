@@ -2,6 +2,7 @@
 
 - :mod:`engine.record.recorder`: :func:`open_recorder` and :class:`Recorder`, for any loop;
 - :mod:`engine.record.evaluate`: a model's outputs on a split, batched, without gradients;
+- :mod:`engine.record.callbacks`: what the callbacks share (the splits, a fit's checkpoints);
 - :mod:`engine.record.lightning`: a Lightning ``Callback`` (extra ``created-equal[lightning]``);
 - :mod:`engine.record.transformers`: a Hugging Face ``TrainerCallback``
   (extra ``created-equal[transformers]``).

@@ -149,7 +149,8 @@ class StoreLayout:
             raise StoreError(
                 f"{path} holds {population.num_networks} networks, not {self.num_networks}"
             )
-        epochs = population.checkpoints["epoch"].to_numpy()
+        # The array itself, not the checkpoints table: that would import pandas into every run.
+        epochs = population.read_array("checkpoint_epoch")[: population.num_checkpoints]
         if not np.array_equal(epochs, self.epochs()):
             raise StoreError(f"{path} has checkpoints at epochs {list(epochs)}, not these")
 
@@ -240,7 +241,9 @@ class Recorder:
         values = {**(verdicts or {}), **splits}
         if not values and loss is None:
             raise WriterError(f"record needs the outputs of at least one split of {self.splits}")
-        if self.complete and not self._overwrite:
+        # Read once: each read of checkpoints_completed is a stored object (one file) read.
+        completed = self.completed
+        if completed >= self.num_checkpoints and not self._overwrite:
             start, stop = self.networks
             raise WriterError(
                 f"networks {start}:{stop} are already complete; open the recorder with "
@@ -249,14 +252,16 @@ class Recorder:
         at = self.next_checkpoint if checkpoint is None else int(checkpoint)
         if at >= self.num_checkpoints:
             raise WriterError(f"every one of the {self.num_checkpoints} checkpoints is recorded")
-        if at < self.completed:
+        if at < completed:
             raise WriterError(f"checkpoint {at} is already recorded and marked complete")
+        # The loss is checked before any split is written, so that a refused one writes nothing.
+        losses = None if loss is None else self._per_network(_numpy(loss))
         for split, value in values.items():
             self.writer.record(split, at, self.networks, **self._verdicts(split, value))
-        if loss is not None:
-            self.writer.record_loss(at, self.networks, self._per_network(_numpy(loss)))
+        if losses is not None:
+            self.writer.record_loss(at, self.networks, losses)
         through = self.writer.recorded_through(self.networks)
-        if through > self.completed:
+        if through > completed:
             self.writer.mark_checkpoint(through - 1, self.networks)
         return at
 
@@ -287,8 +292,17 @@ class Recorder:
         return array
 
     def _per_network(self, loss: np.ndarray) -> np.ndarray:
+        """The loss of each network, dims (networks,), refused as the writer would refuse it."""
         if loss.ndim == 0:
-            loss = np.full(self.num_networks, float(loss))
+            loss = np.full(self.num_networks, loss)
+        if loss.shape != (self.num_networks,):
+            raise WriterError(f"loss has shape {loss.shape}, expected ({self.num_networks},)")
+        if not (np.issubdtype(loss.dtype, np.floating) or np.issubdtype(loss.dtype, np.integer)):
+            raise WriterError(f"loss must be numbers, got {loss.dtype}")
+        with np.errstate(over="ignore"):
+            stored = loss.astype(np.float32)
+        if (np.isinf(stored) & np.isfinite(loss)).any():
+            raise WriterError("loss holds values beyond float32 (about 3.4e38)")
         return loss
 
     # -- closing ----------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def test_compacted_store_equals_its_source(runs_store, tmp_path, monkeypatch):
     chunks = {key: count for key, count in written.items() if "/c/" in key}
     assert chunks and max(chunks.values()) == 1
     assert not list(tmp_path.glob(".*"))  # no staging folder left
+    # A destination chunk is stored where a source chunk it covers is (none of the train_loss
+    # that simulate_population never records).
+    assert not (output / "train_loss" / "c").exists()
+    assert (output / "splits/train/correct_packed/c/2/1/1").is_file()
 
     source, target = store_contents(runs_store), store_contents(output)
     assert_same_contents(_without_layout(target), _without_layout(source))
@@ -165,8 +169,10 @@ def test_bad_input_is_refused_in_one_line(runs_store, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "missing"])
-def test_a_damaged_source_chunk_is_refused_and_nothing_published(runs_store, tmp_path, damage):
+@pytest.mark.parametrize(("damage", "block"), [("corrupt", 32), ("missing", 32), ("missing", 1)])
+def test_a_damaged_source_chunk_is_refused_and_nothing_published(
+    runs_store, tmp_path, damage, block
+):
     source = tmp_path / "damaged.zarr"
     shutil.copytree(runs_store, source)
     if damage == "corrupt":
@@ -177,7 +183,7 @@ def test_a_damaged_source_chunk_is_refused_and_nothing_published(runs_store, tmp
         chunk.unlink()
         pattern = "missing chunk c/3/0/0 of .*margin: its networks are recorded there"
     with pytest.raises(StoreError, match=pattern):
-        compact_population(source, tmp_path / "out.zarr")
+        compact_population(source, tmp_path / "out.zarr", block)
     assert not [p for p in tmp_path.iterdir() if p.name != "damaged.zarr"]
 
 

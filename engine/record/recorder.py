@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.errors import StoreError, WriterError
 from engine.store import (
+    DEFAULT_CHECKPOINT_BLOCK,
     GroupSpec,
     PopulationWriter,
     SplitSpec,
@@ -35,6 +36,9 @@ from engine.store import (
 #: Networks per stored object of the stores that recorders create: one, so that every run owns
 #: its own objects. ``engine compact`` rewrites a finished store into blocks of 32.
 RUN_NETWORK_BLOCK = 1
+
+#: Checkpoints per stored object of the stores that recorders create.
+RUN_CHECKPOINT_BLOCK = DEFAULT_CHECKPOINT_BLOCK
 
 #: What a float array given to :meth:`Recorder.record` holds.
 Outputs = Literal["logits", "probabilities"]
@@ -68,6 +72,8 @@ class StoreLayout:
         Groups of networks in id order; one group ``"runs"`` of every network by default.
     network_block : int
         Networks per stored object; runs that own single networks need 1.
+    checkpoint_block : int
+        Checkpoints per stored object (at most the store's checkpoints).
     """
 
     labels: Mapping[str, Any]
@@ -81,6 +87,7 @@ class StoreLayout:
     dataset: str = "custom"
     groups: Sequence[GroupSpec] | None = None
     network_block: int = RUN_NETWORK_BLOCK
+    checkpoint_block: int = RUN_CHECKPOINT_BLOCK
 
     def epochs(self) -> np.ndarray:
         """Epoch of each checkpoint, dims (checkpoints,)."""
@@ -125,6 +132,7 @@ class StoreLayout:
                 checkpoint_steps=self.steps,
                 class_names=self.names(),
                 network_block=self.network_block,
+                checkpoint_block=self.checkpoint_block,
             )
         except (OSError, StoreError):
             # Another run published the store first (or the path holds something else): the

@@ -34,7 +34,9 @@ from engine.store.format import (
     ROOT_ARRAYS,
     SPLIT_ARRAYS,
     ArrayLayout,
+    chunk_exists,
     recorded_writes,
+    require_recorded_chunks,
 )
 from engine.store.reader import Population, open_population
 
@@ -138,7 +140,7 @@ def _copy_store(
     # checkpoints_completed last: the copy is complete before the flags that make it trusted.
     arrays.sort(key=lambda item: item[0] == "checkpoints_completed")
     sizes = {"networks": source.num_networks, "checkpoints": source.num_checkpoints}
-    config = recorded_writes(int(meta["format_version"]))
+    recorded = recorded_writes(int(meta["format_version"]))
     for name, array in arrays:
         names = getattr(array.metadata, "dimension_names", None)
         dims = tuple(names or ())
@@ -160,7 +162,7 @@ def _copy_store(
             serializer=array.serializer or "auto",
             attributes=dict(array.attrs),
             dimension_names=names,
-            config=config,
+            config=recorded,
         )
         _copy_array(source, name, shape, target)
     root.attrs[ATTRS_KEY] = meta
@@ -206,16 +208,27 @@ def _chunks(
 
 def _copy_array(source: Population, name: str, shape: tuple[int, ...], target: Any) -> None:
     """Copy one array region by region: each region covers whole source and destination chunks
-    (the least common multiple of the two along each dimension)."""
+    (the least common multiple of the two along each dimension). A region none of whose source
+    chunks is stored (a ``train_loss`` nobody recorded) is left out, as it was."""
     view = source.checked_array(name, shape)
-    steps = [math.lcm(a, b) for a, b in zip(view.array.chunks, target.chunks, strict=True)]
-    starts = [range(0, size, step) for size, step in zip(shape, steps, strict=True)]
     if not shape:
         target[...] = view.array[...]
         return
+    sources = view.array.chunks
+    steps = [math.lcm(a, b) for a, b in zip(sources, target.chunks, strict=True)]
+    starts = [range(0, size, step) for size, step in zip(shape, steps, strict=True)]
     for corner in itertools.product(*starts):
         region = tuple(
             slice(start, min(start + step, size))
             for start, step, size in zip(corner, steps, shape, strict=True)
         )
+        chunks = itertools.product(
+            *(range(r.start // c, -(-r.stop // c)) for r, c in zip(region, sources, strict=True))
+        )
+        # Unknown (None, a store that cannot tell cheaply) counts as stored.
+        if all(chunk_exists(view.array, coords) is False for coords in chunks):
+            if view.completed is not None:  # unless recorded there: that is damage
+                bounds = [(r.start, r.stop) for r in region]
+                require_recorded_chunks(view.array, bounds, view.completed[region[0].start :])
+            continue
         target[region] = view[region]

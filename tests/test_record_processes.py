@@ -429,3 +429,23 @@ def test_loss_beyond_float32_is_refused(stores):
         lambda: recorder.record(test=record_run.logits(0, 0, "test", labels), loss=1e39),
         r"loss holds values beyond float32 \(about 3.4e38\)",
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The example of docs/recording.md
+
+
+def test_the_plain_loop_example_of_the_docs_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "recording.md").read_text()
+    assert text.startswith("# Recording from your own training code\n")
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/recording.md", "exec"), {})
+    population = engine.open_population(tmp_path / "runs.zarr")
+    np.testing.assert_array_equal(population.complete_networks(), [3])
+    assert population.num_networks == 8 and population.splits == ["train", "test"]
+    loss = population.train_loss().compute()[3]
+    assert np.isnan(loss[0]) and np.isfinite(loss[1:]).all()
+    # The recorded predictions are the model's: the accuracy of a trained network changed.
+    accuracy = population.correct("train").compute()[3].mean(axis=1)
+    assert accuracy[-1] != accuracy[0]

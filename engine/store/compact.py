@@ -103,7 +103,10 @@ def compact_population(
     staging = output.with_name(f".{output.name}.compacting-{os.getpid()}")
     try:
         _copy_store(source, staging, int(network_block), checkpoint_block)
-        os.replace(staging, output)
+        try:
+            os.replace(staging, output)
+        except OSError as error:  # made by someone else while we copied
+            raise StoreError(f"{output} appeared while compacting; nothing written") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -119,7 +122,7 @@ def _copy_store(
     if checkpoint_block is not None:
         meta["checkpoint_block"] = int(checkpoint_block)
     meta["extra"] = {
-        **meta.get("extra", {}),
+        **(meta.get("extra") or {}),
         "compacted_from": {
             "path": source.path,
             "network_block": source.attrs["network_block"],

@@ -153,8 +153,9 @@ def _completed(store: Path) -> np.ndarray | None:
     return np.asarray(zarr.open_array(str(store / "checkpoints_completed"), mode="r")[:])
 
 
-def _run_and_kill(store: Path, rng: np.random.Generator) -> tuple[dict, set[int]]:
-    """Start every run at one moment, kill some; return the processes and the killed ids."""
+def _run_and_kill(store: Path, rng: np.random.Generator) -> tuple[dict, set[int], set[int]]:
+    """Start every run at one moment, kill some; return the processes, the killed ids and the
+    ids chosen for a midway kill."""
     start_at = time.time() + 2.0
     processes = {n: _start(store, n, start_at) for n in range(RUNS)}
     chosen = rng.choice(RUNS, KILLS_MIDWAY + KILLS_AT_START, replace=False)
@@ -186,14 +187,14 @@ def _run_and_kill(store: Path, rng: np.random.Generator) -> tuple[dict, set[int]
         time.sleep(0.01)
     for process in processes.values():
         process.wait(timeout=120)
-    return processes, killed
+    return processes, killed, set(int(n) for n in chosen[:KILLS_MIDWAY])
 
 
 @pytest.mark.slow
 def test_twenty_runs_killed_and_rerun_equal_one_sequential_store(tmp_path):
     rng = np.random.default_rng(int(os.environ.get("CREATED_EQUAL_RUNS_SEED", "11")))
     store = tmp_path / "runs.zarr"
-    processes, killed = _run_and_kill(store, rng)
+    processes, killed, midway = _run_and_kill(store, rng)
     for network, process in processes.items():
         stdout, stderr = process.communicate()
         if network in killed:
@@ -201,7 +202,8 @@ def test_twenty_runs_killed_and_rerun_equal_one_sequential_store(tmp_path):
         else:
             assert process.returncode == 0, (network, stderr[-2000:])
             assert stderr == ""
-    assert len(killed) >= KILLS_MIDWAY  # the start-up kills may come after a fast run ended
+    # A midway kill is left out where the poll came too late (a loaded machine): most land.
+    assert len(killed & midway) >= KILLS_MIDWAY // 2
     reference = tmp_path / "sequential.zarr"
     write_sequentially(reference, RUNS, CHECKPOINTS)
     expected = store_contents(reference)

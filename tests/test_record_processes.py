@@ -214,6 +214,8 @@ def test_twenty_runs_killed_and_rerun_equal_one_sequential_store(tmp_path):
     finished = sorted(set(range(RUNS)) - killed)
     np.testing.assert_array_equal(population.complete_networks(), finished)
     assert (population.checkpoints_completed()[sorted(killed)] < CHECKPOINTS).all()
+    # The midway kills left completed checkpoints behind, which the reruns must deal with.
+    assert (population.checkpoints_completed()[sorted(killed & midway)] >= 1).all()
     assert_same_contents(store_contents(store), expected, networks=np.asarray(finished))
 
     # The reruns: half start over (the default), half go on from their last checkpoint.

@@ -20,6 +20,7 @@ import typer
 
 from cli import (
     analyze_commands,
+    compact,
     import_commands,
     pairwise_commands,
     select_commands,
@@ -62,6 +63,7 @@ for _module in (
     pairwise_commands,
     select_commands,
     import_commands,
+    compact,
 ):
     _module.register(app)
 

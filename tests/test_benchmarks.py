@@ -238,3 +238,26 @@ def test_bench_soft_smoke(tmp_path):
         "margin",
     }
     assert all(positive(bits) for bits in analysis["bits_per_entry"].values())
+
+
+def test_bench_runs_smoke(tmp_path):
+    stdout = run_benchmark("bench_runs.py", tmp_path, "--smoke")
+    (result,) = json_lines(stdout)
+    assert result["benchmark"] == "runs" and result["shape"] == [40, 4, 300]
+    rows = {row["layout"]: row for row in result["layouts"]}
+    # Each store was checked to hold the same verdicts and to analyse alike before this line.
+    assert list(rows) == ["block", "runs cb=16", "runs cb=2", "compacted (runs cb=16)"]
+    assert [row["network_block"] for row in rows.values()] == [32, 1, 1, 32]
+    for row in rows.values():
+        assert set(row["bits_per_entry"]) == {"correct_packed", "predictions"}
+        assert all(positive(bits) for bits in row["bits_per_entry"].values())
+        assert positive(row["analyze_best_s"]) and len(row["analyze_s"]) == 1
+        assert row["files"] > row["chunk_files"] > 0
+    assert rows["block"]["analyze_ratio_to_block"] == 1.0
+    for name in ("block", "runs cb=16", "runs cb=2"):
+        assert positive(rows[name]["write_s"]) and positive(rows[name]["write_s_per_recorder"])
+    assert positive(rows["compacted (runs cb=16)"]["compact_s"])
+    # One network per stored object: a chunk file per network (and per checkpoint block).
+    assert rows["runs cb=16"]["chunk_files"] > 4 * rows["block"]["chunk_files"]
+    # Compaction gives the block layout's objects back: the same bits.
+    assert rows["compacted (runs cb=16)"]["bits_per_entry"] == rows["block"]["bits_per_entry"]

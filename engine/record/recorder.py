@@ -36,6 +36,14 @@ from engine.store import (
 #: its own objects. ``engine compact`` rewrites a finished store into blocks of 32.
 RUN_NETWORK_BLOCK = 1
 
+#: Checkpoints per stored object of the stores that recorders create: twice the block layout's
+#: 16. An object of one network is small, and more checkpoints in it compress better: at 30
+#: checkpoints of 2,400 examples, all in one object took 23% fewer bits per entry (predictions
+#: and correctness) and 32% fewer files than objects of 16, for 4 ms more per recorded
+#: checkpoint (benchmarks/bench_runs.py, RESULTS.md "Many independent runs"). Bounded, since each
+#: recorded checkpoint rewrites its object.
+RUN_CHECKPOINT_BLOCK = 32
+
 #: What a float array given to :meth:`Recorder.record` holds.
 Outputs = Literal["logits", "probabilities"]
 
@@ -68,6 +76,8 @@ class StoreLayout:
         Groups of networks in id order; one group ``"runs"`` of every network by default.
     network_block : int
         Networks per stored object; runs that own single networks need 1.
+    checkpoint_block : int
+        Checkpoints per stored object (at most the store's checkpoints).
     """
 
     labels: Mapping[str, Any]
@@ -81,6 +91,7 @@ class StoreLayout:
     dataset: str = "custom"
     groups: Sequence[GroupSpec] | None = None
     network_block: int = RUN_NETWORK_BLOCK
+    checkpoint_block: int = RUN_CHECKPOINT_BLOCK
 
     def epochs(self) -> np.ndarray:
         """Epoch of each checkpoint, dims (checkpoints,)."""
@@ -125,6 +136,7 @@ class StoreLayout:
                 checkpoint_steps=self.steps,
                 class_names=self.names(),
                 network_block=self.network_block,
+                checkpoint_block=self.checkpoint_block,
             )
         except (OSError, StoreError):
             # Another run published the store first (or the path holds something else): the
@@ -149,7 +161,8 @@ class StoreLayout:
             raise StoreError(
                 f"{path} holds {population.num_networks} networks, not {self.num_networks}"
             )
-        epochs = population.checkpoints["epoch"].to_numpy()
+        # The array itself, not the checkpoints table: that would import pandas into every run.
+        epochs = population.read_array("checkpoint_epoch")[: population.num_checkpoints]
         if not np.array_equal(epochs, self.epochs()):
             raise StoreError(
                 f"{path} has checkpoints at epochs {epochs.tolist()}, not {self.epochs().tolist()}"
@@ -249,7 +262,9 @@ class Recorder:
         values = {**(verdicts or {}), **splits}
         if not values and loss is None:
             raise WriterError(f"record needs the outputs of at least one split of {self.splits}")
-        if self.complete and not self._overwrite:
+        # Read once: each read of checkpoints_completed is a stored object (one file) read.
+        completed = self.completed
+        if completed >= self.num_checkpoints and not self._overwrite:
             start, stop = self.networks
             raise WriterError(
                 f"networks {start}:{stop} are already complete; open the recorder with "
@@ -260,14 +275,16 @@ class Recorder:
             raise WriterError(f"checkpoint {at} is outside 0:{self.num_checkpoints} of this store")
         if at >= self.num_checkpoints:
             raise WriterError(f"every one of the {self.num_checkpoints} checkpoints is recorded")
-        if at < self.completed:
+        if at < completed:
             raise WriterError(f"checkpoint {at} is already recorded and marked complete")
+        # The loss is checked before any split is written, so that a refused one writes nothing.
+        losses = None if loss is None else self._per_network(_numpy(loss))
         for split, value in values.items():
             self.writer.record(split, at, self.networks, **self._verdicts(split, value))
-        if loss is not None:
-            self.writer.record_loss(at, self.networks, self._per_network(_numpy(loss)))
+        if losses is not None:
+            self.writer.record_loss(at, self.networks, losses)
         through = self.writer.recorded_through(self.networks)
-        if through > self.completed:
+        if through > completed:
             self.writer.mark_checkpoint(through - 1, self.networks)
         return at
 
@@ -298,8 +315,17 @@ class Recorder:
         return array
 
     def _per_network(self, loss: np.ndarray) -> np.ndarray:
+        """The loss of each network, dims (networks,), refused as the writer would refuse it."""
         if loss.ndim == 0:
-            loss = np.full(self.num_networks, float(loss))
+            loss = np.full(self.num_networks, loss)
+        if loss.shape != (self.num_networks,):
+            raise WriterError(f"loss has shape {loss.shape}, expected ({self.num_networks},)")
+        if not (np.issubdtype(loss.dtype, np.floating) or np.issubdtype(loss.dtype, np.integer)):
+            raise WriterError(f"loss must be numbers, got {loss.dtype}")
+        with np.errstate(over="ignore"):
+            stored = loss.astype(np.float32)
+        if (np.isinf(stored) & np.isfinite(loss)).any():
+            raise WriterError("loss holds values beyond float32 (about 3.4e38)")
         return loss
 
     # -- closing ----------------------------------------------------------------------------

@@ -12,9 +12,11 @@ One module per concern:
 - :mod:`engine.store.create`: :func:`create_population`;
 - :mod:`engine.store.writer`: :class:`PopulationWriter` (one per owned range of networks);
 - :mod:`engine.store.reader`: :class:`Population`, lazy dask arrays over the store;
-- :mod:`engine.store.maintenance`: growing, merging, describing and verifying stores.
+- :mod:`engine.store.maintenance`: growing, merging, describing and verifying stores;
+- :mod:`engine.store.compact`: :func:`compact_population`, a store rewritten into other blocks.
 """
 
+from engine.store.compact import compact_population
 from engine.store.create import create_population
 from engine.store.format import (
     ATTRS_KEY,
@@ -71,6 +73,7 @@ __all__ = [
     "Verification",
     "add_checkpoints",
     "add_networks",
+    "compact_population",
     "create_population",
     "dataset_fingerprint",
     "merge_populations",

@@ -136,7 +136,11 @@ def command(n: int) -> str:
     assert body is not None, f"run_all.sh has no study{n}()"
     lines = [line[2:] if line.startswith("  ") else line for line in body.group(1).splitlines()]
     code = "\n".join(lines)
-    for variable, value in (("$ENGINE", "engine"), ("$RUNS", "examples/runs"), ("$PYTHON", "python")):
+    for variable, value in (
+        ("$ENGINE", "engine"),
+        ("$RUNS", "examples/runs"),
+        ("$PYTHON", "python"),
+    ):
         code = code.replace(variable, value)
     return f"```bash\n{code}\n```"
 
@@ -183,8 +187,15 @@ def claim1(doc: Document) -> tuple[str, str]:
                 excess = g["agreement_excess"]
                 judged = [t for t in range(1, len(excess)) if not saturated(g, t)]
                 extreme, null = g["extreme_fraction"][-1], g["extreme_fraction_null"][-1]
-                label = (run.split("_")[1], split, name, g["accuracy_mean"][-1], extreme, null,
-                         excess[-1])
+                label = (
+                    run.split("_")[1],
+                    split,
+                    name,
+                    g["accuracy_mean"][-1],
+                    extreme,
+                    null,
+                    excess[-1],
+                )
                 first = next((t for t in range(1, len(excess)) if saturated(g, t)), None)
                 label += ("" if first is None else f"from epoch {g_epoch(s, split, first)}",)
                 if not judged:
@@ -201,15 +212,27 @@ def claim1(doc: Document) -> tuple[str, str]:
                     failures["extreme"].append(case)
                 rows.append((*label, lowest))
     doc.table(
-        ("data", "split", "group", "accuracy", "all-or-none share", "its null",
-         "agreement excess", "saturated", "lowest excess after epoch 0, unsaturated"),
+        (
+            "data",
+            "split",
+            "group",
+            "accuracy",
+            "all-or-none share",
+            "its null",
+            "agreement excess",
+            "saturated",
+            "lowest excess after epoch 0, unsaturated",
+        ),
         rows,
     )
     for run in STUDY1:
         for split in ("train", "test"):
-            doc.figure(run, f"tpa_histogram_{split}.png",
-                       f"{run}: TP-agreement histograms ({split}) at the first, middle and last "
-                       "checkpoints against the independence null, the four groups pooled")
+            doc.figure(
+                run,
+                f"tpa_histogram_{split}.png",
+                f"{run}: TP-agreement histograms ({split}) at the first, middle and last "
+                "checkpoints against the independence null, the four groups pooled",
+            )
     through_training_figure(doc)
     doc.add(
         "*Rule.* A checkpoint is *saturated* where a group's networks make fewer than "
@@ -223,14 +246,19 @@ def claim1(doc: Document) -> tuple[str, str]:
         "cases meet the last-unsaturated-checkpoint excess condition. Does not hold "
         "otherwise."
     )
-    why = {"final": "ends below the excess threshold",
-           "through": "falls below it at some unsaturated checkpoint",
-           "extreme": "has no more than half of its examples all-or-none at the end"}
+    why = {
+        "final": "ends below the excess threshold",
+        "through": "falls below it at some unsaturated checkpoint",
+        "extreme": "has no more than half of its examples all-or-none at the end",
+    }
     failed = "; ".join(f"{', '.join(cases_)} {why[k]}" for k, cases_ in failures.items() if cases_)
     if not failed:
-        return verdict_line(HOLDS, f"All {cases} (data, split, group) cases are far from "
-                            "independence throughout training, and most examples are "
-                            "all-or-none.")
+        return verdict_line(
+            HOLDS,
+            f"All {cases} (data, split, group) cases are far from "
+            "independence throughout training, and most examples are "
+            "all-or-none.",
+        )
     reason = f"Of {cases} (data, split, group) cases: {failed}."
     if len(failures["final"]) <= cases / 2:
         return verdict_line(PARTLY, reason)
@@ -251,8 +279,9 @@ def through_training_figure(doc: Document) -> None:
             epochs = split_summary["epochs"]
             for name, colour in zip(STUDY1_GROUPS, ("C0", "C1", "C2", "C3"), strict=True):
                 g = group(split_summary, name)
-                axes[0, column].plot(epochs, g["agreement_excess"], style, color=colour,
-                                     label=f"{name} {split}")
+                axes[0, column].plot(
+                    epochs, g["agreement_excess"], style, color=colour, label=f"{name} {split}"
+                )
                 axes[1, column].plot(epochs, g["extreme_fraction"], style, color=colour)
                 axes[1, column].plot(epochs, g["extreme_fraction_null"], ":", color=colour)
         axes[0, column].set_title(run)
@@ -261,10 +290,13 @@ def through_training_figure(doc: Document) -> None:
     axes[0, 0].set_ylabel("agreement excess (null: 0)")
     axes[1, 0].set_ylabel("all-or-none share (dotted: null)")
     axes[0, 1].legend(fontsize=7, ncol=2)
-    doc.own_figure(fig, "claim1_through_training.png",
-                   "Agreement excess (top; grey line: the rule's threshold) and the share of "
-                   "all-or-none examples against its independence null (bottom, dotted) through "
-                   "training, per group; train dashed, test solid. Drawn from summary.json")
+    doc.own_figure(
+        fig,
+        "claim1_through_training.png",
+        "Agreement excess (top; grey line: the rule's threshold) and the share of "
+        "all-or-none examples against its independence null (bottom, dotted) through "
+        "training, per group; train dashed, test solid. Drawn from summary.json",
+    )
 
 
 # -- claim 2: the same learning order within an architecture ------------------------------------
@@ -292,28 +324,51 @@ def claim2(doc: Document) -> tuple[str, str]:
                 pair = comparison(split_summary, f"{arch}_a", f"{arch}_b")
                 a, b = group(split_summary, f"{arch}_a"), group(split_summary, f"{arch}_b")
                 trained = [
-                    r for t, r in enumerate(pair["spearman_per_checkpoint"])
+                    r
+                    for t, r in enumerate(pair["spearman_per_checkpoint"])
                     if t > 0 and r is not None and not (saturated(a, t) or saturated(b, t))
                 ]
                 ratios.append(pair["spearman_over_ceiling"])
                 per_checkpoint += trained
                 rows.append(
-                    (run.split("_")[1], split, arch, pair["spearman"], pair["pearson"],
-                     pair["kendall"], pair["split_half_spearman"][0], pair["split_half_spearman"][1],
-                     pair["spearman_over_ceiling"], min(trained), trained[-1])
+                    (
+                        run.split("_")[1],
+                        split,
+                        arch,
+                        pair["spearman"],
+                        pair["pearson"],
+                        pair["kendall"],
+                        pair["split_half_spearman"][0],
+                        pair["split_half_spearman"][1],
+                        pair["spearman_over_ceiling"],
+                        min(trained),
+                        trained[-1],
+                    )
                 )
     doc.table(
-        ("data", "split", "arch", "Spearman a-b", "Pearson", "Kendall", "split-half a",
-         "split-half b", "Spearman / ceiling",
-         "lowest per-checkpoint Spearman after epoch 0 (unsaturated)",
-         "last unsaturated per-checkpoint Spearman"),
+        (
+            "data",
+            "split",
+            "arch",
+            "Spearman a-b",
+            "Pearson",
+            "Kendall",
+            "split-half a",
+            "split-half b",
+            "Spearman / ceiling",
+            "lowest per-checkpoint Spearman after epoch 0 (unsaturated)",
+            "last unsaturated per-checkpoint Spearman",
+        ),
         rows,
     )
     order_figure(doc)
     for run in STUDY1:
-        doc.figure(run, "learning_curves_test.png",
-                   f"{run}: mean TP-agreement through training of the test examples in each "
-                   "accessibility quintile (all groups pooled)")
+        doc.figure(
+            run,
+            "learning_curves_test.png",
+            f"{run}: mean TP-agreement through training of the test examples in each "
+            "accessibility quintile (all groups pooled)",
+        )
     doc.add(
         f"*Rule.* Holds if Spearman / ceiling is at least {ORDER_SAME} for every pair and split "
         f"and the per-checkpoint Spearman is at least {CHECKPOINT_SPEARMAN} at every checkpoint "
@@ -322,13 +377,17 @@ def claim2(doc: Document) -> tuple[str, str]:
         "everywhere; does not hold otherwise."
     )
     if min(ratios) >= ORDER_SAME and min(per_checkpoint) >= CHECKPOINT_SPEARMAN:
-        return verdict_line(HOLDS, f"The two populations' orders agree to {min(ratios):.2f} of "
-                            "the ceiling or better, at every stage of training.")
+        return verdict_line(
+            HOLDS,
+            f"The two populations' orders agree to {min(ratios):.2f} of "
+            "the ceiling or better, at every stage of training.",
+        )
     if min(ratios) >= ORDER_PARTLY:
-        reason = (f"The final orders agree to at least {min(ratios):.2f} of the ceiling, but"
-                  + (f" the per-checkpoint Spearman falls to {min(per_checkpoint):.2f} at some "
-                     "checkpoint" if min(per_checkpoint) < CHECKPOINT_SPEARMAN else
-                     f" not to {ORDER_SAME} everywhere"))
+        reason = f"The final orders agree to at least {min(ratios):.2f} of the ceiling, but" + (
+            f" the per-checkpoint Spearman falls to {min(per_checkpoint):.2f} at some checkpoint"
+            if min(per_checkpoint) < CHECKPOINT_SPEARMAN
+            else f" not to {ORDER_SAME} everywhere"
+        )
         return verdict_line(PARTLY, reason + ".")
     return verdict_line(FAILS, f"Some pair reaches only {min(ratios):.2f} of its ceiling.")
 
@@ -342,17 +401,25 @@ def order_figure(doc: Document) -> None:
             for arch, colour in (("mlp", "C0"), ("cnn", "C2")):
                 pair = comparison(split_summary, f"{arch}_a", f"{arch}_b")
                 values = [np.nan if r is None else r for r in pair["spearman_per_checkpoint"]]
-                axis.plot(split_summary["epochs"][: len(values)], values, style, color=colour,
-                          label=f"{arch} {split}")
+                axis.plot(
+                    split_summary["epochs"][: len(values)],
+                    values,
+                    style,
+                    color=colour,
+                    label=f"{arch} {split}",
+                )
                 axis.axhline(pair["ceiling"], color=colour, lw=0.6, ls=style)
         axis.set_title(run)
         axis.set_xlabel("epoch")
     axes[0].set_ylabel("Spearman of TP-agreement, a vs b")
     axes[1].legend(fontsize=8)
-    doc.own_figure(fig, "claim2_order_through_training.png",
-                   "Spearman correlation between the TP-agreement of the two independent "
-                   "populations at each checkpoint (thin horizontal lines: the split-half ceiling "
-                   "of accessibility); train dashed, test solid. Drawn from summary.json")
+    doc.own_figure(
+        fig,
+        "claim2_order_through_training.png",
+        "Spearman correlation between the TP-agreement of the two independent "
+        "populations at each checkpoint (thin horizontal lines: the split-half ceiling "
+        "of accessibility); train dashed, test solid. Drawn from summary.json",
+    )
 
 
 # -- claim 3: across architectures -------------------------------------------------------------
@@ -378,25 +445,56 @@ def claim3(doc: Document) -> tuple[str, str]:
     test = s["splits"]["test"]
     doc.table(
         ("group", "test accuracy", "agreement excess", "split-half"),
-        [(name, group(test, name)["accuracy_mean"][-1], group(test, name)["agreement_excess"][-1],
-          group(test, name)["split_half_spearman"]) for name in STUDY2_GROUPS],
+        [
+            (
+                name,
+                group(test, name)["accuracy_mean"][-1],
+                group(test, name)["agreement_excess"][-1],
+                group(test, name)["split_half_spearman"],
+            )
+            for name in STUDY2_GROUPS
+        ],
     )
     rows, passed = [], []
     for split in ("train", "test"):
         for pair in s["splits"][split]["group_comparison"]:
             shared = (pair["spearman_over_ceiling"] or 0) >= ORDER_PARTLY
             superset = (pair["superset_fraction"] or 0) >= SUPERSET and (
-                pair["superset_fraction"] > (pair["reverse_superset_fraction"] or 0))
+                pair["superset_fraction"] > (pair["reverse_superset_fraction"] or 0)
+            )
             passed.append((shared, superset))
-            rows.append((split, pair["weaker"], pair["stronger"], pair["spearman"],
-                         pair["ceiling"], pair["spearman_over_ceiling"],
-                         pair["superset_fraction"], pair["reverse_superset_fraction"]))
-    doc.table(("split", "weaker", "stronger", "Spearman", "ceiling", "Spearman / ceiling",
-               "superset (weaker's learned, stronger has too)", "reverse"), rows)
+            rows.append(
+                (
+                    split,
+                    pair["weaker"],
+                    pair["stronger"],
+                    pair["spearman"],
+                    pair["ceiling"],
+                    pair["spearman_over_ceiling"],
+                    pair["superset_fraction"],
+                    pair["reverse_superset_fraction"],
+                )
+            )
+    doc.table(
+        (
+            "split",
+            "weaker",
+            "stronger",
+            "Spearman",
+            "ceiling",
+            "Spearman / ceiling",
+            "superset (weaker's learned, stronger has too)",
+            "reverse",
+        ),
+        rows,
+    )
     doc.figure("study2", "accuracy.png", "study2: mean accuracy of each group through training")
-    doc.figure("study2", "learning_curves_test.png",
-               "study2: mean TP-agreement of the test examples by accessibility quintile, "
-               "all groups pooled")
+    doc.figure(
+        "study2",
+        "learning_curves_test.png",
+        "study2: mean TP-agreement of the test examples by accessibility quintile, "
+        "all groups pooled",
+    )
     doc.add(
         f"*Rule.* A pair shares the order if Spearman / ceiling is at least {ORDER_PARTLY}; it "
         f"is nested if the superset fraction is at least {SUPERSET} and above the reverse "
@@ -406,8 +504,7 @@ def claim3(doc: Document) -> tuple[str, str]:
     both = sum(a and b for a, b in passed)
     shared_count = sum(a for a, _ in passed)
     nested_count = sum(b for _, b in passed)
-    counts = (f"{shared_count} of {len(passed)} pairs share the order, {nested_count} are "
-              "nested")
+    counts = f"{shared_count} of {len(passed)} pairs share the order, {nested_count} are nested"
     if both == len(passed):
         return verdict_line(HOLDS, counts + ".")
     if both >= len(passed) / 2:
@@ -445,17 +542,22 @@ def claim4(doc: Document) -> tuple[str, str]:
             rows.append((split, name, consensus["mean"][-1], consensus["null_mean"][-1], excess))
     doc.table(("split", "group", "consensus", "null", "normalised excess"), rows)
     for split in STUDY4_SPLITS:
-        doc.figure("study4", f"consensus_{split}.png",
-                   f"study4: consensus histogram on `{split}` at the last checkpoint against its "
-                   "null (both groups pooled)")
+        doc.figure(
+            "study4",
+            f"consensus_{split}.png",
+            f"study4: consensus histogram on `{split}` at the last checkpoint against its "
+            "null (both groups pooled)",
+        )
     doc.add(
         f"*Rule.* Holds if the normalised excess is at least {CONSENSUS_EXCESS} on every "
         "label-free split for both groups; holds partly if it is on some; does not hold if on "
         "none."
     )
     strong = sum(e >= CONSENSUS_EXCESS for e in excesses)
-    reason = (f"{strong} of {len(excesses)} (split, group) cases reach it; the excess ranges "
-              f"from {min(excesses):.2f} to {max(excesses):.2f}.")
+    reason = (
+        f"{strong} of {len(excesses)} (split, group) cases reach it; the excess ranges "
+        f"from {min(excesses):.2f} to {max(excesses):.2f}."
+    )
     if strong == len(excesses):
         return verdict_line(HOLDS, reason)
     return verdict_line(PARTLY if strong else FAILS, reason)
@@ -491,22 +593,56 @@ def claim5(doc: Document) -> tuple[str, str]:
     )
     reference = group(summary(doc.runs, "study1_mnist1d")["splits"]["test"], "mlp_a")
     reference_excess = reference["agreement_excess"][-1]
-    rows, broken = [("reference: MNIST-1D, MLP (study 1)", "", reference["accuracy_mean"][-1],
-                     reference_excess, reference["extreme_fraction"][-1],
-                     reference["extreme_fraction_null"][-1], reference["split_half_spearman"],
-                     "")], {}
+    rows, broken = (
+        [
+            (
+                "reference: MNIST-1D, MLP (study 1)",
+                "",
+                reference["accuracy_mean"][-1],
+                reference_excess,
+                reference["extreme_fraction"][-1],
+                reference["extreme_fraction_null"][-1],
+                reference["split_half_spearman"],
+                "",
+            )
+        ],
+        {},
+    )
     for label, run, name, kind in STUDY5:
         g = group(summary(doc.runs, run)["splits"]["test"], name)
         breaks = g["agreement_excess"][-1] < BREAKS * reference_excess
         broken.setdefault(kind, []).append(breaks)
-        rows.append((label, kind, g["accuracy_mean"][-1], g["agreement_excess"][-1],
-                     g["extreme_fraction"][-1], g["extreme_fraction_null"][-1],
-                     g["split_half_spearman"], breaks))
-    doc.table(("setting (test split)", "kind", "accuracy", "agreement excess", "all-or-none share",
-               "its null", "split-half", "breaks"), rows)
+        rows.append(
+            (
+                label,
+                kind,
+                g["accuracy_mean"][-1],
+                g["agreement_excess"][-1],
+                g["extreme_fraction"][-1],
+                g["extreme_fraction_null"][-1],
+                g["split_half_spearman"],
+                breaks,
+            )
+        )
+    doc.table(
+        (
+            "setting (test split)",
+            "kind",
+            "accuracy",
+            "agreement excess",
+            "all-or-none share",
+            "its null",
+            "split-half",
+            "breaks",
+        ),
+        rows,
+    )
     for run in ("study5_gaussian", "study5_teacher", "study5_small", "study5_forest"):
-        doc.figure(run, "tpa_histogram_test.png",
-                   f"{run}: TP-agreement histograms (test) against the independence null")
+        doc.figure(
+            run,
+            "tpa_histogram_test.png",
+            f"{run}: TP-agreement histograms (test) against the independence null",
+        )
     doc.add(
         f"*Rule.* A setting breaks the pattern if its test agreement excess is below {BREAKS} "
         "times the reference's. Holds if every setting of every kind breaks; holds partly if "
@@ -527,16 +663,37 @@ def study6_rows(runs: Path) -> list[tuple[str, str, float, float, float]]:
     rows = []
     compared = summary(runs, "study6_size")
     for row in compared["generalisation"]["rows"]:
-        rows.append(("training-set share", row["population"].removeprefix("study6_size_"),
-                     row["accuracy"], row["agreement_excess"], row["split_half_spearman"]))
+        rows.append(
+            (
+                "training-set share",
+                row["population"].removeprefix("study6_size_"),
+                row["accuracy"],
+                row["agreement_excess"],
+                row["split_half_spearman"],
+            )
+        )
     for noise in ("0", "0.2", "0.4"):
         test = summary(runs, f"study6_noise_{noise}")["splits"]["test"]
-        rows.append(("label noise", noise, test["accuracy_mean"][-1],
-                     test["agreement_excess"][-1], test["split_half_spearman"]))
+        rows.append(
+            (
+                "label noise",
+                noise,
+                test["accuracy_mean"][-1],
+                test["agreement_excess"][-1],
+                test["split_half_spearman"],
+            )
+        )
     test = summary(runs, "study6_width")["splits"]["test"]
     for name, g in test["groups"].items():
-        rows.append(("width", name.removeprefix("mlp_w"), g["accuracy_mean"][-1],
-                     g["agreement_excess"][-1], g["split_half_spearman"]))
+        rows.append(
+            (
+                "width",
+                name.removeprefix("mlp_w"),
+                g["accuracy_mean"][-1],
+                g["agreement_excess"][-1],
+                g["split_half_spearman"],
+            )
+        )
     return rows
 
 
@@ -560,29 +717,44 @@ def claim6(doc: Document) -> tuple[str, str]:
     rows = study6_rows(doc.runs)
     doc.table(("axis", "setting", "test accuracy", "agreement excess", "split-half"), rows)
     accuracy = [r[2] for r in rows]
-    link = {"excess": rank_correlation(accuracy, [r[3] for r in rows]),
-            "split-half": rank_correlation(accuracy, [r[4] for r in rows])}
+    link = {
+        "excess": rank_correlation(accuracy, [r[3] for r in rows]),
+        "split-half": rank_correlation(accuracy, [r[4] for r in rows]),
+    }
     axes = sorted({r[0] for r in rows})
-    within = {axis: rank_correlation([r[2] for r in rows if r[0] == axis],
-                                     [r[3] for r in rows if r[0] == axis]) for axis in axes}
-    doc.table(("correlation over settings (Spearman)", "value"),
-              [("test accuracy vs agreement excess, all settings", link["excess"]),
-               ("test accuracy vs split-half, all settings", link["split-half"])]
-              + [(f"test accuracy vs agreement excess, {axis} only", v)
-                 for axis, v in within.items()])
+    within = {
+        axis: rank_correlation(
+            [r[2] for r in rows if r[0] == axis], [r[3] for r in rows if r[0] == axis]
+        )
+        for axis in axes
+    }
+    doc.table(
+        ("correlation over settings (Spearman)", "value"),
+        [
+            ("test accuracy vs agreement excess, all settings", link["excess"]),
+            ("test accuracy vs split-half, all settings", link["split-half"]),
+        ]
+        + [(f"test accuracy vs agreement excess, {axis} only", v) for axis, v in within.items()],
+    )
     generalisation_figure(doc, rows)
-    doc.figure("study6_size", "generalisation.png",
-               "study6_size (engine compare): test accuracy against agreement excess of the "
-               "three training-set shares")
+    doc.figure(
+        "study6_size",
+        "generalisation.png",
+        "study6_size (engine compare): test accuracy against agreement excess of the "
+        "three training-set shares",
+    )
     doc.add(
         "*Rule.* Holds if the Spearman correlation over all settings of test accuracy with the "
         f"agreement excess is at least {LINK} and it is positive within each axis; holds partly "
         f"if the correlation over all settings with either measure is at least {LINK}, or the "
         "one with the excess is positive within some axis; does not hold otherwise."
     )
-    reason = (f"Spearman over the {len(rows)} settings: {link['excess']:.2f} with the excess, "
-              f"{link['split-half']:.2f} with the split-half reliability; within axes: "
-              + ", ".join(f"{axis} {v:.2f}" for axis, v in within.items()) + ".")
+    reason = (
+        f"Spearman over the {len(rows)} settings: {link['excess']:.2f} with the excess, "
+        f"{link['split-half']:.2f} with the split-half reliability; within axes: "
+        + ", ".join(f"{axis} {v:.2f}" for axis, v in within.items())
+        + "."
+    )
     if link["excess"] >= LINK and all(v > 0 for v in within.values()):
         return verdict_line(HOLDS, reason)
     if max(link.values()) >= LINK or any(v > 0 for v in within.values()):
@@ -595,19 +767,24 @@ def generalisation_figure(doc: Document, rows: list) -> None:
     for axis_name, marker in zip(sorted({r[0] for r in rows}), "osD", strict=False):
         chosen = [r for r in rows if r[0] == axis_name]
         for column, index in ((0, 3), (1, 4)):
-            axes[column].plot([r[index] for r in chosen], [r[2] for r in chosen], marker + "-",
-                              label=axis_name)
+            axes[column].plot(
+                [r[index] for r in chosen], [r[2] for r in chosen], marker + "-", label=axis_name
+            )
             for r in chosen:
-                axes[column].annotate(r[1], (r[index], r[2]), fontsize=7,
-                                      xytext=(3, 3), textcoords="offset points")
+                axes[column].annotate(
+                    r[1], (r[index], r[2]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                )
     axes[0].set_xlabel("agreement excess (test, last checkpoint)")
     axes[1].set_xlabel("split-half reliability of the learning order (test)")
     axes[0].set_ylabel("test accuracy")
     axes[0].legend(fontsize=8)
-    doc.own_figure(fig, "claim6_generalisation.png",
-                   "Test accuracy against agreement excess (left) and learning-order reliability "
-                   "(right) over the settings of study 6; labels give the setting. Drawn from "
-                   "summary.json")
+    doc.own_figure(
+        fig,
+        "claim6_generalisation.png",
+        "Test accuracy against agreement excess (left) and learning-order reliability "
+        "(right) over the settings of study 6; labels give the setting. Drawn from "
+        "summary.json",
+    )
 
 
 # -- beyond the paper --------------------------------------------------------------------------
@@ -637,25 +814,54 @@ def data_map_section(doc: Document) -> None:
         table = pd.read_parquet(doc.runs / run / "examples.parquet")
         for split in ("train", "test"):
             part = table[table["split"] == split]
-            for label, chosen in (("all wrong", part[part["tpa_last"] == 0]),
-                                  ("all right", part[part["tpa_last"] == 1])):
+            for label, chosen in (
+                ("all wrong", part[part["tpa_last"] == 0]),
+                ("all right", part[part["tpa_last"] == 1]),
+            ):
                 shares = chosen["population_region"].value_counts(normalize=True)
-                rows.append((run.split("_")[1], split, label, len(chosen),
-                             *(float(shares.get(r, 0.0)) for r in ("hard", "ambiguous", "other",
-                                                                    "easy"))))
+                rows.append(
+                    (
+                        run.split("_")[1],
+                        split,
+                        label,
+                        len(chosen),
+                        *(
+                            float(shares.get(r, 0.0))
+                            for r in ("hard", "ambiguous", "other", "easy")
+                        ),
+                    )
+                )
     doc.table(("data", "split", "examples", "count", "hard", "ambiguous", "other", "easy"), rows)
     s = summary(doc.runs, "study1_mnist1d")["splits"]["test"]["soft"]
-    doc.table(("region (MNIST-1D test)", "share of examples", "mean TP-agreement at the end",
-               "mean accessibility"),
-              [(r, s["population_region_share"][r], s["tpa_last_by_region"][r],
-                s["accessibility_by_region"][r]) for r in ("easy", "ambiguous", "other", "hard")])
-    doc.add(f"Spearman of the population region (hard < ambiguous, other < easy) with the final "
-            f"TP-agreement on MNIST-1D test: {fmt(s['region_tpa_spearman'])}; share of networks "
-            f"that put an example in the population's region, averaged: "
-            f"{fmt(s['region_agreement_mean'])}.")
+    doc.table(
+        (
+            "region (MNIST-1D test)",
+            "share of examples",
+            "mean TP-agreement at the end",
+            "mean accessibility",
+        ),
+        [
+            (
+                r,
+                s["population_region_share"][r],
+                s["tpa_last_by_region"][r],
+                s["accessibility_by_region"][r],
+            )
+            for r in ("easy", "ambiguous", "other", "hard")
+        ],
+    )
+    doc.add(
+        f"Spearman of the population region (hard < ambiguous, other < easy) with the final "
+        f"TP-agreement on MNIST-1D test: {fmt(s['region_tpa_spearman'])}; share of networks "
+        f"that put an example in the population's region, averaged: "
+        f"{fmt(s['region_agreement_mean'])}."
+    )
     for split in ("train", "test"):
-        doc.figure("study1_mnist1d", f"data_map_{split}.png",
-                   f"study1_mnist1d: the population data map ({split}), all groups pooled")
+        doc.figure(
+            "study1_mnist1d",
+            f"data_map_{split}.png",
+            f"study1_mnist1d: the population data map ({split}), all groups pooled",
+        )
 
 
 def kappa_rows(doc: Document, run: str, split: str) -> tuple[list, list[str]]:
@@ -665,8 +871,17 @@ def kappa_rows(doc: Document, run: str, split: str) -> tuple[list, list[str]]:
     for scope in ("all", "within", "between"):
         entry = last["kappa"].get(scope)
         if entry:
-            rows.append((run, split, scope, entry["mean"], ci(entry["networks_ci"]),
-                         ci(entry["examples_ci"]), entry["pairs"]))
+            rows.append(
+                (
+                    run,
+                    split,
+                    scope,
+                    entry["mean"],
+                    ci(entry["networks_ci"]),
+                    ci(entry["examples_ci"]),
+                    entry["pairs"],
+                )
+            )
     return rows, last["group_names"]
 
 
@@ -686,18 +901,36 @@ def kappa_section(doc: Document) -> None:
     for run in ("study1_mnist1d", "study2"):
         for split in ("train", "test"):
             rows += kappa_rows(doc, run, split)[0]
-    doc.table(("store", "split", "pairs", "mean kappa", "interval over networks",
-               "interval over examples", "pairs counted"), rows)
+    doc.table(
+        (
+            "store",
+            "split",
+            "pairs",
+            "mean kappa",
+            "interval over networks",
+            "interval over examples",
+            "pairs counted",
+        ),
+        rows,
+    )
     checkpoints = pairwise(doc.runs, "study2")["splits"]["test"]["checkpoints"]
     last = checkpoints[max(checkpoints, key=int)]
     names = last["group_names"]
-    doc.table(("study2 test: mean kappa", *names),
-              [(a, *last["kappa"]["group_means"][i]) for i, a in enumerate(names)])
+    doc.table(
+        ("study2 test: mean kappa", *names),
+        [(a, *last["kappa"]["group_means"][i]) for i, a in enumerate(names)],
+    )
     final = max(int(c) for c in checkpoints)
-    doc.figure("study2", f"kappa_heatmap_test_checkpoint{final}.png",
-               "study2: kappa between every two networks (test), clustered")
-    doc.figure("study2", f"kappa_distribution_test_checkpoint{final}.png",
-               "study2: distribution of kappa over pairs within and between groups (test)")
+    doc.figure(
+        "study2",
+        f"kappa_heatmap_test_checkpoint{final}.png",
+        "study2: kappa between every two networks (test), clustered",
+    )
+    doc.figure(
+        "study2",
+        f"kappa_distribution_test_checkpoint{final}.png",
+        "study2: distribution of kappa over pairs within and between groups (test)",
+    )
 
 
 def expected_agreement(accuracy_a: np.ndarray, accuracy_b: np.ndarray, same: bool) -> float:
@@ -729,10 +962,20 @@ def accuracy_alone_section(doc: Document) -> None:
             acc_b = networks.loc[networks["group"] == b, "accuracy_test"].to_numpy()
             expected = expected_agreement(acc_a, acc_b, same=i == j)
             observed = last["agreement"]["group_means"][i][j]
-            rows.append((a, b, expected, observed, expected / observed,
-                         last["kappa"]["group_means"][i][j]))
-    doc.table(("group", "group", "expected from accuracies", "observed agreement",
-               "share accuracy explains", "kappa"), rows)
+            rows.append(
+                (a, b, expected, observed, expected / observed, last["kappa"]["group_means"][i][j])
+            )
+    doc.table(
+        (
+            "group",
+            "group",
+            "expected from accuracies",
+            "observed agreement",
+            "share accuracy explains",
+            "kappa",
+        ),
+        rows,
+    )
 
 
 # -- the document ------------------------------------------------------------------------------
@@ -772,9 +1015,9 @@ def build(runs: Path, out: Path) -> str:
     beyond(body)
     doc.add(
         "# Findings: the paper's claims put to the test with the engine",
-        "\"All Neural Networks are Created Equal\" (Hacohen, Choshen and Weinshall; "
+        '"All Neural Networks are Created Equal" (Hacohen, Choshen and Weinshall; '
         "ICML 2020 as \"Let's Agree to Agree: Neural Networks Share Classification Order on "
-        "Real Datasets\") reports six claims about populations of networks trained on the same "
+        'Real Datasets") reports six claims about populations of networks trained on the same '
         "data with different random initialisation and mini-batch order. Each is restated "
         "below, tested with the engine as a user would (study files in `examples/`, the "
         "`engine` command line, and the documented Python API for the two things the trainer "

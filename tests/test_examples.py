@@ -35,7 +35,7 @@ def _tiny_study1(tmp_path: Path) -> Path:
     """examples/study1_digits.toml with 4 networks of width 16 per group and 3 epochs."""
     study = tomllib.loads((EXAMPLES / "study1_digits.toml").read_text())
     lines = [f"epochs = 3\nseed = {study['seed']}\nvary = {json.dumps(study['vary'])}"]
-    lines.append(f"soft = {str(study['soft']).lower()}\n\n[data]\nname = \"digits\"\n")
+    lines.append(f'soft = {str(study["soft"]).lower()}\n\n[data]\nname = "digits"\n')
     lines.append("[defaults]\n" + "".join(f"{k} = {v}\n" for k, v in study["defaults"].items()))
     for group in study["groups"]:
         lines.append(

@@ -41,7 +41,7 @@ study4() {
 }
 
 study5() {
-  for data in gaussian teacher small; do
+  for data in gaussian gaussian_close teacher small; do
     $ENGINE train-population --study examples/study5_$data.toml --out $RUNS/study5_$data.zarr --threads 1 --quiet
     $ENGINE analyze $RUNS/study5_$data.zarr --out $RUNS/study5_$data --no-progress
   done

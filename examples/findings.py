@@ -46,6 +46,8 @@ LINK = 0.5  # Spearman over settings of test accuracy against a measure
 #: (every network right on all but a few examples). Added after the first run showed the CNNs
 #: memorising the digits training split; saturated checkpoints are listed, not judged.
 SATURATED_ERRORS = 10
+#: Wall-clock seconds each study was sized for on two shared CPU cores.
+STUDY_SECONDS = 300
 
 
 @dataclass
@@ -922,6 +924,18 @@ def data_map_section(doc: Document) -> None:
                     )
                 )
     doc.table(("data", "split", "examples", "count", "hard", "ambiguous", "other", "easy"), rows)
+    wrong = [r for r in rows if r[2].startswith("nearly all wrong") and r[3]]
+    if wrong:
+        doc.add(
+            "Of the examples that (nearly) every network gets wrong: "
+            + "; ".join(
+                f"{r[0]} {r[1]}: {r[3]} examples, {100 * r[4]:.0f}% hard, "
+                f"{100 * r[5]:.0f}% ambiguous"
+                for r in wrong
+            )
+            + ". Hard to learn, in cartography's sense, is the answer where this share is "
+            "high; ambiguous examples are those the networks keep changing their mind on."
+        )
     s = summary(doc.runs, "study1_mnist1d")["splits"]["test"]["soft"]
     doc.table(
         (
@@ -1151,7 +1165,18 @@ def build(runs: Path, out: Path) -> str:
     )
     doc.table(("claim", "verdict", "why"), verdicts)
     doc.lines += body.lines
-    limits = [*LIMITS, *engine_issues(runs)]
+    slow = [
+        f"study {n} ({int((runs / f'study{n}.seconds').read_text())} s)"
+        for n in range(1, 7)
+        if (runs / f"study{n}.seconds").exists()
+        and int((runs / f"study{n}.seconds").read_text()) > STUDY_SECONDS
+    ]
+    timing = (
+        [f"Over the {STUDY_SECONDS} s aimed at on this shared machine: {', '.join(slow)}."]
+        if slow
+        else []
+    )
+    limits = [*LIMITS, *timing, *engine_issues(runs)]
     doc.add("## Limits of these findings", "\n".join(f"- {item}" for item in limits))
     return "\n".join(doc.lines).rstrip() + "\n"
 

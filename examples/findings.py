@@ -1104,6 +1104,9 @@ LIMITS = (
     "The engine's figures pool every group of a store (the histogram, learning-curve, data-map "
     "and consensus figures); per-group numbers come from `groups` in `summary.json`, and the "
     "per-group figures here (`claim*_*.png`) are drawn by examples/findings.py from them.",
+    "The engine's `accuracy.png` gives each group a colour per split (a group's train and "
+    "test lines differ in colour) and its legend can cover the curves; the tables carry "
+    "the per-group accuracies.",
     "The random forests have no checkpoint before training (their first checkpoint is one "
     "tree), and they are trained on the full training split: the forest's own bootstrap is "
     "its randomness.",
@@ -1136,6 +1139,14 @@ def engine_issues(runs: Path) -> list[str]:
     return issues
 
 
+def shown(path: Path) -> str:
+    """The path relative to the repository where it lies inside it."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def build(runs: Path, out: Path) -> str:
     figures = out.parent / "findings"
     if figures.exists():
@@ -1161,7 +1172,7 @@ def build(runs: Path, out: Path) -> str:
         "This document is generated: `examples/run_all.sh` runs every study and then "
         "`python examples/findings.py`, which takes every number and figure from the engine's "
         "outputs (`summary.json`, `pairwise.json`, the parquet tables and figures under "
-        f"`{runs.as_posix()}`). Negative results are reported as they came.",
+        f"`{shown(runs)}`). Negative results are reported as they came.",
     )
     doc.table(("claim", "verdict", "why"), verdicts)
     doc.lines += body.lines

@@ -32,7 +32,8 @@ def _findings():
 
 
 def _tiny_study1(tmp_path: Path) -> Path:
-    """examples/study1_digits.toml with 4 networks of width 16 per group and 3 epochs."""
+    """examples/study1_digits.toml with 4 networks a group (MLPs of width 16, CNNs of 4) and
+    3 epochs."""
     study = tomllib.loads((EXAMPLES / "study1_digits.toml").read_text())
     lines = [f"epochs = 3\nseed = {study['seed']}\nvary = {json.dumps(study['vary'])}"]
     lines.append(f'soft = {str(study["soft"]).lower()}\n\n[data]\nname = "digits"\n')
@@ -40,7 +41,7 @@ def _tiny_study1(tmp_path: Path) -> Path:
     for group in study["groups"]:
         lines.append(
             f'[[groups]]\nname = "{group["name"]}"\narch = "{group["arch"]}"\n'
-            f"width = 16\nnetworks = 4\n"
+            f"width = {16 if group['arch'] == 'mlp' else 4}\nnetworks = 4\n"
         )
     path = tmp_path / "tiny.toml"
     path.write_text("\n".join(lines))

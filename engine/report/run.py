@@ -575,6 +575,7 @@ def analyze_store(
                 by, values[split], measures, population.num_checkpoints
             )
     tables.write_summary(summary, out_dir)
+    tables.write_histograms([result], out_dir / tables.HISTOGRAM_TABLE)
     tables.write_examples(result, out_dir / "examples.parquet", by=by)
     tables.write_networks(result, out_dir / "networks.parquet")
     made = figures.analysis_figures(result, out_dir)
@@ -651,6 +652,7 @@ def compare_stores(
     comparison = tables.compare_populations(names, results)
     summary = tables.comparison_summary(comparison, results, cross, seconds)
     tables.write_summary(summary, out_dir)
+    tables.write_histograms(results, out_dir / tables.HISTOGRAM_TABLE, names)
     made = figures.compare_figures(comparison, results, out_dir)
     for report in (cross or {}).values():
         if isinstance(report, dict):

@@ -343,3 +343,119 @@ def tile_statistics(
                 row = 0 if (same_groups and gi == gj) else 1
                 histogram[row, index] += 1
     return sums, pairs, histogram
+
+
+@kernel
+def count_histograms(
+    both_correct,
+    same,
+    correct_0,
+    correct_1,
+    num_examples,
+    groups_0,
+    groups_1,
+    diagonal,
+    same_groups,
+    agree_histogram,
+    same_histogram,
+):
+    """Add a tile's pairs to the exact histograms of agreement and prediction agreement counts.
+
+    Parameters
+    ----------
+    both_correct : ndarray of int32, dims (networks_0, networks_1)
+    same : ndarray of int32, dims (networks_0, networks_1) or (0, 0)
+        Prediction agreement counts; (0, 0) where predictions are not compared.
+    correct_0, correct_1 : ndarray of int64, dims (networks_0,), (networks_1,)
+    num_examples : int
+    groups_0, groups_1 : ndarray of int64, group index of each network
+    diagonal : bool
+        Only pairs i < j are counted.
+    same_groups : bool
+        Row 0 counts pairs within a group, row 1 between; otherwise every pair goes to row 1.
+    agree_histogram, same_histogram : ndarray of int64, dims (2, examples + 1), added to
+        Pairs agreeing (in correctness, in prediction) on exactly a = 0..X examples.
+    """
+    n0, n1 = both_correct.shape
+    has_same = same.shape[0] == n0 and same.shape[1] == n1 and same.size > 0
+    total = np.int64(num_examples)
+    for i in range(n0):
+        ci = correct_0[i]
+        gi = groups_0[i]
+        start = i + 1 if diagonal else 0
+        for j in range(start, n1):
+            row = 0 if (same_groups and gi == groups_1[j]) else 1
+            count = total - ci - correct_1[j] + 2 * np.int64(both_correct[i, j])
+            agree_histogram[row, count] += 1
+            if has_same:
+                same_histogram[row, same[i, j]] += 1
+
+
+@kernel
+def network_kappa_statistics(
+    kappa,
+    self_offset,
+    column_ids,
+    kappa_sum,
+    kappa_pairs,
+    histogram,
+    most,
+    most_ids,
+    least,
+    least_ids,
+):
+    """Add a tile's kappa to each row network's statistics over the other networks.
+
+    Parameters
+    ----------
+    kappa : ndarray of float32, dims (networks_0, networks_1)
+        NaN where undefined (left out).
+    self_offset : int
+        Column j is row i's own network where j == i + self_offset (left out); any value out
+        of range where no column is.
+    column_ids : ndarray of int64, dims (networks_1,)
+        Network id of each column.
+    kappa_sum : ndarray of float64, dims (networks_0,), added to
+    kappa_pairs : ndarray of int64, dims (networks_0,), added to
+        Defined kappa summed and counted.
+    histogram : ndarray of int32, dims (networks_0, bins), added to
+        Defined kappa binned by int((kappa + 1) * bins / 2), clipped to the bins.
+    most, least : ndarray of float32, dims (networks_0, k), updated
+        The k largest (descending) and smallest (ascending) kappa seen so far (start at -inf
+        and +inf); a tie keeps the column seen first.
+    most_ids, least_ids : ndarray of int64, dims (networks_0, k), updated
+        Their networks.
+    """
+    n0, n1 = kappa.shape
+    bins = histogram.shape[1]
+    half_bins = bins / 2.0
+    k = most.shape[1]
+    for i in range(n0):
+        for j in range(n1):
+            if j == i + self_offset:
+                continue
+            value = kappa[i, j]
+            if np.isnan(value):
+                continue
+            kappa_sum[i] += np.float64(value)
+            kappa_pairs[i] += 1
+            index = int((np.float64(value) + 1.0) * half_bins)
+            histogram[i, min(max(index, 0), bins - 1)] += 1
+            if k == 0:
+                continue
+            if value > most[i, k - 1]:
+                place = k - 1
+                while place > 0 and value > most[i, place - 1]:
+                    most[i, place] = most[i, place - 1]
+                    most_ids[i, place] = most_ids[i, place - 1]
+                    place -= 1
+                most[i, place] = value
+                most_ids[i, place] = column_ids[j]
+            if value < least[i, k - 1]:
+                place = k - 1
+                while place > 0 and value < least[i, place - 1]:
+                    least[i, place] = least[i, place - 1]
+                    least_ids[i, place] = least_ids[i, place - 1]
+                    place -= 1
+                least[i, place] = value
+                least_ids[i, place] = column_ids[j]

@@ -27,7 +27,7 @@ from engine.pairwise.counts import STATISTICS, add_up, agreement_counts, kappa_f
 if TYPE_CHECKING:
     from engine.pairwise.blocks import SideCounts
     from engine.pairwise.inputs import MatrixSides, PairwiseSide
-    from engine.pairwise.tiles import TileResult
+    from engine.pairwise.tiles import StripResult, TileResult
 
 #: Networks whose pairs carry the example bootstrap of kappa.
 EXAMPLE_BOOTSTRAP_NETWORKS = 64
@@ -375,3 +375,83 @@ def kappa_example_bootstrap(
     sums = np.where(valid, kappa, 0).sum(axis=0)
     means[counts > 0] = sums[counts > 0] / counts[counts > 0]
     return means
+
+
+# ----------------------------------------------------------------------------------------------
+# The distributions over pairs and over networks (streamed over strips)
+
+
+def matrix_histograms(sides: MatrixSides, tiles: TileResult) -> dict[str, tuple]:
+    """The exact histograms of one matrix, as :func:`engine.pairwise.output.histogram_table`
+    takes them: kappa over ``KAPPA_BINS`` bins of [-1, 1]; agreement and prediction agreement
+    over their exact values a / X, a = 0..X.
+
+    Parameters
+    ----------
+    sides : MatrixSides
+    tiles : TileResult
+        Every tile's sums added up.
+    """
+    bins = tiles.histogram.shape[1]
+    lows = -1 + 2 * np.arange(bins) / bins
+    kappa_edges = np.stack([lows, lows + 2 / bins], axis=1)
+    num_examples = sides.num_examples
+    values = np.arange(num_examples + 1) / max(num_examples, 1)
+    exact = np.stack([values, values], axis=1)
+    if not sides.symmetric:
+        kinds, rows = ["between"], slice(1, 2)
+    elif sides.side_0.num_groups > 1:
+        kinds, rows = ["within", "between"], slice(0, 2)
+    else:
+        kinds, rows = ["all"], None
+
+    def chosen(histogram: np.ndarray) -> np.ndarray:
+        return histogram.sum(axis=0, keepdims=True) if rows is None else histogram[rows]
+
+    out = {
+        "kappa": (kinds, chosen(tiles.histogram), kappa_edges),
+        "agreement": (kinds, chosen(tiles.agree_histogram), exact),
+    }
+    if tiles.same_histogram is not None:
+        out["prediction_agreement"] = (kinds, chosen(tiles.same_histogram), exact)
+    return out
+
+
+def network_values(strips: list[StripResult]) -> dict[str, np.ndarray]:
+    """Every row network's statistics from the strips, in the side's order: ``kappa_mean``,
+    ``kappa_median`` (float64 (networks,)), ``kappa_pairs`` (int64), ``most``, ``least``
+    (float32 (networks, k)), ``most_ids``, ``least_ids`` (int64 (networks, k))."""
+    parts = [strip.networks for strip in strips]
+    return {
+        "kappa_mean": np.concatenate([p.kappa_mean for p in parts]),
+        "kappa_median": np.concatenate([p.kappa_median for p in parts]),
+        "kappa_pairs": np.concatenate([p.kappa_pairs for p in parts]),
+        "most": np.concatenate([p.most for p in parts]),
+        "most_ids": np.concatenate([p.most_ids for p in parts]),
+        "least": np.concatenate([p.least for p in parts]),
+        "least_ids": np.concatenate([p.least_ids for p in parts]),
+    }
+
+
+#: Quantiles of the per-network values that the summary reports.
+NETWORK_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def _quantiles(values: np.ndarray) -> list[float | None]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return [None] * len(NETWORK_QUANTILES)
+    return [float(q) for q in np.quantile(finite, NETWORK_QUANTILES)]
+
+
+def network_summary(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The bounded summary of the per-network statistics: quantiles over networks (at
+    :data:`NETWORK_QUANTILES`) of each network's mean and median kappa to the others and of its
+    kappa to its most and least similar network."""
+    return {
+        "quantiles": list(NETWORK_QUANTILES),
+        "kappa_mean": _quantiles(values["kappa_mean"]),
+        "kappa_median": _quantiles(values["kappa_median"]),
+        "most_similar_kappa": _quantiles(values["most"][:, 0].astype(np.float64)),
+        "least_similar_kappa": _quantiles(values["least"][:, 0].astype(np.float64)),
+    }

@@ -1,28 +1,36 @@
-"""The tile task: counts of one ``block x block`` tile of network pairs, written and summed.
+"""The strip task: the tiles of one block of networks against every other, counted and summed.
 
-For one split and checkpoint the matrix is cut into tiles of ``block x block`` network pairs
-(block i <= block j only where the matrix is symmetric). One Dask task per tile calls the kernels
-of :mod:`kernels.pairwise`, writes the tile (and its mirror) into ``pairwise.zarr`` and returns
-small sums: per group pair, the sum over pairs of each statistic, with network-bootstrap weights
-(:class:`TileResult`). Nothing holds the N x N matrix.
+For one split and checkpoint the matrix is cut into tiles of ``block x block`` network pairs.
+One Dask task per block of rows (a strip) calls the kernels of :mod:`kernels.pairwise` on its
+tiles one after another. The tiles of the upper triangle (block i <= block j where the matrix is
+symmetric) carry everything summed over pairs: per group pair the sums of each statistic with
+network-bootstrap weights (:class:`TileResult`), the exact histograms of kappa, agreement and
+prediction agreement, and, with ``--matrices``, the tile written (and its mirror) into
+``pairwise.zarr``. Every tile of the strip, below the diagonal too (its co-correct counts again,
+without predictions), adds to the statistics of each row network over all the others
+(:class:`NetworkStatistics`): its mean and median kappa and its most and least similar networks.
+A strip returns only these (:class:`StripResult`); nothing holds the N x N matrix.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from engine.pairwise.blocks import NetworkBlock, SideCounts, side_blocks, side_counts
-from engine.pairwise.counts import STATISTICS, agreement_counts, count_dtype
+from engine.pairwise.counts import STATISTICS, add_up, agreement_counts, count_dtype
 from engine.pairwise.output import MatrixTarget, write_tile
 
 if TYPE_CHECKING:
     from engine.pairwise.inputs import MatrixSides, PairwiseSide
 
-#: Histogram of pairwise kappa: bins over [-1, 1].
-KAPPA_BINS = 200
+#: Histograms of kappa (of all pairs, and of each network's pairs for its median): bins 1e-4 wide
+#: over [-1, 1]. Counts per bin are exact; a value is known to the bin's width.
+KAPPA_BINS = 20_000
+#: Most and least similar networks kept for each network.
+NEIGHBOURS = 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,8 +70,9 @@ class TileSpec:
 
     Attributes
     ----------
-    target : MatrixTarget
-        The matrix group of ``pairwise.zarr`` that the tile is written to.
+    target : MatrixTarget or None
+        The matrix group of ``pairwise.zarr`` that the tile is written to; None writes nothing
+        (the summaries only).
     rows, columns : TileAxis
         Networks of side 0 and of side 1.
     num_examples : int
@@ -77,7 +86,7 @@ class TileSpec:
         ``"cpu"`` or ``"cuda"``: where the co-correct counts are computed.
     """
 
-    target: MatrixTarget
+    target: MatrixTarget | None
     rows: TileAxis
     columns: TileAxis
     num_examples: int
@@ -102,12 +111,152 @@ class TileResult:
         Pairs summed, and pairs whose kappa is defined.
     histogram : ndarray of int64, dims (2, KAPPA_BINS)
         Defined kappa binned over [-1, 1]: row 0 within groups, row 1 between.
+    agree_histogram : ndarray of int64, dims (2, examples + 1)
+        Pairs agreeing in correctness on exactly a = 0..X examples (rows as ``histogram``).
+    same_histogram : ndarray of int64, dims (2, examples + 1), or None
+        The same for prediction agreement, where predictions are compared.
     """
 
     point: dict[str, np.ndarray]
     boot: dict[str, np.ndarray]
     pairs: np.ndarray
     histogram: np.ndarray
+    agree_histogram: np.ndarray
+    same_histogram: np.ndarray | None
+
+    @classmethod
+    def total(cls, results: list[TileResult]) -> TileResult:
+        """The sums of several tiles added up (in their order)."""
+        first = results[0]
+        same = first.same_histogram
+        return cls(
+            point={name: add_up(r.point[name] for r in results) for name in first.point},
+            boot={name: add_up(r.boot[name] for r in results) for name in first.boot},
+            pairs=add_up(r.pairs for r in results),
+            histogram=add_up(r.histogram for r in results),
+            agree_histogram=add_up(r.agree_histogram for r in results),
+            same_histogram=None
+            if same is None
+            else add_up(cast(np.ndarray, r.same_histogram) for r in results),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkStatistics:
+    """Each row network's kappa with every other network of the other side.
+
+    Attributes
+    ----------
+    ids : ndarray of int64, dims (networks,)
+    kappa_sum : ndarray of float64, dims (networks,)
+    kappa_pairs : ndarray of int64, dims (networks,)
+        Pairs with a defined kappa.
+    kappa_median : ndarray of float64, dims (networks,)
+        Median of the network's defined kappa, from its histogram of ``KAPPA_BINS`` bins (the
+        centre of the bin holding the middle value, or the mean of the two middle ones' bins):
+        within half a bin width (5e-5) of the exact median; NaN without a defined pair.
+    most, least : ndarray of float32, dims (networks, NEIGHBOURS)
+        The largest kappa (descending) and the smallest (ascending); NaN where fewer pairs.
+    most_ids, least_ids : ndarray of int64, dims (networks, NEIGHBOURS)
+        Their networks; -1 where fewer pairs.
+    """
+
+    ids: np.ndarray
+    kappa_sum: np.ndarray
+    kappa_pairs: np.ndarray
+    kappa_median: np.ndarray
+    most: np.ndarray
+    most_ids: np.ndarray
+    least: np.ndarray
+    least_ids: np.ndarray
+
+    @property
+    def kappa_mean(self) -> np.ndarray:
+        """Mean defined kappa, float64 (networks,); NaN without a defined pair."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.kappa_pairs > 0, self.kappa_sum / self.kappa_pairs, np.nan)
+
+
+def histogram_median(histogram: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """Median of each row's values from their histogram over equal bins of [low, high].
+
+    Parameters
+    ----------
+    histogram : ndarray of int, dims (rows, bins)
+
+    Returns
+    -------
+    ndarray of float64, dims (rows,)
+        The mean of the centres of the bins holding the values at sorted positions
+        (n - 1) // 2 and n // 2; NaN for an empty row.
+    """
+    bins = histogram.shape[1]
+    counts = histogram.sum(axis=1)
+    cumulative = np.cumsum(histogram, axis=1)
+    centres = low + (np.arange(bins) + 0.5) * (high - low) / bins
+    lower = np.argmax(cumulative > ((counts - 1) // 2)[:, None], axis=1)
+    upper = np.argmax(cumulative > (counts // 2)[:, None], axis=1)
+    median = (centres[lower] + centres[upper]) / 2
+    return np.where(counts > 0, median, np.nan)
+
+
+@dataclass(frozen=True, eq=False)
+class StripResult:
+    """What one strip returns: its upper tiles' sums added up, and its rows' statistics."""
+
+    tiles: TileResult
+    networks: NetworkStatistics
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnSide:
+    """The column side of a matrix, shared by every strip (one Dask key, sent once per worker).
+
+    Attributes
+    ----------
+    ids : ndarray of int64, dims (networks,)
+    groups : ndarray of int64, dims (networks,)
+    num_groups : int
+    weights : ndarray of float32, dims (networks, replicates)
+    slices : list of slice
+        Positions of each block of columns.
+    """
+
+    ids: np.ndarray
+    groups: np.ndarray
+    num_groups: int
+    weights: np.ndarray
+    slices: list[slice]
+
+    def axis(self, j: int) -> TileAxis:
+        """The networks of column block ``j``."""
+        positions = self.slices[j]
+        return TileAxis(positions, self.groups[positions], self.num_groups, self.weights[positions])
+
+
+@dataclass(frozen=True, eq=False)
+class StripSpec:
+    """One strip: row block ``index`` against every column block; small and picklable.
+
+    Attributes
+    ----------
+    target : MatrixTarget or None
+        Where the upper tiles are written; None writes nothing.
+    index : int
+        The row block (where symmetric, column blocks below it count for the rows' own
+        statistics only).
+    rows : TileAxis
+    num_examples : int
+    symmetric : bool
+    device : str
+    """
+
+    target: MatrixTarget | None
+    index: int
+    rows: TileAxis
+    num_examples: int
+    symmetric: bool
+    device: str
 
 
 def tile_counts(
@@ -169,8 +318,10 @@ def bootstrap_sums(
     return boots
 
 
-def pairwise_tile(block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec) -> TileResult:
-    """Counts of one tile, written to the zarr target; returns the tile's sums.
+def pairwise_tile(
+    block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec
+) -> tuple[TileResult, np.ndarray]:
+    """Counts of one tile, written to the zarr target (if any); returns the tile's sums.
 
     Parameters
     ----------
@@ -181,8 +332,10 @@ def pairwise_tile(block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec) 
     Returns
     -------
     TileResult
+    kappa : ndarray of float32, dims (networks_0, networks_1)
+        The tile's kappa, NaN where undefined.
     """
-    from kernels.pairwise import tile_statistics
+    from kernels.pairwise import count_histograms, tile_statistics
 
     both, same = tile_counts(block_0, block_1, spec.device)
     n0, n1 = both.shape
@@ -214,11 +367,26 @@ def pairwise_tile(block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec) 
         both_out,
         same_out,
     )
-    arrays = {"both_correct": both_out, "kappa": kappa}
-    if same is not None:
-        arrays["prediction_agree"] = same_out
-    write_tile(
-        spec.target, arrays, rows.positions, columns.positions, spec.symmetric and not spec.diagonal
+    if spec.target is not None:
+        arrays = {"both_correct": both_out, "kappa": kappa}
+        if same is not None:
+            arrays["prediction_agree"] = same_out
+        mirror = spec.symmetric and not spec.diagonal
+        write_tile(spec.target, arrays, rows.positions, columns.positions, mirror)
+    agree_histogram = np.zeros((2, spec.num_examples + 1), np.int64)
+    same_histogram = None if same is None else np.zeros_like(agree_histogram)
+    count_histograms(
+        both,
+        same_in,
+        block_0.correct_count,
+        block_1.correct_count,
+        spec.num_examples,
+        rows.groups,
+        columns.groups,
+        spec.diagonal,
+        spec.symmetric,
+        agree_histogram,
+        np.zeros((2, 1), np.int64) if same_histogram is None else same_histogram,
     )
     boots = {}
     if rows.replicates:
@@ -233,7 +401,7 @@ def pairwise_tile(block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec) 
             values["prediction_agreement"] = same.astype(np.float32)
         boots = bootstrap_sums(values, rows, columns, spec.diagonal)
     names = [n for n in STATISTICS if n != "prediction_agreement" or same is not None]
-    return TileResult(
+    result = TileResult(
         point={name: point[STATISTICS.index(name)] for name in names},
         boot={
             name: boots.get(name, np.zeros((0, rows.num_groups, columns.num_groups)))
@@ -241,18 +409,127 @@ def pairwise_tile(block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec) 
         },
         pairs=pairs,
         histogram=histogram,
+        agree_histogram=agree_histogram,
+        same_histogram=same_histogram,
+    )
+    return result, kappa
+
+
+def _empty_statistics(ids: np.ndarray) -> dict[str, np.ndarray]:
+    size = ids.size
+    return {
+        "kappa_sum": np.zeros(size),
+        "kappa_pairs": np.zeros(size, np.int64),
+        "histogram": np.zeros((size, KAPPA_BINS), np.int32),
+        "most": np.full((size, NEIGHBOURS), -np.inf, np.float32),
+        "most_ids": np.full((size, NEIGHBOURS), -1, np.int64),
+        "least": np.full((size, NEIGHBOURS), np.inf, np.float32),
+        "least_ids": np.full((size, NEIGHBOURS), -1, np.int64),
+    }
+
+
+def _lower_kappa(block_0: NetworkBlock, block_1: NetworkBlock, spec: StripSpec) -> np.ndarray:
+    """Kappa of a tile below the diagonal (its mirror is counted in another strip), for the
+    rows' own statistics: co-correct counts again, no predictions."""
+    from kernels.pairwise import agreement_and_kappa
+
+    both = _co_counts(block_0.words, block_1.words, spec.device)
+    _, kappa = agreement_and_kappa(
+        both, block_0.correct_count, block_1.correct_count, spec.num_examples
+    )
+    return kappa
+
+
+def pairwise_strip(
+    block_0: NetworkBlock, blocks_1: list[NetworkBlock], columns: ColumnSide, spec: StripSpec
+) -> StripResult:
+    """Every tile of one row block against each column block, one after another.
+
+    Parameters
+    ----------
+    block_0 : NetworkBlock
+        The rows.
+    blocks_1 : list of NetworkBlock
+        Every block of columns, in order.
+    columns : ColumnSide
+    spec : StripSpec
+
+    Returns
+    -------
+    StripResult
+    """
+    from kernels.pairwise import network_kappa_statistics
+
+    rows = spec.rows
+    statistics = _empty_statistics(np.arange(rows.positions.stop - rows.positions.start))
+    tiles = []
+    for j, block_1 in enumerate(blocks_1):
+        axis = columns.axis(j)
+        if spec.symmetric and j < spec.index:
+            kappa = _lower_kappa(block_0, block_1, spec)
+        else:
+            tile_spec = TileSpec(
+                target=spec.target,
+                rows=rows,
+                columns=axis,
+                num_examples=spec.num_examples,
+                symmetric=spec.symmetric,
+                diagonal=spec.symmetric and j == spec.index,
+                device=spec.device,
+            )
+            result, kappa = pairwise_tile(block_0, block_1, tile_spec)
+            tiles.append(result)
+        # A network is not its own neighbour: on the diagonal tile, column i + offset is row i.
+        offset = (
+            rows.positions.start - axis.positions.start if spec.symmetric else -(kappa.shape[0] + 1)
+        )
+        network_kappa_statistics(
+            kappa,
+            offset,
+            columns.ids[axis.positions],
+            statistics["kappa_sum"],
+            statistics["kappa_pairs"],
+            statistics["histogram"],
+            statistics["most"],
+            statistics["most_ids"],
+            statistics["least"],
+            statistics["least_ids"],
+        )
+    return StripResult(TileResult.total(tiles), _finish_statistics(statistics, rows))
+
+
+def _finish_statistics(statistics: dict[str, np.ndarray], rows: TileAxis) -> NetworkStatistics:
+    """The rows' statistics with the median read from their histogram (which is dropped)."""
+    most, least = statistics["most"], statistics["least"]
+    return NetworkStatistics(
+        ids=np.arange(rows.positions.start, rows.positions.stop),
+        kappa_sum=statistics["kappa_sum"],
+        kappa_pairs=statistics["kappa_pairs"],
+        kappa_median=histogram_median(statistics["histogram"]),
+        most=np.where(np.isfinite(most), most, np.nan).astype(np.float32),
+        most_ids=statistics["most_ids"],
+        least=np.where(np.isfinite(least), least, np.nan).astype(np.float32),
+        least_ids=statistics["least_ids"],
     )
 
 
 def compute_matrix(
-    sides: MatrixSides, target: MatrixTarget, block: int, device: str
-) -> tuple[list[TileResult], SideCounts, SideCounts]:
-    """Run every tile of one split/checkpoint matrix.
+    sides: MatrixSides, target: MatrixTarget | None, block: int, device: str
+) -> tuple[list[StripResult], SideCounts, SideCounts]:
+    """Run every strip of one split/checkpoint matrix.
+
+    Parameters
+    ----------
+    sides : MatrixSides
+    target : MatrixTarget or None
+        Where the tiles are written; None for the summaries only.
+    block, device
+        Networks per tile side, and where the counts are computed.
 
     Returns
     -------
-    results : list of TileResult
-        One per tile, in a fixed order.
+    results : list of StripResult
+        One per block of rows, in order. ``networks.ids`` are positions in side 0.
     counts_0, counts_1 : SideCounts
         Each side's per-example and per-network counts (the same object when symmetric).
     """
@@ -264,21 +541,26 @@ def compute_matrix(
         blocks_1, slices_1 = blocks_0, slices_0
     else:
         blocks_1, slices_1 = side_blocks(side_1, block)
-    tiles = []
-    for i, rows in enumerate(slices_0):
-        for j, columns in enumerate(slices_1):
-            if sides.symmetric and j < i:
-                continue
-            spec = TileSpec(
+    columns = dask.delayed(
+        ColumnSide(side_1.ids, side_1.groups, side_1.num_groups, side_1.weights, slices_1),
+        pure=False,
+    )
+    strips = [
+        dask.delayed(pairwise_strip, pure=False)(
+            blocks_0[i],
+            blocks_1,
+            columns,
+            StripSpec(
                 target=target,
+                index=i,
                 rows=TileAxis.of(side_0, rows),
-                columns=TileAxis.of(side_1, columns),
                 num_examples=sides.num_examples,
                 symmetric=sides.symmetric,
-                diagonal=sides.symmetric and i == j,
                 device=device,
-            )
-            tiles.append(dask.delayed(pairwise_tile, pure=False)(blocks_0[i], blocks_1[j], spec))
+            ),
+        )
+        for i, rows in enumerate(slices_0)
+    ]
     counts_0 = dask.delayed(side_counts)(*blocks_0)
     counts_1 = counts_0 if sides.symmetric else dask.delayed(side_counts)(*blocks_1)
-    return dask.compute(tiles, counts_0, counts_1)
+    return dask.compute(strips, counts_0, counts_1)

@@ -268,7 +268,11 @@ def tile_counts(
 
     both = _co_counts(block_0.words, block_1.words, device)
     same = None
-    if block_0.classes is not None and block_1.classes is not None:
+    if block_0.slices is not None and block_1.slices is not None:
+        from kernels.pairwise import same_prediction_counts
+
+        same = same_prediction_counts(block_0.slices, block_1.slices)
+    elif block_0.classes is not None and block_1.classes is not None:
         same = _co_counts(block_0.classes, block_1.classes, device)
     elif block_0.predictions is not None and block_1.predictions is not None:
         same = prediction_agreement_counts(block_0.predictions, block_1.predictions)
@@ -536,11 +540,12 @@ def compute_matrix(
     import dask
 
     side_0, side_1 = sides.side_0, sides.side_1
-    blocks_0, slices_0 = side_blocks(side_0, block)
+    sliced = device != "cuda"
+    blocks_0, slices_0 = side_blocks(side_0, block, sliced)
     if sides.symmetric:
         blocks_1, slices_1 = blocks_0, slices_0
     else:
-        blocks_1, slices_1 = side_blocks(side_1, block)
+        blocks_1, slices_1 = side_blocks(side_1, block, sliced)
     columns = dask.delayed(
         ColumnSide(side_1.ids, side_1.groups, side_1.num_groups, side_1.weights, slices_1),
         pure=False,

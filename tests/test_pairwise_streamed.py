@@ -156,3 +156,22 @@ def test_cli_matrices_flag(population, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (out / "pairwise.zarr").is_dir()
+
+
+def test_linearised_network_bootstrap_is_close_to_the_exact_one(population, tmp_path, monkeypatch):
+    exact = pairwise_report(population, tmp_path / "e", bootstrap=60, block=8, matrices=False)
+    monkeypatch.setattr(pairwise_inputs, "EXACT_BOOTSTRAP_NETWORKS", 10)
+    linear = pairwise_report(population, tmp_path / "l", bootstrap=60, block=8, matrices=False)
+    a = exact["splits"]["test"]["checkpoints"]["1"]
+    b = linear["splits"]["test"]["checkpoints"]["1"]
+    assert a["networks_ci_method"] == "exact" and b["networks_ci_method"] == "linearised"
+    for statistic in ("agreement", "kappa", "prediction_agreement"):
+        for kind in ("all", "within", "between"):
+            x, y = a[statistic][kind], b[statistic][kind]
+            assert x["mean"] == pytest.approx(y["mean"], rel=1e-9)
+            low, high = x["networks_ci"]
+            # The same replicates' weights, to first order: the intervals nearly agree (the
+            # dropped term is of order 1 / N of the spread).
+            width = high - low
+            assert abs(y["networks_ci"][0] - low) < 0.1 * width, (statistic, kind)
+            assert abs(y["networks_ci"][1] - high) < 0.1 * width, (statistic, kind)

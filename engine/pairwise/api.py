@@ -27,6 +27,7 @@ from engine.pairwise.inputs import (
     check_bootstrap,
     check_device,
     default_block,
+    linear_bootstrap,
     make_side,
     prediction_classes,
     require_same_examples,
@@ -50,6 +51,7 @@ from engine.pairwise.summaries import (
     kappa_sample,
     matrix_histograms,
     network_summary,
+    network_sums,
     network_values,
     summarise,
 )
@@ -135,12 +137,14 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
             bool(sides.side_0.num_classes),
             matrix.attrs,
         )
-    strips, counts_0, counts_1 = compute_matrix(sides, target, run.block, run.device)
+    linear = linear_bootstrap(run.bootstrap, sides)
+    strips, counts_0, counts_1 = compute_matrix(sides, target, run.block, run.device, linear)
     if target is not None:
         write_correct_counts(run.output(), target, counts_0, counts_1)
     tiles = TileResult.total([strip.tiles for strip in strips])
     sample = kappa_sample(sides, rng) if run.bootstrap else None
-    summary = summarise(sides, [tiles], counts_0, counts_1, run.bootstrap, rng, sample)
+    sums = network_sums(sides, strips) if linear else None
+    summary = summarise(sides, [tiles], counts_0, counts_1, run.bootstrap, rng, sample, sums)
     summary["matrices"] = target is not None
     side = sides.side_0
     values = network_values(strips)

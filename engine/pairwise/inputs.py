@@ -24,6 +24,10 @@ DEFAULT_CUDA_BLOCK = 2048
 #: uint16 counts, float32 kappa and uint16 prediction agreement before compression) the full
 #: matrices are written by default; above, only the streamed summaries unless asked for.
 MATRIX_NETWORKS = 4096
+#: Up to this many networks a side the network bootstrap is exact (each tile adds W^T S W, N^2 R
+#: products over the run); above, it is linearised from each network's sums with each group
+#: (N^2 G), as the exact one would cost about 40x the counting itself at 10^5 networks.
+EXACT_BOOTSTRAP_NETWORKS = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +100,12 @@ def writes_matrices(matrices: bool | None, sides: MatrixSides) -> bool:
     if matrices is not None:
         return bool(matrices)
     return sides.side_0.size * sides.side_1.size <= MATRIX_NETWORKS**2
+
+
+def linear_bootstrap(bootstrap: int, sides: MatrixSides) -> bool:
+    """Whether a matrix's network bootstrap is linearised: above ``EXACT_BOOTSTRAP_NETWORKS``
+    squared pairs (and only with replicates)."""
+    return bool(bootstrap) and sides.side_0.size * sides.side_1.size > EXACT_BOOTSTRAP_NETWORKS**2
 
 
 def as_population(population: Any) -> Population:

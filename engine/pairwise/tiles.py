@@ -14,6 +14,7 @@ A strip returns only these (:class:`StripResult`); nothing holds the N x N matri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -84,6 +85,9 @@ class TileSpec:
         The tile pairs a block with itself: only pairs i < j are summed.
     device : str
         ``"cpu"`` or ``"cuda"``: where the co-correct counts are computed.
+    linear : bool
+        The network bootstrap is linearised (:func:`group_sums` instead of
+        :func:`bootstrap_sums`; see :func:`engine.pairwise.summaries.linear_network_bootstrap`).
     """
 
     target: MatrixTarget | None
@@ -93,6 +97,7 @@ class TileSpec:
     symmetric: bool
     diagonal: bool
     device: str
+    linear: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +120,11 @@ class TileResult:
         Pairs agreeing in correctness on exactly a = 0..X examples (rows as ``histogram``).
     same_histogram : ndarray of int64, dims (2, examples + 1), or None
         The same for prediction agreement, where predictions are compared.
+    row_sums, column_sums : ndarray of float64, dims (statistics, networks_0, groups_1) and
+        (statistics, networks_1, groups_0), or None
+        With a linearised network bootstrap: per statistic (as ``point``), the sums over the
+        tile's pairs of each row network with the columns of each group, and of each column
+        network with the rows of each group.
     """
 
     point: dict[str, np.ndarray]
@@ -123,6 +133,8 @@ class TileResult:
     histogram: np.ndarray
     agree_histogram: np.ndarray
     same_histogram: np.ndarray | None
+    row_sums: np.ndarray | None = None
+    column_sums: np.ndarray | None = None
 
     @classmethod
     def total(cls, results: list[TileResult]) -> TileResult:
@@ -139,6 +151,10 @@ class TileResult:
             if same is None
             else add_up(cast(np.ndarray, r.same_histogram) for r in results),
         )
+
+    def without_network_sums(self) -> TileResult:
+        """The same sums without ``row_sums`` and ``column_sums`` (added up by the strip)."""
+        return dataclasses.replace(self, row_sums=None, column_sums=None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,10 +218,19 @@ def histogram_median(histogram: np.ndarray, low: float = -1.0, high: float = 1.0
 
 @dataclass(frozen=True, eq=False)
 class StripResult:
-    """What one strip returns: its upper tiles' sums added up, and its rows' statistics."""
+    """What one strip returns: its upper tiles' sums added up, and its rows' statistics.
+
+    ``row_sums`` (statistics, rows, groups_1) and ``column_sums`` (statistics, networks_1,
+    groups_0), with a linearised network bootstrap: the upper tiles' sums per network and
+    group of the other side (:attr:`TileResult.row_sums`), the columns' over every column of the
+    side from the strip's first (``column_start``), else None.
+    """
 
     tiles: TileResult
     networks: NetworkStatistics
+    row_sums: np.ndarray | None = None
+    column_sums: np.ndarray | None = None
+    column_start: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,6 +274,8 @@ class StripSpec:
     num_examples : int
     symmetric : bool
     device : str
+    linear : bool
+        As :class:`TileSpec`.
     """
 
     target: MatrixTarget | None
@@ -257,6 +284,7 @@ class StripSpec:
     num_examples: int
     symmetric: bool
     device: str
+    linear: bool = False
 
 
 def tile_counts(
@@ -392,7 +420,8 @@ def pairwise_tile(
         agree_histogram,
         np.zeros((2, 1), np.int64) if same_histogram is None else same_histogram,
     )
-    boots = {}
+    boots: dict[str, np.ndarray] = {}
+    row_sums = column_sums = None
     if rows.replicates:
         # Agreement enters as counts, exact in float32 (row sums of a tile stay below 2^24), and
         # is divided by X in the summary; undefined kappa enters as 0 (the denominators leave it
@@ -403,7 +432,10 @@ def pairwise_tile(
         values = {"agreement": agree.astype(np.float32), "kappa": np.nan_to_num(kappa, nan=0.0)}
         if same is not None:
             values["prediction_agreement"] = same.astype(np.float32)
-        boots = bootstrap_sums(values, rows, columns, spec.diagonal)
+        if spec.linear:
+            row_sums, column_sums = group_sums(values, rows, columns, spec.diagonal)
+        else:
+            boots = bootstrap_sums(values, rows, columns, spec.diagonal)
     names = [n for n in STATISTICS if n != "prediction_agreement" or same is not None]
     result = TileResult(
         point={name: point[STATISTICS.index(name)] for name in names},
@@ -415,8 +447,42 @@ def pairwise_tile(
         histogram=histogram,
         agree_histogram=agree_histogram,
         same_histogram=same_histogram,
+        row_sums=row_sums,
+        column_sums=column_sums,
     )
     return result, kappa
+
+
+def group_sums(
+    values: dict[str, np.ndarray], rows: TileAxis, columns: TileAxis, diagonal: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per statistic, each row network's sum over the tile's pairs with the columns of each
+    group, and each column network's with the rows of each group: what the linearised network
+    bootstrap needs, at a cost of N^2 G where the exact one costs N^2 R.
+
+    Parameters
+    ----------
+    values : dict of str to ndarray of float32, dims (networks_0, networks_1)
+        As :func:`bootstrap_sums`, in the order of ``STATISTICS``.
+    rows, columns : TileAxis
+    diagonal : bool
+        Only pairs i < j are summed.
+
+    Returns
+    -------
+    row_sums : ndarray of float64, dims (statistics, networks_0, groups_1)
+    column_sums : ndarray of float64, dims (statistics, networks_1, groups_0)
+    """
+    onehot_0 = (rows.groups[:, None] == np.arange(rows.num_groups)).astype(np.float64)
+    onehot_1 = (columns.groups[:, None] == np.arange(columns.num_groups)).astype(np.float64)
+    row_sums, column_sums = [], []
+    for matrix in values.values():
+        matrix = matrix.astype(np.float64)
+        if diagonal:
+            matrix = np.triu(matrix, 1)
+        row_sums.append(matrix @ onehot_1)
+        column_sums.append(matrix.T @ onehot_0)
+    return np.stack(row_sums), np.stack(column_sums)
 
 
 def _empty_statistics(ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -467,6 +533,9 @@ def pairwise_strip(
     rows = spec.rows
     statistics = _empty_statistics(np.arange(rows.positions.stop - rows.positions.start))
     tiles = []
+    row_sums: np.ndarray | None = None
+    column_sums: np.ndarray | None = None
+    column_start = 0
     for j, block_1 in enumerate(blocks_1):
         axis = columns.axis(j)
         if spec.symmetric and j < spec.index:
@@ -480,8 +549,24 @@ def pairwise_strip(
                 symmetric=spec.symmetric,
                 diagonal=spec.symmetric and j == spec.index,
                 device=spec.device,
+                linear=spec.linear,
             )
             result, kappa = pairwise_tile(block_0, block_1, tile_spec)
+            if result.row_sums is not None and result.column_sums is not None:
+                if row_sums is None:
+                    row_sums = np.zeros_like(result.row_sums)
+                    start = axis.positions.start
+                    column_start = start
+                    column_sums = np.zeros(
+                        (result.column_sums.shape[0], columns.ids.size - start, rows.num_groups)
+                    )
+                row_sums += result.row_sums
+                assert column_sums is not None
+                where = slice(
+                    axis.positions.start - column_start, axis.positions.stop - column_start
+                )
+                column_sums[:, where] += result.column_sums
+                result = result.without_network_sums()
             tiles.append(result)
         # A network is not its own neighbour: on the diagonal tile, column i + offset is row i.
         offset = (
@@ -499,7 +584,13 @@ def pairwise_strip(
             statistics["least"],
             statistics["least_ids"],
         )
-    return StripResult(TileResult.total(tiles), _finish_statistics(statistics, rows))
+    return StripResult(
+        TileResult.total(tiles),
+        _finish_statistics(statistics, rows),
+        row_sums,
+        column_sums,
+        column_start,
+    )
 
 
 def _finish_statistics(statistics: dict[str, np.ndarray], rows: TileAxis) -> NetworkStatistics:
@@ -518,7 +609,7 @@ def _finish_statistics(statistics: dict[str, np.ndarray], rows: TileAxis) -> Net
 
 
 def compute_matrix(
-    sides: MatrixSides, target: MatrixTarget | None, block: int, device: str
+    sides: MatrixSides, target: MatrixTarget | None, block: int, device: str, linear: bool = False
 ) -> tuple[list[StripResult], SideCounts, SideCounts]:
     """Run every strip of one split/checkpoint matrix.
 
@@ -529,6 +620,8 @@ def compute_matrix(
         Where the tiles are written; None for the summaries only.
     block, device
         Networks per tile side, and where the counts are computed.
+    linear : bool
+        Linearise the network bootstrap (the strips return network sums, no replicate sums).
 
     Returns
     -------
@@ -562,6 +655,7 @@ def compute_matrix(
                 num_examples=sides.num_examples,
                 symmetric=sides.symmetric,
                 device=device,
+                linear=linear,
             ),
         )
         for i, rows in enumerate(slices_0)

@@ -107,6 +107,7 @@ def fast_store(path: Path, networks: int, checkpoints: int, examples: int, predi
     for start in range(0, networks, block):
         stop = min(start + block, networks)
         u = rng.random((stop - start, examples), dtype=np.float32)
+        u = np.maximum(u, np.float32(1e-7))  # a draw of exactly 0 has no logit
         z = np.log(u) - np.log1p(-u) + difficulty - skill[start:stop, None]
         if predictions:
             other = (labels + 1 + (u * 1e4).astype(np.int32) % (CLASSES - 1)) % CLASSES
@@ -114,9 +115,7 @@ def fast_store(path: Path, networks: int, checkpoints: int, examples: int, predi
         for t in range(checkpoints):
             right = z < thresholds[t]
             if predictions:
-                writer.record(
-                    "test", t, (start, stop), predictions=np.where(right, labels, wrong)
-                )
+                writer.record("test", t, (start, stop), predictions=np.where(right, labels, wrong))
             else:
                 writer.record("test", t, (start, stop), correct=right)
             writer.mark_checkpoint(t, (start, stop))
@@ -138,6 +137,7 @@ started = time.perf_counter()
 analyze_store(path, Path(out) / "full", progress=False, pairwise_checkpoints=pairwise,
               workers=int(workers) if workers != "0" else None)
 seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_SELF)
 full = Path(out) / "full"
 summary = json.loads((full / "summary.json").read_text())
 sizes = {}
@@ -146,8 +146,8 @@ for f in sorted(full.rglob("*")):
         sizes[str(f.relative_to(full))] = f.stat().st_size
 matrices = sum(f.stat().st_size for f in (full / "pairwise.zarr").rglob("*") if f.is_file()) \\
     if (full / "pairwise.zarr").exists() else 0
-print(json.dumps({"seconds": seconds, "peak_rss_mib":
-                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024,
+                  "cpu_seconds_with_warmup": usage.ru_utime + usage.ru_stime,
                   "execution": summary["execution"], "bytes": sizes,
                   "matrices_bytes": matrices}))
 """
@@ -245,7 +245,10 @@ def main() -> None:
         results["wide_graph"] = graph_size(wide)
         for pairwise in ("none", "last"):
             results[f"wide_pairwise_{pairwise}"] = analysis(
-                warm, wide.path, args.dir / f"{prefix}out_wide_{pairwise}", pairwise=pairwise  # type: ignore[attr-defined]
+                warm,
+                wide.path,
+                args.dir / f"{prefix}out_wide_{pairwise}",
+                pairwise=pairwise,  # type: ignore[attr-defined]
             )
             print(f"wide, pairwise {pairwise}:", json.dumps(results[f"wide_pairwise_{pairwise}"]))
     if "matrices" in steps:

@@ -194,26 +194,12 @@ class NetworkStatistics:
 
 
 def histogram_median(histogram: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
-    """Median of each row's values from their histogram over equal bins of [low, high].
+    """Median of each row's values from their histogram over equal bins of [low, high]:
+    :func:`kernels.pairwise.histogram_medians` (float64 (rows,), NaN for an empty row) of int
+    (rows, bins)."""
+    from kernels.pairwise import histogram_medians
 
-    Parameters
-    ----------
-    histogram : ndarray of int, dims (rows, bins)
-
-    Returns
-    -------
-    ndarray of float64, dims (rows,)
-        The mean of the centres of the bins holding the values at sorted positions
-        (n - 1) // 2 and n // 2; NaN for an empty row.
-    """
-    bins = histogram.shape[1]
-    counts = histogram.sum(axis=1)
-    cumulative = np.cumsum(histogram, axis=1)
-    centres = low + (np.arange(bins) + 0.5) * (high - low) / bins
-    lower = np.argmax(cumulative > ((counts - 1) // 2)[:, None], axis=1)
-    upper = np.argmax(cumulative > (counts // 2)[:, None], axis=1)
-    median = (centres[lower] + centres[upper]) / 2
-    return np.where(counts > 0, median, np.nan)
+    return histogram_medians(np.ascontiguousarray(histogram, dtype=np.int32), low, high)
 
 
 @dataclass(frozen=True, eq=False)

@@ -238,3 +238,22 @@ def test_bench_soft_smoke(tmp_path):
         "margin",
     }
     assert all(positive(bits) for bits in analysis["bits_per_entry"].values())
+
+
+def test_bench_scale_smoke(tmp_path):
+    out = tmp_path / "scale"
+    stdout = run_benchmark(
+        "bench_scale.py", tmp_path, "--smoke", "--dir", str(out), "--steps", "cifar,matrices"
+    )
+    result = json.loads(stdout.splitlines()[-1])
+    assert set(result) == {"cifar", "matrices"}
+    cifar = result["cifar"]
+    assert positive(cifar["seconds"]) and positive(cifar["peak_rss_mib"])
+    # Every output of the analysis, the pairwise tables among them, with its size.
+    assert {"summary.json", "histograms.parquet", "pairwise_networks.parquet"} <= set(
+        cifar["bytes"]
+    )
+    assert all(positive(size) for size in cifar["bytes"].values())
+    matrices = result["matrices"]  # written after the stored kappa was checked against NumPy
+    assert math.isclose(matrices["engine_over_numpy"], matrices["numpy_s"] / matrices["engine_s"])
+    assert all(p.name.startswith("smoke_") for p in out.iterdir())

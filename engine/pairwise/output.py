@@ -104,6 +104,9 @@ def create_matrix_group(
     side_0, side_1 = sides.side_0, sides.side_1
     shape = (side_0.size, side_1.size)
     chunks = (max(1, min(block, shape[0])), max(1, min(block, shape[1])))
+    # One shard per band of rows, written once by its strip: N / block files per array where
+    # block x block chunks alone make (N / block)^2 (zarr's per-write costs dominated).
+    shards = (chunks[0], chunks[1] * -(-shape[1] // chunks[1]))
     dims = ("networks_0", "networks_1")
     counts = np.dtype(count_dtype(attrs["examples"])).name
     specs: list[tuple[str, str, Any]] = [("both_correct", counts, 0), ("kappa", "float32", np.nan)]
@@ -115,6 +118,7 @@ def create_matrix_group(
             name,
             shape=shape,
             chunks=chunks,
+            shards=shards,
             dtype=dtype,
             fill_value=fill,
             dimension_names=dims,
@@ -174,16 +178,11 @@ def _open_target(target: MatrixTarget) -> dict[str, Any]:
     return arrays
 
 
-def write_tile(
-    target: MatrixTarget, tile: dict[str, np.ndarray], rows: slice, columns: slice, mirror: bool
-) -> None:
-    """Write each matrix of one tile (whole chunks) at ``rows, columns``, and transposed at
-    ``columns, rows`` when ``mirror``."""
+def write_band(target: MatrixTarget, band: dict[str, np.ndarray], rows: slice) -> None:
+    """Write each matrix's band of rows (every column) at once: one shard per array."""
     outputs = _open_target(target)
-    for name, values in tile.items():
-        outputs[name][rows, columns] = values
-        if mirror:
-            outputs[name][columns, rows] = values.T
+    for name, values in band.items():
+        outputs[name][rows, :] = values
 
 
 def open_kappa(target: MatrixTarget) -> zarr.Array:

@@ -5,11 +5,12 @@ One Dask task per block of rows (a strip) calls the kernels of :mod:`kernels.pai
 tiles one after another. The tiles of the upper triangle (block i <= block j where the matrix is
 symmetric) carry everything summed over pairs: per group pair the sums of each statistic with
 network-bootstrap weights (:class:`TileResult`), the exact histograms of kappa, agreement and
-prediction agreement, and, with ``--matrices``, the tile written (and its mirror) into
-``pairwise.zarr``. Every tile of the strip, below the diagonal too (its co-correct counts again,
+prediction agreement. Every tile of the strip, below the diagonal too (its co-correct counts again,
 without predictions), adds to the statistics of each row network over all the others
 (:class:`NetworkStatistics`): its mean and median kappa and its most and least similar networks.
-A strip returns only these (:class:`StripResult`); nothing holds the N x N matrix.
+A strip returns only these (:class:`StripResult`); nothing holds the N x N matrix. Where the
+matrices are written, the strip also keeps its band of rows (every column; the tiles below the
+diagonal then with their predictions) and writes it once, one shard of each array.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from engine.pairwise.blocks import NetworkBlock, SideCounts, side_blocks, side_counts
 from engine.pairwise.counts import STATISTICS, add_up, agreement_counts, count_dtype
-from engine.pairwise.output import MatrixTarget, write_tile
+from engine.pairwise.output import MatrixTarget, write_band
 
 if TYPE_CHECKING:
     from engine.pairwise.inputs import MatrixSides, PairwiseSide
@@ -338,8 +339,8 @@ def bootstrap_sums(
 
 def pairwise_tile(
     block_0: NetworkBlock, block_1: NetworkBlock, spec: TileSpec
-) -> tuple[TileResult, np.ndarray]:
-    """Counts of one tile, written to the zarr target (if any); returns the tile's sums.
+) -> tuple[TileResult, dict[str, np.ndarray]]:
+    """Counts of one tile and its sums.
 
     Parameters
     ----------
@@ -350,8 +351,9 @@ def pairwise_tile(
     Returns
     -------
     TileResult
-    kappa : ndarray of float32, dims (networks_0, networks_1)
-        The tile's kappa, NaN where undefined.
+    stored : dict of str to ndarray, dims (networks_0, networks_1)
+        The tile as ``pairwise.zarr`` stores it: ``both_correct`` and ``prediction_agree`` (where
+        predictions are compared) in the stored dtype, ``kappa`` float32 (NaN where undefined).
     """
     from kernels.pairwise import count_histograms, tile_statistics
 
@@ -385,12 +387,9 @@ def pairwise_tile(
         both_out,
         same_out,
     )
-    if spec.target is not None:
-        arrays = {"both_correct": both_out, "kappa": kappa}
-        if same is not None:
-            arrays["prediction_agree"] = same_out
-        mirror = spec.symmetric and not spec.diagonal
-        write_tile(spec.target, arrays, rows.positions, columns.positions, mirror)
+    stored = {"both_correct": both_out, "kappa": kappa}
+    if same is not None:
+        stored["prediction_agree"] = same_out
     agree_histogram = np.zeros((2, spec.num_examples + 1), np.int64)
     same_histogram = None if same is None else np.zeros_like(agree_histogram)
     count_histograms(
@@ -436,7 +435,7 @@ def pairwise_tile(
         row_sums=row_sums,
         column_sums=column_sums,
     )
-    return result, kappa
+    return result, stored
 
 
 def group_sums(
@@ -484,16 +483,29 @@ def _empty_statistics(ids: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _lower_kappa(block_0: NetworkBlock, block_1: NetworkBlock, spec: StripSpec) -> np.ndarray:
-    """Kappa of a tile below the diagonal (its mirror is counted in another strip), for the
-    rows' own statistics: co-correct counts again, no predictions."""
+def _lower_tile(
+    block_0: NetworkBlock, block_1: NetworkBlock, spec: StripSpec
+) -> dict[str, np.ndarray]:
+    """A tile below the diagonal (its mirror is summed in another strip): its kappa for the rows'
+    own statistics, from the co-correct counts again; where the matrices are written, also its
+    stored counts (prediction agreement too), so that the strip writes its whole band once."""
     from kernels.pairwise import agreement_and_kappa
 
-    both = _co_counts(block_0.words, block_1.words, spec.device)
+    if spec.target is None:
+        both = _co_counts(block_0.words, block_1.words, spec.device)
+        same = None
+    else:
+        both, same = tile_counts(block_0, block_1, spec.device)
     _, kappa = agreement_and_kappa(
         both, block_0.correct_count, block_1.correct_count, spec.num_examples
     )
-    return kappa
+    stored = {"kappa": kappa}
+    if spec.target is not None:
+        dtype = count_dtype(spec.num_examples)
+        stored["both_correct"] = both.astype(dtype)
+        if same is not None:
+            stored["prediction_agree"] = same.astype(dtype)
+    return stored
 
 
 def pairwise_strip(
@@ -522,10 +534,11 @@ def pairwise_strip(
     row_sums: np.ndarray | None = None
     column_sums: np.ndarray | None = None
     column_start = 0
+    band: dict[str, np.ndarray] = {}
     for j, block_1 in enumerate(blocks_1):
         axis = columns.axis(j)
         if spec.symmetric and j < spec.index:
-            kappa = _lower_kappa(block_0, block_1, spec)
+            stored = _lower_tile(block_0, block_1, spec)
         else:
             tile_spec = TileSpec(
                 target=spec.target,
@@ -537,7 +550,7 @@ def pairwise_strip(
                 device=spec.device,
                 linear=spec.linear,
             )
-            result, kappa = pairwise_tile(block_0, block_1, tile_spec)
+            result, stored = pairwise_tile(block_0, block_1, tile_spec)
             if result.row_sums is not None and result.column_sums is not None:
                 if row_sums is None:
                     row_sums = np.zeros_like(result.row_sums)
@@ -554,6 +567,12 @@ def pairwise_strip(
                 column_sums[:, where] += result.column_sums
                 result = result.without_network_sums()
             tiles.append(result)
+        kappa = stored["kappa"]
+        if spec.target is not None:
+            for name, values in stored.items():
+                if name not in band:
+                    band[name] = np.empty((values.shape[0], columns.ids.size), values.dtype)
+                band[name][:, axis.positions] = values
         # A network is not its own neighbour: on the diagonal tile, column i + offset is row i.
         offset = (
             rows.positions.start - axis.positions.start if spec.symmetric else -(kappa.shape[0] + 1)
@@ -570,6 +589,8 @@ def pairwise_strip(
             statistics["least"],
             statistics["least_ids"],
         )
+    if spec.target is not None:
+        write_band(spec.target, band, rows.positions)
     return StripResult(
         TileResult.total(tiles),
         _finish_statistics(statistics, rows),

@@ -47,7 +47,7 @@ SIZES = {
     "wide": (20000, 50, 10000, False),
     "warm": (64, 3, 500, True),
     "matrices": (2000, 1, 10000, False),
-    "growth": (4000, 8, 4000, True),
+    "growth": (5000, 8, 4000, True),
 }
 SMOKE_SIZES = {
     "prefix": "smoke_",
@@ -61,8 +61,16 @@ STEPS = ("cifar", "wide", "matrices", "growth", "cluster")
 CLASSES = 10
 
 
-def fast_store(path: Path, networks: int, checkpoints: int, examples: int, predictions: bool):
-    """A store of one labelled ``test`` split, written once through the public writer.
+def fast_store(
+    path: Path,
+    networks: int,
+    checkpoints: int,
+    examples: int,
+    predictions: bool,
+    checkpoint_block: int = 16,
+):
+    """A store of one labelled ``test`` split, written once through the public writer (chunks of
+    128 networks, ``checkpoint_block`` checkpoints and every example).
 
     Verdicts follow a planted model: example x has difficulty d_x, network n skill s_n, and it
     is right at checkpoint t where logit(u_nx) + d_x - s_n < c_t (u uniform, c_t rising), so an
@@ -100,7 +108,7 @@ def fast_store(path: Path, networks: int, checkpoints: int, examples: int, predi
         checkpoint_epochs=np.arange(1, checkpoints + 1, dtype=float),
         class_names=[str(c) for c in range(CLASSES)],
         network_block=128,
-        checkpoint_block=1,
+        checkpoint_block=checkpoint_block,
         command="benchmarks/bench_scale.py",
     )
     block = 2048
@@ -239,7 +247,8 @@ def main() -> None:
 
     def make(name: str, shape: tuple) -> object:
         n, t, x, predictions = shape
-        return fast_store(args.dir / f"{prefix}{name}_{n}x{t}x{x}.zarr", n, t, x, predictions)
+        # c16: chunks of 16 checkpoints (the store's default), all examples.
+        return fast_store(args.dir / f"{prefix}{name}_{n}x{t}x{x}_c16.zarr", n, t, x, predictions)
 
     warm = make("warm", sizes["warm"]).path  # type: ignore[attr-defined]
     results: dict = {}

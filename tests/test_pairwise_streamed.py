@@ -6,6 +6,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from typer.testing import CliRunner
 
 from engine.pairwise import inputs as pairwise_inputs
@@ -175,3 +178,37 @@ def test_linearised_network_bootstrap_is_close_to_the_exact_one(population, tmp_
             width = high - low
             assert abs(y["networks_ci"][0] - low) < 0.1 * width, (statistic, kind)
             assert abs(y["networks_ci"][1] - high) < 0.1 * width, (statistic, kind)
+
+
+@given(st.integers(1, 7), st.integers(1, 9), st.integers(-3, 3), st.data())
+def test_network_kappa_statistics_kernel(n0, n1, offset, data):
+    from kernels.pairwise import network_kappa_statistics
+
+    kappa = data.draw(
+        hnp.arrays(
+            np.float32,
+            (n0, n1),
+            elements=st.one_of(st.just(np.nan), st.floats(-1, 1, width=32)),
+        )
+    )
+    ids = np.arange(n1, dtype=np.int64) + 100
+    k, bins = 3, 40
+    sums, pairs = np.zeros(n0), np.zeros(n0, np.int64)
+    histogram = np.zeros((n0, bins), np.int32)
+    most = np.full((n0, k), -np.inf, np.float32)
+    least = np.full((n0, k), np.inf, np.float32)
+    most_ids = np.full((n0, k), -1, np.int64)
+    least_ids = np.full((n0, k), -1, np.int64)
+    network_kappa_statistics(
+        kappa, offset, ids, sums, pairs, histogram, most, most_ids, least, least_ids
+    )
+    for i in range(n0):
+        keep = [j for j in range(n1) if j != i + offset and not np.isnan(kappa[i, j])]
+        values = kappa[i, keep].astype(np.float64)
+        assert pairs[i] == len(keep) == histogram[i].sum()
+        assert sums[i] == pytest.approx(values.sum(), abs=1e-9)
+        top = np.sort(values)[::-1][:k]
+        np.testing.assert_array_equal(most[i, : top.size], top.astype(np.float32))
+        np.testing.assert_array_equal(least[i, : top.size], np.sort(values)[:k].astype(np.float32))
+        assert set(most_ids[i, : top.size]) <= {100 + j for j in keep}
+        assert (most_ids[i, top.size :] == -1).all()

@@ -185,13 +185,6 @@ def write_band(target: MatrixTarget, band: dict[str, np.ndarray], rows: slice) -
         outputs[name][rows, :] = values
 
 
-def open_kappa(target: MatrixTarget) -> zarr.Array:
-    """The kappa matrix of a written group, read-only."""
-    import zarr
-
-    return _array(zarr.open_group(target.path, mode="r"), f"{target.group}/kappa")
-
-
 def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: int | None) -> str:
     """The group of one split and checkpoint of a ``pairwise.zarr`` (defaults: the only split,
     its latest checkpoint)."""

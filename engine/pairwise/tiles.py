@@ -73,8 +73,8 @@ class TileSpec:
     Attributes
     ----------
     target : MatrixTarget or None
-        The matrix group of ``pairwise.zarr`` that the tile is written to; None writes nothing
-        (the summaries only).
+        The matrix group of ``pairwise.zarr`` whose band the tile goes into (written by its
+        strip); None for the summaries only.
     rows, columns : TileAxis
         Networks of side 0 and of side 1.
     num_examples : int

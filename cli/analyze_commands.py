@@ -31,6 +31,13 @@ def analyze(
         ),
     ] = "last",
     device: Device = "cpu",
+    matrices: Annotated[
+        bool | None,
+        typer.Option(
+            "--matrices/--no-matrices",
+            help="Write the full N x N pairwise matrices (default: only up to 4,096 networks).",
+        ),
+    ] = None,
     progress: options.Progress = True,
     network_table: Annotated[
         bool,
@@ -64,6 +71,7 @@ def analyze(
         require_complete=require_complete,
         pairwise_checkpoints=pairwise_checkpoints,
         device=device,
+        matrices=matrices,
         progress=progress,
         network_table=network_table,
         by=by,

@@ -34,8 +34,17 @@ def pairwise(
     figures: Annotated[
         bool, typer.Option("--figures/--no-figures", help="Draw the figures.")
     ] = True,
+    matrices: Annotated[
+        bool | None,
+        typer.Option(
+            "--matrices/--no-matrices",
+            help="Write the full N x N matrices to pairwise.zarr (default: only up to 4,096 "
+            "networks; the summaries are always written).",
+        ),
+    ] = None,
 ) -> None:
-    """Pairwise agreement, error consistency (kappa) and prediction agreement, N x N."""
+    """Pairwise agreement, error consistency (kappa) and prediction agreement: summaries
+    streamed over tiles, and the N x N matrices where asked for."""
     from engine.pairwise import pairwise_report
     from engine.scheduling import dask_scheduler
     from engine.store import open_population
@@ -52,6 +61,7 @@ def pairwise(
             bootstrap=bootstrap,
             seed=seed,
             figures=figures,
+            matrices=matrices,
         )
     _render(report, out)
 
@@ -87,10 +97,9 @@ def _render(report: dict, out: Path) -> None:
                 _number(prediction),
             )
     console.print(table)
-    console.print(
-        f"wrote {out / 'pairwise.zarr'}, {out / 'pairwise.json'}"
-        + "".join(f", {out / f}" for f in report["figures"])
-    )
+    written = [report.get("zarr"), "pairwise.json", *report.get("tables", {}).values()]
+    written += report["figures"]
+    console.print("wrote " + ", ".join(str(out / f) for f in written if f))
 
 
 def _number(value: float | None) -> str:

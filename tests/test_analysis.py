@@ -286,13 +286,13 @@ def test_output_schemas(small_store, tmp_path):
     }
     assert "7 incomplete networks left out" in summary["networks"]["note"]
     assert set(summary["splits"]) == {"train", "test", "probe"}
+    assert summary["histograms"] == "histograms.parquet"
+    histograms = pd.read_parquet(tmp_path / "histograms.parquet")
     for split in ("train", "test"):
         s = summary["splits"][split]
         for key in (
             "checkpoints",
             "accuracy_mean",
-            "tpa_histogram",
-            "null_histogram",
             "extreme_fraction",
             "extreme_fraction_null",
             "agreement_excess",
@@ -300,8 +300,15 @@ def test_output_schemas(small_store, tmp_path):
         ):
             assert key in s, key
         assert len(s["accuracy_mean"]) == len(s["checkpoints"]) == 7
-        assert np.asarray(s["tpa_histogram"]).shape == (7, 31)
-        assert np.asarray(s["null_histogram"]).shape == (7, 31)
+        # The N + 1 bin histograms are in histograms.parquet, not in summary.json.
+        assert "tpa_histogram" not in s and "null_histogram" not in s
+        tpa = histograms[
+            (histograms.split == split)
+            & (histograms.group == "all")
+            & (histograms.measure == "tpa")
+        ]
+        assert len(tpa) == 7 * 31
+        assert tpa.groupby("checkpoint").examples.sum().tolist() == [s["labelled_examples"]] * 7
         assert set(s["groups"]) == {"group0", "group1"}
         assert s["group_comparison"][0]["populations"] == ["group0", "group1"]
         assert -1 <= s["group_comparison"][0]["spearman"] <= 1

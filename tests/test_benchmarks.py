@@ -261,3 +261,22 @@ def test_bench_runs_smoke(tmp_path):
     assert rows["runs cb=16"]["chunk_files"] > 4 * rows["block"]["chunk_files"]
     # Compaction gives the block layout's objects back: the same bits.
     assert rows["compacted (runs cb=16)"]["bits_per_entry"] == rows["block"]["bits_per_entry"]
+
+
+def test_bench_scale_smoke(tmp_path):
+    out = tmp_path / "scale"
+    stdout = run_benchmark(
+        "bench_scale.py", tmp_path, "--smoke", "--dir", str(out), "--steps", "cifar,matrices"
+    )
+    result = json.loads(stdout.splitlines()[-1])
+    assert set(result) == {"cifar", "matrices"}
+    cifar = result["cifar"]
+    assert positive(cifar["seconds"]) and positive(cifar["peak_rss_mib"])
+    # Every output of the analysis, the pairwise tables among them, with its size.
+    assert {"summary.json", "histograms.parquet", "pairwise_networks.parquet"} <= set(
+        cifar["bytes"]
+    )
+    assert all(positive(size) for size in cifar["bytes"].values())
+    matrices = result["matrices"]  # written after the stored kappa was checked against NumPy
+    assert math.isclose(matrices["engine_over_numpy"], matrices["numpy_s"] / matrices["engine_s"])
+    assert all(p.name.startswith("smoke_") for p in out.iterdir())

@@ -61,6 +61,21 @@ def test_prediction_agreement_counts(n0, n1, examples, classes, data):
         kernels.pack_classes(p0, classes), kernels.pack_classes(p1, classes)
     )
     np.testing.assert_array_equal(planes, expected)
+    # So does the bit-sliced route (classes below 16).
+    sliced = kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1))
+    np.testing.assert_array_equal(sliced, expected)
+
+
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 200), st.data())
+def test_same_prediction_counts_over_sixteen_classes(n0, n1, examples, data):
+    def draw(n):
+        return data.draw(hnp.arrays(np.int16, (n, examples), elements=st.integers(-1, 15)))
+
+    p0, p1 = draw(n0), draw(n1)
+    np.testing.assert_array_equal(
+        kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1)),
+        reference.prediction_agreement_counts(p0, p1),
+    )
 
 
 @given(verdicts(), verdicts())

@@ -335,11 +335,40 @@ def test_a_format_1_store_opens_and_analyses_exactly_as_before(tmp_path):
     expected = json.loads((DATA / "v1_population.summary.json").read_text())
     for key in ("store", "execution"):
         got.pop(key), expected.pop(key)
-    # The one addition since: each split says its soft measures are skipped, and why.
+    # The additions since: each split says its soft measures are skipped, and why.
     for split in got["splits"].values():
         assert split.pop("soft") == {"skipped": "the store records no soft verdicts"}
         for group in split.get("groups", {}).values():
             assert group.pop("soft") == {"skipped": "the store records no soft verdicts"}
+    # And the histograms over k = 0..N networks moved to histograms.parquet (issue 12): the
+    # same numbers, there.
+    assert got.pop("histograms") == "histograms.parquet"
+    table = pd.read_parquet(tmp_path / "out" / "histograms.parquet")
+    moved = 0
+    for name, split in expected["splits"].items():
+        sections = [("all", split)] + list(split.get("groups", {}).items())
+        for group, section in sections:
+            rows = table[(table.split == name) & (table.group == group)]
+            tpa = rows[rows.measure == "tpa"].sort_values(["checkpoint", "k"])
+            for key, column in (
+                ("tpa_histogram", "examples"),
+                ("null_histogram", "null"),
+                ("binomial_histogram", "binomial"),
+            ):
+                if section.get(key) is not None:
+                    values = np.asarray(section.pop(key), float).ravel()
+                    np.testing.assert_allclose(tpa[column].to_numpy(), values, rtol=1e-12)
+                    moved += 1
+                else:
+                    section.pop(key, None)
+            for key in ("consensus", "consensus_last"):
+                if isinstance(section.get(key), dict):
+                    consensus = rows[rows.measure == "consensus"].sort_values(["checkpoint", "k"])
+                    for field, column in (("histogram", "examples"), ("null_histogram", "null")):
+                        values = np.asarray(section[key].pop(field), float).ravel()
+                        np.testing.assert_allclose(consensus[column], values, rtol=1e-12)
+                        moved += 1
+    assert moved >= 8
     assert got == expected
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "out" / "examples.parquet"),

@@ -2,11 +2,13 @@
 
 Layout letters: n networks, t checkpoints, x examples, w 64-bit words, r bootstrap replicates,
 g groups. For one split and checkpoint the work is cut into tiles of ``block x block`` network
-pairs (block i <= block j only). Dask runs one task per block of networks that reads the store's
-packed correctness bits (and predictions) once, and one task per tile that calls the kernels of
-:mod:`kernels.pairwise`, writes the tile (and its mirror) into ``pairwise.zarr`` and returns small
-sums: per group pair, the sum over pairs of each statistic, with bootstrap weights. Nothing holds
-the N x N matrix, let alone N x N x checkpoints. See docs/pairwise.md.
+pairs. Dask runs one task per block of networks that reads the store's packed correctness bits
+(and predictions) once, and one task per block of rows (a strip) that calls the kernels of
+:mod:`kernels.pairwise` on its tiles: the upper triangle's tiles give the sums over pairs per
+group pair (with bootstrap weights) and the exact histograms, and are written into
+``pairwise.zarr`` where the matrices are asked for (by default up to 4,096 networks); every tile
+gives the row networks' own statistics (mean and median kappa, most and least similar
+networks). Nothing holds the N x N matrix, let alone N x N x checkpoints. See docs/pairwise.md.
 
 The rooms:
 
@@ -14,7 +16,7 @@ The rooms:
   (:class:`~engine.pairwise.inputs.PairwiseSide`);
 - :mod:`~engine.pairwise.blocks`: kernel inputs of one block of networks, read once;
 - :mod:`~engine.pairwise.counts`: agreement and kappa from co-correct counts (the algebra);
-- :mod:`~engine.pairwise.tiles`: the tile task and the scheduling of one matrix's tiles;
+- :mod:`~engine.pairwise.tiles`: the strip task and the scheduling of one matrix's strips;
 - :mod:`~engine.pairwise.cuda`: tile counts on a GPU (the only module that imports torch);
 - :mod:`~engine.pairwise.output`: ``pairwise.zarr``, written tile by tile, and
   :func:`open_pairwise`;

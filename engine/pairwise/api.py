@@ -1,14 +1,16 @@
 """The public entry points: every pair of networks of one store, or across stores.
 
-Both reports run the same steps per matrix (:func:`_run_matrix`): create its group in
-``pairwise.zarr``, compute and write its tiles, store each side's correct counts, summarise with
-bootstrap intervals, draw its figures. They differ in how they choose the two sides.
+Both reports run the same steps per matrix (:func:`_run_matrix`): compute its strips of tiles
+(writing them to a group of ``pairwise.zarr`` only where the matrices are written), summarise
+with bootstrap intervals, write the rows of the per-network and histogram tables, draw its
+figures. They differ in how they choose the two sides.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.pairwise.counts import add_up
 from engine.pairwise.figures import matrix_figures
 from engine.pairwise.inputs import (
     MatrixSides,
@@ -26,32 +27,59 @@ from engine.pairwise.inputs import (
     check_bootstrap,
     check_device,
     default_block,
+    linear_bootstrap,
     make_side,
     prediction_classes,
     require_same_examples,
     resolve_checkpoints,
     resolve_networks,
     resolve_splits,
+    writes_matrices,
 )
 from engine.pairwise.output import (
+    HISTOGRAM_TABLE,
+    NETWORK_TABLE,
     PairwiseOutput,
+    TableWriter,
     create_matrix_group,
+    histogram_table,
+    network_table,
     open_output,
     write_correct_counts,
 )
-from engine.pairwise.summaries import kappa_sample, summarise
-from engine.pairwise.tiles import compute_matrix
+from engine.pairwise.summaries import (
+    kappa_sample,
+    matrix_histograms,
+    network_summary,
+    network_sums,
+    network_values,
+    summarise,
+)
+from engine.pairwise.tiles import TileResult, compute_matrix
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
-    """What every matrix of one report shares."""
+    """What every matrix of one report shares; ``pairwise.zarr`` is created on first use."""
 
-    output: PairwiseOutput
+    attrs: dict
     out_dir: Path
     device: str
     block: int
     bootstrap: int
+    matrices: bool | None
+    histograms: TableWriter
+    networks: TableWriter
+    opened: PairwiseOutput | None = None
+
+    def output(self) -> PairwiseOutput:
+        if self.opened is None:
+            self.opened = open_output(self.out_dir, self.attrs)
+        return self.opened
+
+    def close(self) -> None:
+        self.histograms.close()
+        self.networks.close()
 
 
 @dataclass(frozen=True)
@@ -67,27 +95,71 @@ class _Matrix:
 
 
 def _start(
-    out_dir: Path, report: dict, per_matrix: Sequence[str], device: str, block: int, bootstrap: int
+    out_dir: Path,
+    report: dict,
+    per_matrix: Sequence[str],
+    device: str,
+    block: int,
+    bootstrap: int,
+    matrices: bool | None,
 ) -> _Run:
-    """Open the output, with the report's settings (all but its ``per_matrix`` keys) as attrs."""
+    """Make ``out_dir`` and the report's tables, with the report's settings (all but its
+    ``per_matrix`` keys) as the attrs of ``pairwise.zarr`` where one is written. A
+    ``pairwise.zarr`` of an earlier report in ``out_dir`` is removed (as it was replaced), so
+    that no stale matrices sit beside these summaries."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = out_dir / "pairwise.zarr"
+    if stale.is_dir():
+        shutil.rmtree(stale)
     attrs = {k: v for k, v in report.items() if k not in per_matrix}
-    return _Run(open_output(out_dir, attrs), out_dir, device, block, bootstrap)
+    return _Run(
+        attrs,
+        out_dir,
+        device,
+        block,
+        bootstrap,
+        matrices,
+        TableWriter(out_dir / HISTOGRAM_TABLE),
+        TableWriter(out_dir / NETWORK_TABLE),
+    )
 
 
 def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[dict, list[str]]:
-    """Compute, write and summarise one matrix; returns its summary and figure file names."""
+    """Compute, summarise and write one matrix; returns its summary and figure file names."""
     sides = matrix.sides
-    target = create_matrix_group(
-        run.output, matrix.group, sides, run.block, bool(sides.side_0.num_classes), matrix.attrs
-    )
-    results, counts_0, counts_1 = compute_matrix(sides, target, run.block, run.device)
-    write_correct_counts(run.output, target, counts_0, counts_1)
+    target = None
+    if writes_matrices(run.matrices, sides):
+        target = create_matrix_group(
+            run.output(),
+            matrix.group,
+            sides,
+            run.block,
+            bool(sides.side_0.num_classes),
+            matrix.attrs,
+        )
+    linear = linear_bootstrap(run.bootstrap, sides)
+    strips, counts_0, counts_1 = compute_matrix(sides, target, run.block, run.device, linear)
+    if target is not None:
+        write_correct_counts(run.output(), target, counts_0, counts_1)
+    tiles = TileResult.total([strip.tiles for strip in strips])
     sample = kappa_sample(sides, rng) if run.bootstrap else None
-    summary = summarise(sides, results, counts_0, counts_1, run.bootstrap, rng, sample)
+    sums = network_sums(sides, strips) if linear else None
+    summary = summarise(sides, [tiles], counts_0, counts_1, run.bootstrap, rng, sample, sums)
+    summary["matrices"] = target is not None
+    side = sides.side_0
+    values = network_values(strips)
+    summary["network_kappa"] = network_summary(values)
+    split, checkpoint = side.split, side.checkpoint
+    run.histograms.write(
+        histogram_table(matrix.group, split, checkpoint, matrix_histograms(sides, tiles))
+    )
+    names = [side.group_names[g] for g in side.groups]
+    run.networks.write(network_table(matrix.group, split, checkpoint, side.ids, names, values))
     if not matrix.draw:
         return summary, []
-    histogram = add_up(r.histogram for r in results)
-    figures = matrix_figures(sides, target, histogram, run.out_dir, matrix.stem, matrix.title, rng)
+    figures = matrix_figures(
+        sides, tiles.histogram, values, run.out_dir, matrix.stem, matrix.title, rng
+    )
     return summary, figures
 
 
@@ -126,8 +198,14 @@ def _cross_matrix(
     )
 
 
-def _finish(out_dir: Path, report: dict) -> dict:
-    (out_dir / "pairwise.json").write_text(json.dumps(report, indent=1))
+def _finish(run: _Run, report: dict) -> dict:
+    run.close()
+    report["zarr"] = "pairwise.zarr" if run.opened is not None else None
+    report["tables"] = {
+        "histograms": HISTOGRAM_TABLE if run.histograms.rows else None,
+        "networks": NETWORK_TABLE if run.networks.rows else None,
+    }
+    (run.out_dir / "pairwise.json").write_text(json.dumps(report, indent=1))
     return report
 
 
@@ -143,12 +221,17 @@ def pairwise_report(
     bootstrap: int = 200,
     seed: int = 0,
     figures: bool = True,
+    matrices: bool | None = None,
 ) -> dict:
     """Pairwise agreement and error consistency between every two networks of a store.
 
-    For each split and checkpoint, the N x N matrices of co-correct counts (``both_correct``),
-    correctness agreement counts (``agree``), error consistency (``kappa``) and, where predictions
-    are stored, prediction agreement counts (``prediction_agree``) go to
+    For each split and checkpoint, streamed over strips of tiles with nothing N x N held: the
+    means with bootstrap intervals, per group pair too (the returned summary); the exact
+    histograms of kappa, agreement and prediction agreement (``pairwise_histograms.parquet``);
+    each network's mean and median kappa to the others and its most and least similar networks
+    (``pairwise_networks.parquet``). Where the matrices are written (``matrices``), the N x N
+    matrices of co-correct counts (``both_correct``), error consistency (``kappa``) and, where
+    predictions are stored, prediction agreement counts (``prediction_agree``) go to
     ``out_dir/pairwise.zarr/<split>/checkpoint_<t>/`` (dims ``networks_0``, ``networks_1``),
     written tile by tile. Runs on whatever Dask scheduler or distributed Client is active.
 
@@ -170,15 +253,20 @@ def pairwise_report(
         Bootstrap replicates over networks and over examples (0 for none).
     seed : int
     figures : bool
-        Draw the kappa heatmap and distribution at each split's last checkpoint asked for.
+        Draw the kappa heatmap, the distributions of kappa over pairs and over networks and the
+        nearest-neighbour figure at each split's last checkpoint asked for.
+    matrices : bool, optional
+        Write the full matrices to ``pairwise.zarr``; default (None) only where a matrix has at
+        most :data:`~engine.pairwise.inputs.MATRIX_NETWORKS` squared pairs.
 
     Returns
     -------
     dict
-        JSON-able: ``{"splits": {split: {"checkpoints": {t: summary}}}, ...}``, each summary with
-        ``agreement``, ``kappa`` and ``prediction_agreement`` entries holding ``all`` (and
-        ``within``/``between`` with several groups) as ``{"mean", "networks_ci",
-        "examples_ci", "pairs"}``, plus ``group_means`` (group x group).
+        JSON-able and bounded whatever N: ``{"splits": {split: {"checkpoints": {t: summary}}},
+        ...}``, each summary with ``agreement``, ``kappa`` and ``prediction_agreement`` entries
+        holding ``all`` (and ``within``/``between`` with several groups) as ``{"mean",
+        "networks_ci", "examples_ci", "pairs"}``, plus ``group_means`` (group x group),
+        ``network_kappa`` (quantiles over networks) and ``matrices`` (whether written).
     """
     check_device(device)
     population = as_population(population)
@@ -200,9 +288,8 @@ def pairwise_report(
         "groups": [g["name"] for g in population.attrs["groups"]],
         "splits": {},
         "figures": [],
-        "zarr": "pairwise.zarr",
     }
-    run = _start(out_dir, report, ("splits", "figures"), device, block, bootstrap)
+    run = _start(out_dir, report, ("splits", "figures"), device, block, bootstrap, matrices)
     epochs = population.checkpoints["epoch"].to_numpy()
     network_groups = population.network_groups()
     for split in splits:
@@ -222,7 +309,7 @@ def pairwise_report(
             split_report["checkpoints"][str(t)] = summary
             report["figures"] += drawn
         report["splits"][split] = split_report
-    return _finish(out_dir, report)
+    return _finish(run, report)
 
 
 def cross_pairwise_report(
@@ -236,6 +323,7 @@ def cross_pairwise_report(
     seed: int = 0,
     block: int | None = None,
     figures: bool = True,
+    matrices: bool | None = None,
 ) -> dict:
     """Agreement and error consistency between the networks of two (or more) stores.
 
@@ -249,8 +337,9 @@ def cross_pairwise_report(
     split : str
     checkpoint : "last" or int
         ``"last"`` takes each store's own last checkpoint.
-    device, bootstrap, seed, block, figures
-        As in :func:`pairwise_report`.
+    device, bootstrap, seed, block, figures, matrices
+        As in :func:`pairwise_report` (the per-network table holds the networks of store a
+        of each pair, against those of store b).
     """
     check_device(device)
     block = default_block(block, device)
@@ -274,10 +363,9 @@ def cross_pairwise_report(
         "seed": seed,
         "comparisons": [],
         "figures": [],
-        "zarr": "pairwise.zarr",
     }
     out_dir = Path(out_dir)
-    run = _start(out_dir, report, ("comparisons", "figures"), device, block, bootstrap)
+    run = _start(out_dir, report, ("comparisons", "figures"), device, block, bootstrap, matrices)
     classes = [prediction_classes(p, split) for p in populations]
     # Predictions are compared only where every store keeps them, over the union of classes.
     num_classes = max(classes) if min(classes) > 0 else 0
@@ -293,4 +381,4 @@ def cross_pairwise_report(
         summary["zarr_group"] = matrix.group
         report["comparisons"].append(summary)
         report["figures"] += drawn
-    return _finish(out_dir, report)
+    return _finish(run, report)

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 #: above it a direct comparison of int16 predictions is faster (measured: 8.9e9 words/s of
 #: popcount against 2e10 comparisons/s, crossing near 28 classes).
 MAX_PLANE_CLASSES = 24
+#: Up to this many classes (4 bits), bit-sliced predictions (:func:`kernels.pairwise.pack_slices`:
+#: a validity plane and 4 class-bit planes) replace the planes per class: 2.1-2.7x faster at 10
+#: classes (benchmarks/RESULTS.md, Scale).
+MAX_SLICE_CLASSES = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,12 +44,15 @@ class NetworkBlock:
     example_correct : ndarray of int64, dims (examples,)
         Networks of the block right on each example.
     classes : ndarray of uint64, dims (networks, classes * words), or None
-        One bit plane per class (:func:`kernels.pairwise.pack_classes`), up to
-        ``MAX_PLANE_CLASSES`` classes.
+        One bit plane per class (:func:`kernels.pairwise.pack_classes`), above
+        ``MAX_SLICE_CLASSES`` up to ``MAX_PLANE_CLASSES`` classes.
     predictions : ndarray of int16, dims (networks, examples), or None
         Predicted classes, above ``MAX_PLANE_CLASSES`` classes.
     example_class_counts : ndarray of int64, dims (classes, examples), or None
         Networks of the block predicting each class on each example.
+    slices : ndarray of uint64, dims (networks, 5 * words), or None
+        Bit-sliced predictions (:func:`kernels.pairwise.pack_slices`), up to
+        ``MAX_SLICE_CLASSES`` classes.
     """
 
     words: np.ndarray
@@ -54,6 +61,7 @@ class NetworkBlock:
     classes: np.ndarray | None = None
     predictions: np.ndarray | None = None
     example_class_counts: np.ndarray | None = None
+    slices: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +95,11 @@ def words_from_bytes(packed_bytes: np.ndarray) -> np.ndarray:
 
 
 def load_block(
-    packed_bytes: np.ndarray, predictions: np.ndarray | None, num_examples: int, num_classes: int
+    packed_bytes: np.ndarray,
+    predictions: np.ndarray | None,
+    num_examples: int,
+    num_classes: int,
+    slices: bool = True,
 ) -> NetworkBlock:
     """Kernel inputs of one block of networks at one checkpoint.
 
@@ -97,8 +109,11 @@ def load_block(
         The store's packed correctness bits, little bit order.
     predictions : ndarray of int, dims (networks, examples), or None
     num_examples, num_classes : int
+    slices : bool
+        Bit-sliced predictions up to ``MAX_SLICE_CLASSES`` classes (the CPU's fastest); False
+        keeps the planes per class, which a GPU counts as one integer product.
     """
-    from kernels.pairwise import pack_classes
+    from kernels.pairwise import pack_classes, pack_slices
 
     words = words_from_bytes(np.ascontiguousarray(packed_bytes))
     correct_count = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
@@ -117,6 +132,14 @@ def load_block(
     counts = np.zeros((num_classes, num_examples), np.int64)
     for k in range(num_classes):
         counts[k] = (predictions == k).sum(axis=0)
+    if slices and num_classes <= MAX_SLICE_CLASSES:
+        return NetworkBlock(
+            words,
+            correct_count,
+            example_correct,
+            example_class_counts=counts,
+            slices=pack_slices(predictions),
+        )
     if num_classes <= MAX_PLANE_CLASSES:
         return NetworkBlock(
             words,
@@ -134,9 +157,12 @@ def load_block(
     )
 
 
-def side_blocks(side: PairwiseSide, block: int) -> tuple[list[Delayed], list[slice]]:
+def side_blocks(
+    side: PairwiseSide, block: int, sliced: bool = True
+) -> tuple[list[Delayed], list[slice]]:
     """Delayed :class:`NetworkBlock` of each block of ``block`` networks of a side, and the
-    positions (a slice of ``side.ids``) of each."""
+    positions (a slice of ``side.ids``) of each (``sliced``: the ``slices`` of
+    :func:`load_block`)."""
     import dask
 
     population = side.population
@@ -164,7 +190,7 @@ def side_blocks(side: PairwiseSide, block: int) -> tuple[list[Delayed], list[sli
         prediction_blocks = list(predictions.to_delayed().ravel())
     num_examples = side.num_examples
     loaded = [
-        dask.delayed(load_block, pure=True)(p, q, num_examples, side.num_classes)
+        dask.delayed(load_block, pure=True)(p, q, num_examples, side.num_classes, sliced)
         for p, q in zip(packed_blocks, prediction_blocks, strict=True)
     ]
     bounds = np.cumsum((0,) + packed.chunks[0])

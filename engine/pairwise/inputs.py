@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 #: threads to balance at N = 2,000) and on a GPU (bigger products keep it busy).
 DEFAULT_BLOCK = 512
 DEFAULT_CUDA_BLOCK = 2048
+#: Up to this many networks a side (N x N pairs: 16.8 million at 4,096, about 134 MB of
+#: uint16 counts, float32 kappa and uint16 prediction agreement before compression) the full
+#: matrices are written by default; above, only the streamed summaries unless asked for.
+MATRIX_NETWORKS = 4096
+#: Up to this many networks a side the network bootstrap is exact (each tile adds W^T S W, N^2 R
+#: products over the run); above, it is linearised from each network's sums with each group
+#: (N^2 G), as the exact one would cost about 40x the counting itself at 10^5 networks.
+EXACT_BOOTSTRAP_NETWORKS = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +92,20 @@ class MatrixSides:
     @property
     def num_examples(self) -> int:
         return self.side_0.num_examples
+
+
+def writes_matrices(matrices: bool | None, sides: MatrixSides) -> bool:
+    """Whether a matrix is written to ``pairwise.zarr``: as asked, or by default where it has at
+    most ``MATRIX_NETWORKS`` squared pairs."""
+    if matrices is not None:
+        return bool(matrices)
+    return sides.side_0.size * sides.side_1.size <= MATRIX_NETWORKS**2
+
+
+def linear_bootstrap(bootstrap: int, sides: MatrixSides) -> bool:
+    """Whether a matrix's network bootstrap is linearised: above ``EXACT_BOOTSTRAP_NETWORKS``
+    squared pairs (and only with replicates)."""
+    return bool(bootstrap) and sides.side_0.size * sides.side_1.size > EXACT_BOOTSTRAP_NETWORKS**2
 
 
 def as_population(population: Any) -> Population:

@@ -104,6 +104,9 @@ def create_matrix_group(
     side_0, side_1 = sides.side_0, sides.side_1
     shape = (side_0.size, side_1.size)
     chunks = (max(1, min(block, shape[0])), max(1, min(block, shape[1])))
+    # One shard per band of rows, written once by its strip: N / block files per array where
+    # block x block chunks alone make (N / block)^2 (zarr's per-write costs dominated).
+    shards = (chunks[0], chunks[1] * -(-shape[1] // chunks[1]))
     dims = ("networks_0", "networks_1")
     counts = np.dtype(count_dtype(attrs["examples"])).name
     specs: list[tuple[str, str, Any]] = [("both_correct", counts, 0), ("kappa", "float32", np.nan)]
@@ -115,6 +118,7 @@ def create_matrix_group(
             name,
             shape=shape,
             chunks=chunks,
+            shards=shards,
             dtype=dtype,
             fill_value=fill,
             dimension_names=dims,
@@ -174,23 +178,11 @@ def _open_target(target: MatrixTarget) -> dict[str, Any]:
     return arrays
 
 
-def write_tile(
-    target: MatrixTarget, tile: dict[str, np.ndarray], rows: slice, columns: slice, mirror: bool
-) -> None:
-    """Write each matrix of one tile (whole chunks) at ``rows, columns``, and transposed at
-    ``columns, rows`` when ``mirror``."""
+def write_band(target: MatrixTarget, band: dict[str, np.ndarray], rows: slice) -> None:
+    """Write each matrix's band of rows (every column) at once: one shard per array."""
     outputs = _open_target(target)
-    for name, values in tile.items():
-        outputs[name][rows, columns] = values
-        if mirror:
-            outputs[name][columns, rows] = values.T
-
-
-def open_kappa(target: MatrixTarget) -> zarr.Array:
-    """The kappa matrix of a written group, read-only."""
-    import zarr
-
-    return _array(zarr.open_group(target.path, mode="r"), f"{target.group}/kappa")
+    for name, values in band.items():
+        outputs[name][rows, :] = values
 
 
 def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: int | None) -> str:
@@ -296,3 +288,129 @@ def open_pairwise(
         "correct_count_1": count_1,
         "examples": examples,
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# The tables of the summaries (streamed: nothing N x N), beside pairwise.json
+
+#: Per network: its kappa with the others and its most and least similar networks.
+NETWORK_TABLE = "pairwise_networks.parquet"
+#: The exact histograms of kappa, agreement and prediction agreement over pairs.
+HISTOGRAM_TABLE = "pairwise_histograms.parquet"
+
+
+class TableWriter:
+    """One parquet file written one matrix at a time (a row group each), opened on first write;
+    no file is written if no matrix is."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._writer: Any = None
+        self.rows = 0
+
+    def write(self, table: Any) -> None:
+        """Append a pyarrow table (every call the same schema)."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _labels(count: int, group: str, split: str, checkpoint: int) -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {
+        "matrix": pa.array([group] * count, pa.string()),
+        "split": pa.array([split] * count, pa.string()),
+        "checkpoint": pa.array(np.full(count, checkpoint, np.int32)),
+    }
+
+
+def network_table(
+    group: str, split: str, checkpoint: int, ids: np.ndarray, names: list[str], values: dict
+) -> Any:
+    """One matrix's rows of ``pairwise_networks.parquet`` as a pyarrow table.
+
+    Parameters
+    ----------
+    group, split, checkpoint
+        The matrix (its zarr group name, e.g. ``"test/checkpoint_2"``), split and checkpoint.
+    ids : ndarray of int64, dims (networks,)
+        The row networks.
+    names : list of str
+        Group name of each row network.
+    values : dict
+        ``kappa_mean``, ``kappa_median`` (float64 (networks,)), ``kappa_pairs`` (int64),
+        ``most``, ``least`` (float32 (networks, k)), ``most_ids``, ``least_ids`` (int64).
+    """
+    import pyarrow as pa
+
+    def lists(array: np.ndarray, kind: Any) -> Any:
+        k = array.shape[1]
+        return pa.FixedSizeListArray.from_arrays(pa.array(array.ravel(), kind), k)
+
+    columns = _labels(ids.size, group, split, checkpoint)
+    columns.update(
+        {
+            "network": pa.array(ids, pa.int64()),
+            "group": pa.array(names, pa.string()),
+            "kappa_mean": pa.array(values["kappa_mean"], pa.float64()),
+            "kappa_median": pa.array(values["kappa_median"], pa.float64()),
+            "kappa_pairs": pa.array(values["kappa_pairs"], pa.int64()),
+            "most_similar": lists(values["most_ids"], pa.int64()),
+            "most_similar_kappa": lists(values["most"], pa.float32()),
+            "least_similar": lists(values["least_ids"], pa.int64()),
+            "least_similar_kappa": lists(values["least"], pa.float32()),
+        }
+    )
+    return pa.table(columns)
+
+
+def histogram_table(group: str, split: str, checkpoint: int, histograms: dict[str, tuple]) -> Any:
+    """One matrix's rows of ``pairwise_histograms.parquet``: one per statistic, kind of pair
+    and bin with a nonzero count.
+
+    Parameters
+    ----------
+    group, split, checkpoint
+        As :func:`network_table`.
+    histograms : dict of str to (kinds, counts, edges)
+        Per statistic (``kappa``, ``agreement``, ``prediction_agreement``), the kinds of pair
+        of each row of counts (``within`` and ``between`` groups, ``all`` with one group,
+        ``between`` the two stores of a cross matrix), counts int64 (kinds, bins), and edges
+        float64 (bins, 2), the low and high end of each bin (equal where the bin is one exact
+        value).
+    """
+    import pyarrow as pa
+
+    parts: dict[str, list] = {"statistic": [], "pairs": [], "low": [], "high": [], "count": []}
+    for statistic, (kinds, counts, edges) in histograms.items():
+        for kind, row in zip(kinds, counts, strict=True):
+            kept = np.flatnonzero(row)
+            parts["statistic"] += [statistic] * kept.size
+            parts["pairs"] += [kind] * kept.size
+            parts["low"].append(edges[kept, 0])
+            parts["high"].append(edges[kept, 1])
+            parts["count"].append(row[kept])
+    count = len(parts["statistic"])
+
+    def joined(name: str, dtype: Any) -> np.ndarray:
+        return np.concatenate(parts[name]).astype(dtype) if parts[name] else np.zeros(0, dtype)
+
+    columns = _labels(count, group, split, checkpoint)
+    columns.update(
+        {
+            "statistic": pa.array(parts["statistic"], pa.string()),
+            "pairs": pa.array(parts["pairs"], pa.string()),
+            "low": pa.array(joined("low", np.float64)),
+            "high": pa.array(joined("high", np.float64)),
+            "count": pa.array(joined("count", np.int64)),
+        }
+    )
+    return pa.table(columns)

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from engine.pairwise.counts import STATISTICS, add_up, agreement_counts, kappa_f
 if TYPE_CHECKING:
     from engine.pairwise.blocks import SideCounts
     from engine.pairwise.inputs import MatrixSides, PairwiseSide
-    from engine.pairwise.tiles import TileResult
+    from engine.pairwise.tiles import StripResult, TileResult
 
 #: Networks whose pairs carry the example bootstrap of kappa.
 EXAMPLE_BOOTSTRAP_NETWORKS = 64
@@ -118,16 +118,87 @@ def pair_weights(
     return pairs
 
 
+def linear_network_bootstrap(
+    sides: MatrixSides, point: np.ndarray, sums_0: np.ndarray, sums_1: np.ndarray
+) -> np.ndarray:
+    """Network-bootstrap replicate sums of one statistic to first order in the weights.
+
+    With multiplicities w, sum_{pairs} w_i w_j s_ij = sum s_ij + sum (w_i - 1) s_ij +
+    sum (w_j - 1) s_ij + sum (w_i - 1)(w_j - 1) s_ij; the last term (of mean -1/N per pair
+    under multinomial weights) is left out. What remains needs, per network and group h of the
+    other side, the sum R_i^h of its pairs with the networks of h: the replicate of the
+    (g, h) sum is T_gh + sum_{i in g} (w_i - 1) R_i^h (+ the same from the other side). Cost
+    N G R where the exact replicates cost N^2 R (used above ``EXACT_BOOTSTRAP_NETWORKS``).
+    :func:`second_order` then adds the left-out term at the mean.
+
+    Parameters
+    ----------
+    sides : MatrixSides
+    point : ndarray of float64, dims (groups_0, groups_1)
+        The tiles' sums per (group of i, group of j), before folding.
+    sums_0 : ndarray of float64, dims (networks_0, groups_1)
+        Each side-0 network's sum with the networks of each group of side 1 (its whole row,
+        the network itself left out, where the matrix is symmetric).
+    sums_1 : ndarray of float64, dims (networks_1, groups_0)
+        The same for side 1 (cross matrices; ignored where symmetric).
+
+    Returns
+    -------
+    ndarray of float64, dims (replicates, groups_0, groups_1)
+        As :func:`engine.pairwise.tiles.bootstrap_sums` added over tiles (folded by the caller).
+    """
+    side_0, side_1 = sides.side_0, sides.side_1
+    onehot_0 = side_0.groups[:, None] == np.arange(side_0.num_groups)
+    excess_0 = side_0.weights.astype(np.float64) - 1
+    linear = np.einsum("nr,ng,nh->rgh", excess_0, onehot_0, sums_0)
+    if not sides.symmetric:
+        onehot_1 = side_1.groups[:, None] == np.arange(side_1.num_groups)
+        excess_1 = side_1.weights.astype(np.float64) - 1
+        linear = linear + np.einsum("nr,nh,ng->rgh", excess_1, onehot_1, sums_1)
+    return point[None] + linear
+
+
+def second_order(totals: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Linearised replicate sums with their second-order term added at the mean: s_gh (P*_gh -
+    P_gh), with s_gh the point mean and P* the replicate's weighted pairs.
+
+    The left-out term sum (w_i - 1)(w_j - 1) s_ij is, with s_ij at its mean, the mean times
+    P* - P - L, where L, the linear part of the weighted pairs, is 0 when networks are resampled
+    within groups of fixed size. Without it every replicate's mean would lean by about 1 / N.
+
+    Parameters
+    ----------
+    totals, denominator : ndarray of float64, dims (groups_0, groups_1, 1 + replicates)
+        Folded sums and weighted pairs, the point first.
+    """
+    point = totals[..., :1]
+    pairs = denominator[..., :1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(pairs > 0, point / np.where(pairs > 0, pairs, 1), 0.0)
+    corrected = totals.copy()
+    corrected[..., 1:] += mean * (denominator[..., 1:] - pairs)
+    return corrected
+
+
 def _statistic_totals(
-    results: list[TileResult], names: list[str], sides: MatrixSides
+    results: list[TileResult],
+    names: list[str],
+    sides: MatrixSides,
+    network_sums: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per statistic, the folded sums over tiles, (groups_0, groups_1, 1 + replicates): the point
-    sum, then one per network-bootstrap replicate; agreement as rates (counts / X)."""
+    sum, then one per network-bootstrap replicate (linearised from ``network_sums``, per
+    statistic (statistics, networks, groups), where given); agreement as rates (counts / X)."""
     num_examples = sides.num_examples
     totals = {}
-    for name in names:
+    for index, name in enumerate(names):
         point = add_up(r.point[name] for r in results)
-        boot = add_up(r.boot[name] for r in results)
+        if network_sums is None:
+            boot = add_up(r.boot[name] for r in results)
+        else:
+            boot = linear_network_bootstrap(
+                sides, point, network_sums[0][index], network_sums[1][index]
+            )
         stacked = np.concatenate([point[..., None], boot.transpose(1, 2, 0)], axis=2)
         if name != "kappa":
             stacked = stacked / num_examples if num_examples else stacked * np.nan
@@ -185,6 +256,7 @@ def summarise(
     bootstrap: int,
     rng: np.random.Generator,
     sample: KappaSample | None,
+    network_sums: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Means, intervals and group breakdowns of one matrix from the tiles' sums.
 
@@ -200,18 +272,23 @@ def summarise(
         Draws the example-bootstrap weights.
     sample : KappaSample, optional
         Networks for the example bootstrap of kappa.
+    network_sums : (ndarray, ndarray), optional
+        Per statistic, each network's sums with each group of the other side, (statistics,
+        networks_0, groups_1) and (statistics, networks_1, groups_0): the network bootstrap is
+        then linearised (:func:`linear_network_bootstrap`); None for the exact one.
 
     Returns
     -------
     dict
-        JSON-able: ``pairs``, ``networks`` and per statistic ``all`` (and ``within``,
+        JSON-able: ``pairs``, ``networks``, ``networks_ci_method`` (``exact``, ``linearised``
+        or None without bootstrap) and per statistic ``all`` (and ``within``,
         ``between`` with several groups on a symmetric matrix) as ``{"mean", "networks_ci",
         "examples_ci", "pairs"}``, plus ``group_means``.
     """
     side_0, side_1 = sides.side_0, sides.side_1
     ng0, ng1 = side_0.num_groups, side_1.num_groups
     names = [n for n in STATISTICS if results and n in results[0].point]
-    totals = _statistic_totals(results, names, sides)
+    totals = _statistic_totals(results, names, sides, network_sums)
     pairs = pair_weights(sides)
     invalid = _undefined_kappa_pairs(sides, counts_0, counts_1)
     selections = {"all": np.ones((ng0, ng1), bool)}
@@ -221,9 +298,14 @@ def summarise(
     summary: dict[str, Any] = {
         "pairs": int(round(pairs[..., 0].sum())),
         "networks": [side_0.size] if sides.symmetric else [side_0.size, side_1.size],
+        "networks_ci_method": (None if not bootstrap else "exact")
+        if network_sums is None
+        else "linearised",
     }
     for name in names:
         denominator = pairs - invalid if name == "kappa" else pairs
+        if network_sums is not None:
+            totals[name] = second_order(totals[name], denominator)
         summary[name] = _statistic_entry(
             totals[name], denominator, selections, bootstrap, sides.symmetric
         )
@@ -375,3 +457,99 @@ def kappa_example_bootstrap(
     sums = np.where(valid, kappa, 0).sum(axis=0)
     means[counts > 0] = sums[counts > 0] / counts[counts > 0]
     return means
+
+
+# ----------------------------------------------------------------------------------------------
+# The distributions over pairs and over networks (streamed over strips)
+
+
+def matrix_histograms(sides: MatrixSides, tiles: TileResult) -> dict[str, tuple]:
+    """The exact histograms of one matrix, as :func:`engine.pairwise.output.histogram_table`
+    takes them: kappa over ``KAPPA_BINS`` bins of [-1, 1]; agreement and prediction agreement
+    over their exact values a / X, a = 0..X.
+
+    Parameters
+    ----------
+    sides : MatrixSides
+    tiles : TileResult
+        Every tile's sums added up.
+    """
+    bins = tiles.histogram.shape[1]
+    lows = -1 + 2 * np.arange(bins) / bins
+    kappa_edges = np.stack([lows, lows + 2 / bins], axis=1)
+    num_examples = sides.num_examples
+    values = np.arange(num_examples + 1) / max(num_examples, 1)
+    exact = np.stack([values, values], axis=1)
+    if not sides.symmetric:
+        kinds, rows = ["between"], slice(1, 2)
+    elif sides.side_0.num_groups > 1:
+        kinds, rows = ["within", "between"], slice(0, 2)
+    else:
+        kinds, rows = ["all"], None
+
+    def chosen(histogram: np.ndarray) -> np.ndarray:
+        return histogram.sum(axis=0, keepdims=True) if rows is None else histogram[rows]
+
+    out = {
+        "kappa": (kinds, chosen(tiles.histogram), kappa_edges),
+        "agreement": (kinds, chosen(tiles.agree_histogram), exact),
+    }
+    if tiles.same_histogram is not None:
+        out["prediction_agreement"] = (kinds, chosen(tiles.same_histogram), exact)
+    return out
+
+
+def network_values(strips: list[StripResult]) -> dict[str, np.ndarray]:
+    """Every row network's statistics from the strips, in the side's order: ``kappa_mean``,
+    ``kappa_median`` (float64 (networks,)), ``kappa_pairs`` (int64), ``most``, ``least``
+    (float32 (networks, k)), ``most_ids``, ``least_ids`` (int64 (networks, k))."""
+    parts = [strip.networks for strip in strips]
+    return {
+        "kappa_mean": np.concatenate([p.kappa_mean for p in parts]),
+        "kappa_median": np.concatenate([p.kappa_median for p in parts]),
+        "kappa_pairs": np.concatenate([p.kappa_pairs for p in parts]),
+        "most": np.concatenate([p.most for p in parts]),
+        "most_ids": np.concatenate([p.most_ids for p in parts]),
+        "least": np.concatenate([p.least for p in parts]),
+        "least_ids": np.concatenate([p.least_ids for p in parts]),
+    }
+
+
+#: Quantiles of the per-network values that the summary reports.
+NETWORK_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def _quantiles(values: np.ndarray) -> list[float | None]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return [None] * len(NETWORK_QUANTILES)
+    return [float(q) for q in np.quantile(finite, NETWORK_QUANTILES)]
+
+
+def network_summary(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The bounded summary of the per-network statistics: quantiles over networks (at
+    :data:`NETWORK_QUANTILES`) of each network's mean and median kappa to the others and of its
+    kappa to its most and least similar network."""
+    return {
+        "quantiles": list(NETWORK_QUANTILES),
+        "kappa_mean": _quantiles(values["kappa_mean"]),
+        "kappa_median": _quantiles(values["kappa_median"]),
+        "most_similar_kappa": _quantiles(values["most"][:, 0].astype(np.float64)),
+        "least_similar_kappa": _quantiles(values["least"][:, 0].astype(np.float64)),
+    }
+
+
+def network_sums(sides: MatrixSides, strips: list[StripResult]) -> tuple[np.ndarray, np.ndarray]:
+    """Each network's sums with each group of the other side, per statistic, from the strips
+    (:attr:`StripResult.row_sums` and ``column_sums``): (statistics, networks_0, groups_1) and
+    (statistics, networks_1, groups_0); where symmetric both sides' parts are one network's
+    whole row, added into the first."""
+    rows = np.concatenate([cast(np.ndarray, strip.row_sums) for strip in strips], axis=1)
+    first = cast(np.ndarray, strips[0].column_sums)
+    columns = np.zeros((first.shape[0], sides.side_1.size, first.shape[2]))
+    for strip in strips:
+        part = cast(np.ndarray, strip.column_sums)
+        columns[:, strip.column_start : strip.column_start + part.shape[1]] += part
+    if sides.symmetric:
+        return rows + columns, np.zeros_like(columns)
+    return rows, columns

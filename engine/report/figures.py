@@ -80,29 +80,78 @@ def _accuracy_figure(plt, result: StoreResult, labelled: list[str], out_dir: Pat
     return _save(figure, out_dir / "accuracy.png", plt)
 
 
+#: A histogram over k = 0..N networks is drawn with one bar per k up to this many bins, else with
+#: k = 0 and k = N alone (the extremes) and the counts between in this many bins of near equal
+#: width, so that it reads alike at N = 10 and N = 100,000 (the exact counts are in
+#: histograms.parquet).
+COUNT_BINS = 50
+
+
+def count_bins(size: int, bins: int = COUNT_BINS) -> np.ndarray:
+    """Edges over k of a histogram of k = 0..``size``, int64 (bins + 1,): bin b holds
+    edges[b] <= k < edges[b + 1]; k = 0 and k = ``size`` are bins of their own."""
+    if size + 1 <= bins + 2:
+        return np.arange(size + 2, dtype=np.int64)
+    inner = np.unique(np.round(np.linspace(1, size, bins + 1)).astype(np.int64))
+    return np.concatenate([[0], inner, [size + 1]]).astype(np.int64)
+
+
+def _count_histogram(
+    axis, observed: np.ndarray, null: np.ndarray, null_label: str, xlabel: str, ends: tuple
+) -> str:
+    """Draw a histogram over k = 0..N (``observed`` and ``null``, float (N + 1,)) binned by
+    :func:`count_bins` against the share k / N; returns a note on the binning."""
+    size = observed.size - 1
+    edges = count_bins(size)
+    counts = np.add.reduceat(observed, edges[:-1])
+    expected = np.add.reduceat(null, edges[:-1])
+    scale = max(size, 1)
+    x = (edges - 0.5) / scale
+    exact = edges.size == size + 2
+    if not exact:
+        # The extremes are single counts of k, 1/N wide: widen them outwards to an inner bin's
+        # width so that they stay visible (their position, 0 and 1, is kept).
+        width = (x[-2] - x[1]) / (edges.size - 3)
+        x[0], x[-1] = x[1] - width, x[-2] + width
+    axis.stairs(counts, x, fill=True, color="tab:blue", alpha=0.85, label="observed")
+    axis.stairs(expected, x, color="tab:red", lw=1.1, label=null_label)
+    if not exact:
+        # The extremes in a darker colour: a single k each, where the inner bins hold many.
+        total = max(observed.sum(), 1)
+        label = (
+            f"{ends[0]} {100 * counts[0] / total:.1f}%, {ends[1]} {100 * counts[-1] / total:.1f}%"
+        )
+        axis.bar(x[0], counts[0], width=x[1] - x[0], align="edge", color="navy", label=label)
+        axis.bar(x[-2], counts[-1], width=x[-1] - x[-2], align="edge", color="navy")
+    axis.set_yscale("symlog", linthresh=1)
+    # Headroom above the tallest bar for the legend (a log axis: a factor).
+    axis.set_ylim(0, 30 * max(counts.max(initial=1), expected.max(initial=1)))
+    axis.set(xlabel=xlabel, ylabel="examples" if exact else "examples per bin")
+    axis.legend(fontsize=7, loc="upper left")
+    if exact:
+        return f"{size} networks"
+    step = (size - 1) / (edges.size - 3)
+    return f"{size:,} networks, bins of ~{step:,.0f}"
+
+
 def _tpa_figure(
     plt, split: str, summary: dict[str, Any], epochs: np.ndarray, out_dir: Path
 ) -> Path:
-    """TP-agreement histograms at the first, middle and last checkpoints, against the null."""
+    """TP-agreement histograms at the first, middle and last checkpoints, against the null,
+    binned (:func:`count_bins`) so that they read at any number of networks."""
     total = len(summary["tpa_histogram"])
     chosen = sorted({0, total // 2, total - 1})
     figure, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 3.3), squeeze=False)
-    size = summary["networks"]
     for axis, t in zip(axes[0], chosen, strict=True):
-        observed = np.asarray(summary["tpa_histogram"][t], float)
-        null = np.asarray(summary["null_histogram"][t], float)
-        share = np.arange(size + 1) / max(size, 1)
-        edges = np.linspace(-0.5, size + 0.5, size + 2) / max(size, 1)
-        # stairs, not bars: one path instead of N + 1 rectangles (N is in the thousands).
-        axis.stairs(observed, edges, fill=True, color="tab:blue", label="observed")
-        axis.plot(share, null, color="tab:red", lw=1, label="independent (Poisson-binomial)")
-        axis.set_yscale("symlog", linthresh=1)
-        axis.set(
-            xlabel="TP-agreement (share of networks right)",
-            ylabel="examples",
-            title=f"{split}, {_epoch(epochs[t])}",
+        note = _count_histogram(
+            axis,
+            np.asarray(summary["tpa_histogram"][t], float),
+            np.asarray(summary["null_histogram"][t], float),
+            "independent (Poisson-binomial)",
+            "TP-agreement (share of networks right)",
+            ("none right", "all right"),
         )
-        axis.legend(fontsize=7)
+        axis.set_title(f"{split}, {_epoch(epochs[t])} ({note})", fontsize=9)
     return _save(figure, out_dir / f"tpa_histogram_{split}.png", plt)
 
 
@@ -128,20 +177,16 @@ def _learning_curve_figure(
 def _consensus_figure(
     plt, split: str, consensus: dict[str, Any], epochs: np.ndarray, out_dir: Path
 ) -> Path:
-    histogram = np.asarray(consensus["histogram"][-1], float)
-    null = np.asarray(consensus["null_histogram"][-1], float)
-    size = histogram.size - 1
-    share = np.arange(size + 1) / max(size, 1)
     figure, axis = plt.subplots(figsize=(6, 4))
-    edges = np.linspace(-0.5, size + 0.5, size + 2) / max(size, 1)
-    axis.stairs(histogram, edges, fill=True, label="observed")
-    axis.plot(share, null, color="tab:red", label="independent draws (null)")
-    axis.set(
-        xlabel="consensus (share of networks giving the plurality class)",
-        ylabel="examples",
-        title=f"{split}: consensus at {_epoch(epochs[-1])}",
+    note = _count_histogram(
+        axis,
+        np.asarray(consensus["histogram"][-1], float),
+        np.asarray(consensus["null_histogram"][-1], float),
+        "independent draws (null)",
+        "consensus (share of networks giving the plurality class)",
+        ("no prediction", "unanimous"),
     )
-    axis.legend(fontsize=7)
+    axis.set_title(f"{split}: consensus at {_epoch(epochs[-1])} ({note})", fontsize=9)
     return _save(figure, out_dir / f"consensus_{split}.png", plt)
 
 

@@ -430,7 +430,11 @@ def _network_table(
 
 
 def _pairwise(
-    selection: StoreSelection, out_dir: Path, checkpoints: list[int] | None, device: str
+    selection: StoreSelection,
+    out_dir: Path,
+    checkpoints: list[int] | None,
+    device: str,
+    matrices: bool | None = None,
 ) -> dict | None:
     """Pairwise measures of the analysed networks at ``checkpoints``; None for none."""
     from engine.pairwise import pairwise_report
@@ -444,6 +448,7 @@ def _pairwise(
         checkpoints=checkpoints,
         networks=selection.analysed,
         device=device,
+        matrices=matrices,
     )
 
 
@@ -485,6 +490,7 @@ def analyze_store(
     require_complete: bool = False,
     pairwise_checkpoints: str = "last",
     device: str = "cpu",
+    matrices: bool | None = None,
     progress: bool = True,
     networks_per_task: int | None = None,
     examples_per_task: int | None = None,
@@ -514,6 +520,10 @@ def analyze_store(
         ``last``, ``all``, a comma list of checkpoints, or ``none`` (no pairwise measures).
     device : "cpu" or "cuda"
         Passed to the pairwise measures.
+    matrices : bool, optional
+        Write the full pairwise matrices (``pairwise.zarr``); default only up to
+        :data:`engine.pairwise.inputs.MATRIX_NETWORKS` networks. The streamed summaries are
+        always written.
     progress : bool
         Show a progress bar of chunks done.
     networks_per_task, examples_per_task : int, optional
@@ -560,7 +570,7 @@ def analyze_store(
             if network_table
             else None
         )
-        pairwise = _pairwise(selection, out_dir, checkpoints, device)
+        pairwise = _pairwise(selection, out_dir, checkpoints, device, matrices)
     execution = {
         "scheduler": _scheduler_name(scheduler, workers, cluster),
         "measures_seconds": seconds,
@@ -575,6 +585,7 @@ def analyze_store(
                 by, values[split], measures, population.num_checkpoints
             )
     tables.write_summary(summary, out_dir)
+    tables.write_histograms([result], out_dir / tables.HISTOGRAM_TABLE)
     tables.write_examples(result, out_dir / "examples.parquet", by=by)
     tables.write_networks(result, out_dir / "networks.parquet")
     made = figures.analysis_figures(result, out_dir)
@@ -651,6 +662,7 @@ def compare_stores(
     comparison = tables.compare_populations(names, results)
     summary = tables.comparison_summary(comparison, results, cross, seconds)
     tables.write_summary(summary, out_dir)
+    tables.write_histograms(results, out_dir / tables.HISTOGRAM_TABLE, names)
     made = figures.compare_figures(comparison, results, out_dir)
     for report in (cross or {}).values():
         if isinstance(report, dict):

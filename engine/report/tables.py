@@ -14,8 +14,6 @@ from engine.report.results import Comparison, SplitMeasures, StoreResult, StoreS
 #: Keys every labelled split's summary has, None where a split has no labels.
 REQUIRED_SPLIT_KEYS = (
     "accuracy_mean",
-    "tpa_histogram",
-    "null_histogram",
     "extreme_fraction",
     "extreme_fraction_null",
     "agreement_excess",
@@ -52,6 +50,19 @@ SOFT_EXAMPLE_COLUMNS = (
     "region_agreement",
 )
 
+#: The measures' histograms over the number of networks (N + 1 bins per checkpoint, so
+#: T x (N + 1) numbers each): kept exactly in ``histograms.parquet``, never in ``summary.json``,
+#: whose size must not grow with N (docs/outputs.md).
+TPA_HISTOGRAMS = {
+    "tpa_histogram": "examples",
+    "null_histogram": "null",
+    "binomial_histogram": "binomial",
+}
+#: The consensus sections and their histograms of the plurality count (also N + 1 bins).
+CONSENSUS_SECTIONS = ("consensus", "consensus_last")
+CONSENSUS_HISTOGRAMS = {"histogram": "examples", "null_histogram": "null"}
+HISTOGRAM_TABLE = "histograms.parquet"
+
 # ----------------------------------------------------------------------------------------------
 # summary.json
 
@@ -61,8 +72,21 @@ def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
 
 
+def without_histograms(summary: dict[str, Any]) -> dict[str, Any]:
+    """A split's (or group's) summary without its N + 1 bin histograms (:data:`TPA_HISTOGRAMS`,
+    those of :data:`CONSENSUS_SECTIONS`), which go to ``histograms.parquet``."""
+    kept = {k: v for k, v in summary.items() if k not in TPA_HISTOGRAMS}
+    for section in CONSENSUS_SECTIONS:
+        if isinstance(kept.get(section), dict):
+            kept[section] = {
+                k: v for k, v in kept[section].items() if k not in CONSENSUS_HISTOGRAMS
+            }
+    return kept
+
+
 def split_summary(result: StoreResult, split: str) -> dict[str, Any]:
-    """The summary of one split: its shape, the measures of all networks and of each group."""
+    """The summary of one split: its shape, the measures of all networks and of each group,
+    bounded whatever the number of networks (histograms left to :func:`histogram_frame`)."""
     population, measures = result.population, result.measures[split]
     summary: dict[str, Any] = {
         "checkpoints": list(range(population.num_checkpoints)),
@@ -75,14 +99,18 @@ def split_summary(result: StoreResult, split: str) -> dict[str, Any]:
     summary.update(
         {
             k: v
-            for k, v in measures.overall["summary"].items()
+            for k, v in without_histograms(measures.overall["summary"]).items()
             if k not in ("checkpoints", "examples")
         }
     )
     summary["labelled_examples"] = measures.overall["summary"].get("examples")
     if measures.groups:
         summary["groups"] = {
-            name: {k: v for k, v in group["summary"].items() if k not in ("checkpoints",)}
+            name: {
+                k: v
+                for k, v in without_histograms(group["summary"]).items()
+                if k not in ("checkpoints",)
+            }
             for name, group in measures.groups.items()
         }
         summary["group_comparison"] = _group_comparison(measures)
@@ -133,6 +161,7 @@ def analysis_summary(
         ],
         "checkpoints": population.num_checkpoints,
         "splits": {split: split_summary(result, split) for split in selection.splits},
+        "histograms": HISTOGRAM_TABLE,
         "pairwise": pairwise,
         "execution": execution,
     }
@@ -243,6 +272,7 @@ def comparison_summary(
             "split": comparison.generalisation_split,
             "rows": comparison.generalisation,
         },
+        "histograms": HISTOGRAM_TABLE,
         "pairwise": cross,
         "execution": {"measures_seconds": measures_seconds},
     }
@@ -250,6 +280,104 @@ def comparison_summary(
 
 # ----------------------------------------------------------------------------------------------
 # Parquet tables
+
+
+def _histogram_rows(
+    section: dict[str, Any], names: dict[str, str], checkpoints: np.ndarray
+) -> dict[str, np.ndarray] | None:
+    """Long columns of one set of histograms (each (t, N + 1)) of a summary section: one row per
+    checkpoint and count k; None where the section has none."""
+    first = section.get(next(iter(names)))
+    if first is None:
+        return None
+    observed = np.asarray(first, np.int64)
+    if observed.ndim != 2 or observed.size == 0:
+        return None
+    kept, bins = observed.shape
+    columns = {
+        "checkpoint": np.repeat(checkpoints[-kept:], bins).astype(np.int32),
+        "k": np.tile(np.arange(bins, dtype=np.int32), kept),
+        "networks": np.full(kept * bins, bins - 1, np.int32),
+        "examples": observed.ravel(),
+    }
+    for key, column in names.items():
+        if column != "examples":
+            columns[column] = np.asarray(section[key], np.float64).ravel()
+    return columns
+
+
+def histogram_frame(result: StoreResult, population: str | None = None) -> Any:
+    """The exact histograms of one store's measures as a long table (``histograms.parquet``).
+
+    One row per split, group (``"all"`` pools every analysed network), measure, checkpoint and
+    count k = 0..N: for ``measure == "tpa"``, ``examples`` on which k of the N networks are right,
+    ``null`` its Poisson-binomial expectation and ``binomial`` its Binomial(N, mean accuracy)
+    expectation; for ``measure == "consensus"``, examples whose plurality class is given by k
+    networks and ``null`` its expectation under independent draws (``binomial`` NaN).
+
+    Parameters
+    ----------
+    result : StoreResult
+    population : str, optional
+        A ``population`` column first, with this name (``engine compare``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``split``, ``group``, ``measure`` (categories), ``checkpoint`` (int32), ``k``,
+        ``networks`` (int32), ``examples`` (int64), ``null``, ``binomial`` (float64).
+    """
+    import pandas as pd
+
+    checkpoints = np.arange(result.population.num_checkpoints)
+    frames = []
+    for split in result.selection.splits:
+        measures = result.measures[split]
+        sections = [("all", measures.overall["summary"])]
+        sections += [(name, group["summary"]) for name, group in measures.groups.items()]
+        for group, summary in sections:
+            parts = [("tpa", _histogram_rows(summary, TPA_HISTOGRAMS, checkpoints))]
+            for key in CONSENSUS_SECTIONS:
+                if isinstance(summary.get(key), dict):
+                    rows = _histogram_rows(summary[key], CONSENSUS_HISTOGRAMS, checkpoints)
+                    parts.append(("consensus", rows))
+            for measure, rows in parts:
+                if rows is None:
+                    continue
+                frame = pd.DataFrame(rows)
+                frame.insert(0, "measure", measure)
+                frame.insert(0, "group", group)
+                frame.insert(0, "split", split)
+                frames.append(frame)
+    columns = ["split", "group", "measure", "checkpoint", "k", "networks", "examples", "null"]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    if "binomial" not in frame:
+        frame["binomial"] = np.nan
+    frame = frame.astype({"examples": np.int64, "null": np.float64, "binomial": np.float64})
+    for name in ("split", "group", "measure"):
+        frame[name] = frame[name].astype(str).astype("category")
+    if population is not None:
+        frame.insert(0, "population", pd.Categorical([population] * len(frame)))
+    return frame
+
+
+def write_histograms(results: list[StoreResult], path: Path, names: list[str] | None = None) -> int:
+    """``histograms.parquet`` of one store (``names`` None) or of several (a ``population``
+    column of their names); returns the rows written."""
+    import pandas as pd
+
+    if names is None:
+        frame = histogram_frame(results[0])
+    else:
+        frame = pd.concat(
+            [histogram_frame(r, n) for r, n in zip(results, names, strict=True)],
+            ignore_index=True,
+        )
+        frame["population"] = frame["population"].astype(str).astype("category")
+    for name in ("split", "group", "measure"):
+        frame[name] = frame[name].astype(str).astype("category")
+    frame.to_parquet(path, index=False)
+    return len(frame)
 
 
 def has_soft_measures(result: StoreResult) -> bool:
@@ -439,9 +567,12 @@ __all__ = [
     "compare_populations",
     "comparison_summary",
     "has_soft_measures",
+    "histogram_frame",
     "network_example_table",
     "split_summary",
+    "without_histograms",
     "write_examples",
+    "write_histograms",
     "write_networks",
     "write_summary",
 ]

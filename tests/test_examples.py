@@ -95,13 +95,16 @@ def test_tiny_study1_end_to_end(tmp_path: Path):
     summary = json.loads((out / "summary.json").read_text())
     test = summary["splits"]["test"]
     groups = test["groups"]
+    histograms = pd.read_parquet(out / "histograms.parquet")
     assert set(groups) == {"mlp_a", "mlp_b", "cnn_a", "cnn_b"}
     for name, g in groups.items():
         accuracy = g["accuracy_mean"]
         # Near chance (0.1) at initialisation, five times chance or more after 3 epochs.
         assert accuracy[0] < 0.35 and accuracy[-1] > 0.5, name
-        histogram = np.asarray(g["tpa_histogram"])
-        assert histogram.shape == (4, 5) and (histogram.sum(axis=1) == test["examples"]).all()
+        rows = histograms[(histograms.split == "test") & (histograms.group == name)]
+        rows = rows[rows.measure == "tpa"]
+        counts = rows.pivot(index="checkpoint", columns="k", values="examples").to_numpy()
+        assert counts.shape == (4, 5) and (counts.sum(axis=1) == test["examples"]).all()
         excess = [e for e in g["agreement_excess"] if e is not None]
         assert all(-1 <= e <= 1 for e in excess)
     pair = _findings().comparison(test, "mlp_a", "mlp_b")

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cli import checks
+
 
 class Format(StrEnum):
     auto = "auto"
@@ -124,6 +126,7 @@ def import_command(
     every flag of every source format (the help is :data:`HELP`)."""
     from engine.importers import TrialColumns, import_population, load_examples, open_source
 
+    checks.store_metadata(out)
     columns = TrialColumns(
         observer=observer_column,
         example=example_column,

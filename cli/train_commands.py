@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import options
+from cli import checks, options
 
 if TYPE_CHECKING:
     from engine.train.loop import TrainSummary
@@ -263,6 +263,8 @@ def train_population(
         command=" ".join(["engine", *sys.argv[1:]]),
     )
     config = study_from_command_line(flags)
+    run.validate()
+    checks.store_metadata(out)
     if cluster is not None:
         from engine.train.cluster import parse_resources, train_on_cluster
 

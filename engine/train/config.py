@@ -332,7 +332,8 @@ class RunOptions:
             raise ConfigError("eval_batch must be >= 1 examples")
         if self.threads < 0:
             raise ConfigError("--threads must be >= 0 (0: torch's default)")
-        # More threads than CPUs never trains faster, and far more exhausts the machine.
+        # More threads than CPUs only contend for them; 100,000 exhausted the machine's threads
+        # and hung.
         cpus = os.cpu_count() or 1
         if self.threads > cpus:
             raise ConfigError(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import options
+from cli import checks, options
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda (pairwise measures).")]
@@ -61,21 +61,25 @@ def analyze(
     of soft verdicts; summary.json, tables, figures, report.html."""
     from engine.report import analyze_store
 
-    report = analyze_store(
-        store,
-        out,
-        splits=split or None,
-        scheduler=scheduler,
-        workers=workers,
-        cluster=cluster,
-        require_complete=require_complete,
-        pairwise_checkpoints=pairwise_checkpoints,
-        device=device,
-        matrices=matrices,
-        progress=progress,
-        network_table=network_table,
-        by=by,
-    )
+    checks.analysis_device(device)
+    checks.store_metadata(store)
+    checks.checkpoints("--pairwise-checkpoints", store, pairwise_checkpoints)
+    with checks.output_folder(out):
+        report = analyze_store(
+            store,
+            out,
+            splits=split or None,
+            scheduler=scheduler,
+            workers=workers,
+            cluster=cluster,
+            require_complete=require_complete,
+            pairwise_checkpoints=pairwise_checkpoints,
+            device=device,
+            matrices=matrices,
+            progress=progress,
+            network_table=network_table,
+            by=by,
+        )
     typer.echo(f"wrote {report}")
 
 
@@ -102,18 +106,23 @@ def compare(
     """Learning-order agreement between populations on the same examples."""
     from engine.report import compare_stores
 
-    report = compare_stores(
-        stores,
-        out,
-        splits=split or None,
-        scheduler=scheduler,
-        workers=workers,
-        cluster=cluster,
-        require_complete=require_complete,
-        pairwise=pairwise,
-        device=device,
-        progress=progress,
-    )
+    if pairwise:
+        checks.analysis_device(device)
+    for path in stores:
+        checks.store_metadata(path)
+    with checks.output_folder(out):
+        report = compare_stores(
+            stores,
+            out,
+            splits=split or None,
+            scheduler=scheduler,
+            workers=workers,
+            cluster=cluster,
+            require_complete=require_complete,
+            pairwise=pairwise,
+            device=device,
+            progress=progress,
+        )
     typer.echo(f"wrote {report}")
 
 

@@ -3,11 +3,14 @@ folders of runs, datamodels stores, trial tables) into a store, streamed and res
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from cli import checks
 
 
 class Format(StrEnum):
@@ -88,6 +91,7 @@ def import_command(
         typer.Option(
             "--network-block",
             min=1,
+            max=1024,
             help="Networks per stored block of a new store (default: up to 128, 32 MiB).",
         ),
     ] = None,
@@ -124,6 +128,7 @@ def import_command(
     every flag of every source format (the help is :data:`HELP`)."""
     from engine.importers import TrialColumns, import_population, load_examples, open_source
 
+    checks.store_metadata(out)
     columns = TrialColumns(
         observer=observer_column,
         example=example_column,
@@ -193,10 +198,14 @@ def _epochs(text: str | None) -> list[float] | None:
     if text.strip() == "final":
         return [float("nan")]
     try:
-        return [float(part) for part in text.split(",")]
+        epochs = [float(part) for part in text.split(",")]
     except ValueError:
         _refuse(f"--epochs {text!r}: give numbers separated by commas, or 'final'")
         raise  # unreachable: _refuse raises
+    # NaN is the store's "unknown epoch", which 'final' asks for; inf and negatives are typos.
+    if not all(math.isfinite(epoch) and epoch >= 0 for epoch in epochs):
+        _refuse(f"--epochs {text!r}: epochs must be finite numbers >= 0 (or 'final')")
+    return epochs
 
 
 def _range(text: str | None) -> tuple[int, int] | None:

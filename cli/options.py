@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from cli import checks
+
 Store = Annotated[str, typer.Argument(help="Population store (folder or URL).")]
 Stores = Annotated[
     list[str], typer.Argument(help="Two or more stores of the same data set (folders or URLs).")
@@ -43,5 +45,9 @@ Workers = Annotated[
 ]
 Cluster = Annotated[
     str | None,
-    typer.Option("--cluster", help="Address of an existing Dask scheduler (tcp://host:8786)."),
+    typer.Option(
+        "--cluster",
+        callback=checks.cluster_address,
+        help="Address of an existing Dask scheduler (tcp://host:8786).",
+    ),
 ]

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from cli import options
+from cli import checks, options
+
+#: Bootstrap replicates: a few thousand give stable intervals (the default is 200); 10^8 (a typo)
+#: had not finished after two minutes on a store of four networks.
+MAX_BOOTSTRAP = 10_000
+#: Tile side in networks: a tile of 65,536 x 65,536 counts is already 16 GiB of int32.
+MAX_BLOCK = 65_536
 
 
 def pairwise(
@@ -22,15 +28,26 @@ def pairwise(
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (same counts).")] = "cpu",
     block: Annotated[
         int | None,
-        typer.Option("--block", help="Networks per tile side (default 512 on cpu, 2048 on cuda)."),
+        typer.Option(
+            "--block",
+            min=1,
+            max=MAX_BLOCK,
+            help="Networks per tile side (default 512 on cpu, 2048 on cuda).",
+        ),
     ] = None,
     scheduler: options.Scheduler = "threads",
     workers: options.Workers = None,
     cluster: options.Cluster = None,
     bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Bootstrap replicates (0: none).")
+        int,
+        typer.Option(
+            "--bootstrap", min=0, max=MAX_BOOTSTRAP, help="Bootstrap replicates (0: none)."
+        ),
     ] = 200,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and of sampling.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, max=2**63 - 1, help="Seed of the bootstrap and of sampling."),
+    ] = 0,
     figures: Annotated[
         bool, typer.Option("--figures/--no-figures", help="Draw the figures.")
     ] = True,
@@ -49,8 +66,11 @@ def pairwise(
     from engine.scheduling import dask_scheduler
     from engine.store import open_population
 
+    checks.analysis_device(device)
+    checks.store_metadata(store)
+    checks.checkpoints("--checkpoints", store, checkpoints)
     population = open_population(store)
-    with dask_scheduler(scheduler, workers, cluster):
+    with checks.output_folder(out), dask_scheduler(scheduler, workers, cluster):
         report = pairwise_report(
             population,
             out,

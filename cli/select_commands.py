@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import options
+from cli import checks, options
 
 
 class Region(StrEnum):
@@ -61,6 +61,7 @@ def select(
     takes, as dataset cartography selects examples to train on."""
     from engine.report import select_examples
 
+    checks.store_metadata(store)
     result = select_examples(
         store,
         out,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cli import checks
+
 
 def info(
     store: str = typer.Argument(..., help="Population store (folder or URL)."),
@@ -17,6 +19,7 @@ def info(
 
     from engine.store import open_population, summarize_population, verify_population
 
+    checks.store_metadata(store)
     population = open_population(store)
     summary = summarize_population(population)
     console = Console()
@@ -65,6 +68,8 @@ def merge(
 
     from engine.store import merge_populations
 
+    for path in stores:
+        checks.store_metadata(path)
     merged = merge_populations(stores, output, command=" ".join(["engine", *sys.argv[1:]]))
     typer.echo(f"wrote {output}: {merged.num_networks} networks from {len(stores)} stores")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import options
+from cli import checks, options
 
 if TYPE_CHECKING:
     from engine.train.loop import TrainSummary
@@ -217,9 +217,12 @@ def train_population(
     :class:`engine.train.StudyFlags` by name; the steps are few: parse the flags, let
     :func:`engine.train.study_from_command_line` merge them, train, print one line.
     """
+    from engine.errors import ConfigError
     from engine.train.config import RunOptions
     from engine.train.study import StudyFlags, study_from_command_line
 
+    if not out.strip():
+        raise ConfigError("--out must name the store to create or resume")
     count, network_range = _parse_networks(networks)
     flags = StudyFlags(
         study_file=study,
@@ -263,6 +266,8 @@ def train_population(
         command=" ".join(["engine", *sys.argv[1:]]),
     )
     config = study_from_command_line(flags)
+    run.validate()
+    checks.store_metadata(out)
     if cluster is not None:
         from engine.train.cluster import parse_resources, train_on_cluster
 

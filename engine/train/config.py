@@ -9,10 +9,22 @@ compared when a command is rerun on an existing store.
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 
 from engine.errors import ConfigError
 from engine.train.data import DataConfig
+from engine.train.limits import (
+    MAX_BATCH_SIZE,
+    MAX_DEPTH,
+    MAX_EPOCHS,
+    MAX_NETWORK_BLOCK,
+    MAX_NETWORKS,
+    MAX_SEED,
+    MAX_WIDTH,
+    Bound,
+)
 
 ARCHITECTURES = ("linear", "mlp", "cnn", "resnet", "vgg")
 OPTIMIZERS = ("sgd", "adam")
@@ -21,6 +33,9 @@ RANDOMNESS = ("init", "order")
 #: Floating-point precision of forward passes: ``fp32``, or ``bf16`` mixed precision (autocast).
 PRECISIONS = ("fp32", "bf16")
 
+#: Names a group may take: they name files of the training state, so letters, digits and
+#: ``_ - . +`` only, starting with a letter or digit, never ``..``, at most 64 characters.
+GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 #: Width and depth an architecture gets when a group leaves them at 0.
 DEFAULT_WIDTH = {"linear": 0, "mlp": 128, "cnn": 32, "resnet": 16, "vgg": 16}
 DEFAULT_DEPTH = {"linear": 0, "mlp": 2, "cnn": 2, "resnet": 3, "vgg": 3}
@@ -116,14 +131,32 @@ class GroupConfig:
                     " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
                 )
                 raise ConfigError(f"unknown {option} {value!r} in {where}; choose {listed}")
-        if self.networks < 1 or self.batch_size < 1 or self.width < 0 or self.depth < 0:
+        if (
+            not isinstance(self.name, str)
+            or not GROUP_NAME.fullmatch(self.name)
+            or (".." in self.name)
+        ):
             raise ConfigError(
-                f"{where}: networks and batch_size must be >= 1, width and depth >= 0"
+                f"group name {self.name!r}: use at most 64 letters, digits, '_', '-', '.' or '+', "
+                "starting with a letter or digit, without '..' (the name names files)"
             )
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ConfigError(f"{where}: need lr > 0, weight_decay >= 0, 0 <= momentum < 1")
+        for key, bound in GROUP_BOUNDS.items():
+            bound.check(f"{where}: {key}", getattr(self, key))
         if any(not 0 < m <= epochs for m in self.milestones):
             raise ConfigError(f"{where}: milestones must lie in 1..{epochs}")
+
+
+#: The range of every number of a group (``width`` and ``depth`` 0: the architecture's default).
+GROUP_BOUNDS = {
+    "networks": Bound(1, MAX_NETWORKS),
+    "width": Bound(0, MAX_WIDTH),
+    "depth": Bound(0, MAX_DEPTH),
+    "lr": Bound(0, low_open=True),
+    "momentum": Bound(0.0, 1.0, high_open=True),
+    "weight_decay": Bound(0),
+    "gamma": Bound(0.0, 1.0, low_open=True),
+    "batch_size": Bound(1, MAX_BATCH_SIZE),
+}
 
 
 @dataclass(frozen=True)
@@ -183,26 +216,19 @@ class StudyConfig:
         names = [g.name for g in self.groups]
         if len(set(names)) != len(names):
             raise ConfigError(f"group names must be unique, got {names}")
-        if self.epochs < 1:
-            raise ConfigError("epochs must be >= 1")
-        if self.seed < 0:
-            raise ConfigError("--seed must be >= 0")
-        if self.record_every < 0:
-            raise ConfigError("--record-every must be >= 0 steps")
-        if not 0 < self.subset_fraction <= 1:
-            raise ConfigError("--subset-fraction must lie in (0, 1]")
+        for name, bound in STUDY_BOUNDS.items():
+            bound.check(name, getattr(self, name.lstrip("-").replace("-", "_")))
         if not self.vary or any(v not in RANDOMNESS for v in self.vary):
             raise ConfigError(
                 f"--vary takes one or both of {','.join(RANDOMNESS)}, got "
                 f"{','.join(self.vary) or 'nothing'}"
             )
-        if self.network_block < 1:
-            raise ConfigError("network_block must be >= 1")
         # TOML hands over whatever the file says; a string "yes" would silently count as true.
         if not isinstance(self.soft, bool):
             raise ConfigError(f"soft must be true or false, got {self.soft!r}")
         for group in self.groups:
             group.validate(self.epochs)
+        Bound(1, MAX_NETWORKS).check("networks of all groups", self.num_networks)
         if self.record_every and len({g.batch_size for g in self.groups}) > 1:
             raise ConfigError(
                 "--record-every needs one batch size for every group (the store "
@@ -228,6 +254,17 @@ class StudyConfig:
 
     def fingerprint_json(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True)
+
+
+#: The range of every number of a study, by the name its errors give (the flag's where the
+#: message has long used it).
+STUDY_BOUNDS = {
+    "epochs": Bound(1, MAX_EPOCHS),
+    "--seed": Bound(0, MAX_SEED),
+    "--record-every": Bound(0, MAX_SEED),
+    "--subset-fraction": Bound(0.0, 1.0, low_open=True),
+    "network_block": Bound(1, MAX_NETWORK_BLOCK),
+}
 
 
 def config_differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -295,6 +332,16 @@ class RunOptions:
             raise ConfigError("eval_batch must be >= 1 examples")
         if self.threads < 0:
             raise ConfigError("--threads must be >= 0 (0: torch's default)")
+        # More threads than CPUs only contend for them; 100,000 exhausted the machine's threads
+        # and hung.
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:
+            raise ConfigError(
+                f"--threads must be <= {cpus} (this machine's CPUs; 0: torch's default), "
+                f"got {self.threads}"
+            )
+        Bound(0, MAX_NETWORKS).check("--group-size", self.group_size)
+        Bound(1, MAX_BATCH_SIZE).check("eval_batch", self.eval_batch)
 
     def with_(self, **changes) -> RunOptions:
         return replace(self, **changes)

@@ -24,6 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import ConfigError
+from engine.train.limits import (
+    MAX_CLASSES,
+    MAX_DIMS,
+    MAX_GENERATED_VALUES,
+    MAX_IMAGE_SIZE,
+    MAX_PROBE_EXAMPLES,
+    MAX_SAMPLES,
+    MAX_SEED,
+    Bound,
+)
 
 #: Names accepted by ``--dataset``.
 BUILTIN_DATASETS = ("digits", "mnist1d", "gaussian", "teacher")
@@ -148,14 +158,47 @@ class DataConfig:
             raise ConfigError(f"unknown probe set {unknown[0]!r}; choose from {', '.join(PROBES)}")
         if self.name in FILE_DATASETS and not self.data_dir:
             raise ConfigError(f"data set {self.name!r} reads files: give --data-dir")
-        if self.samples < 0 or self.probe_examples < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError(
-                "samples must be >= 0, probe_examples >= 1 and test_fraction in (0, 1)"
-            )
-        if self.classes < 2 or self.dims < 1:
-            raise ConfigError("synthetic data sets need classes >= 2 and dims >= 1")
         if self.data_seed < 0 or self.image_size < 0:
             raise ConfigError("data_seed and image_size must be >= 0")
+        for name, bound in DATA_BOUNDS.items():
+            bound.check(name, getattr(self, name))
+        self._check_generated_size()
+
+    def _check_generated_size(self) -> None:
+        """Refuse generated sets too small to give train and test an example, or too large."""
+        if self.name not in ("mnist1d", "gaussian", "teacher") or not self.samples:
+            return
+        if self.name == "mnist1d":
+            # MNIST-1D makes samples // 10 examples of each of its 10 classes, 80% to train.
+            if self.samples < 10:
+                raise ConfigError(
+                    f"samples must be >= 10 for mnist1d (one per class), got {self.samples}"
+                )
+            return
+        test = max(1, int(round(self.test_fraction * self.samples)))
+        if self.samples - test < 1:
+            raise ConfigError(
+                f"samples {self.samples} leaves no training example once test_fraction "
+                f"{self.test_fraction} of them is held out for testing; give more"
+            )
+        if self.samples * self.dims > MAX_GENERATED_VALUES:
+            raise ConfigError(
+                f"samples x dims must be <= {MAX_GENERATED_VALUES:,} values, got "
+                f"{self.samples} x {self.dims}"
+            )
+
+
+#: The range of every number of a data set (``samples``, ``image_size`` 0: the default).
+DATA_BOUNDS = {
+    "samples": Bound(0, MAX_SAMPLES),
+    "classes": Bound(2, MAX_CLASSES),
+    "dims": Bound(1, MAX_DIMS),
+    "separation": Bound(0.0),
+    "probe_examples": Bound(1, MAX_PROBE_EXAMPLES),
+    "test_fraction": Bound(0.0, 1.0, low_open=True, high_open=True),
+    "image_size": Bound(0, MAX_IMAGE_SIZE),
+    "data_seed": Bound(0, MAX_SEED),
+}
 
 
 @dataclass
@@ -213,6 +256,13 @@ def load_dataset(config: DataConfig) -> Dataset:
     dataset = loader(config)
     if config.holdout_classes:
         dataset = hold_out_classes(dataset, config.holdout_classes)
+    for split in ("train", "test"):
+        # Training on no examples divides by zero; a split of none cannot be recorded.
+        if len(dataset.splits[split]) == 0:
+            raise ConfigError(
+                f"data set {dataset.name!r} has no {split} examples (after test_fraction "
+                f"{config.test_fraction} and hold-out classes); give more examples"
+            )
     dataset = standardise(dataset)
     for probe in config.probes:
         dataset.splits[f"probe_{probe}"] = make_probe(

@@ -36,9 +36,10 @@ A study file::
 from __future__ import annotations
 
 import tomllib
+import types
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from engine.errors import ConfigError
 from engine.train.config import GroupConfig, StudyConfig
@@ -55,27 +56,57 @@ _STUDY_FIELDS = (
     "soft",
 )
 _STUDY_KEYS = set(_STUDY_FIELDS)
-_TUPLE_FIELDS = {"milestones", "holdout_classes", "probes"}
+
+
+def _shown(value: Any) -> str:
+    """A value as an error quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _typed_value(key: str, value: Any, hint: Any, where: str) -> Any:
+    """``value`` of a study file checked against the field's type ``hint`` (ints stay ints,
+    a float field takes ints too, lists become tuples); ConfigError naming ``key`` otherwise."""
+    if get_origin(hint) in (Union, types.UnionType):  # str | None: TOML has no None
+        hint = next(option for option in get_args(hint) if option is not type(None))
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}{key} must be a list, got {_shown(value)}")
+        item = get_args(hint)[0]
+        return tuple(_typed_value(f"{key}[{i}]", v, item, where) for i, v in enumerate(value))
+    # bool is an int in Python: `networks = true` must not count as 1, nor `soft = 1` as true.
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}{key} must be true or false, got {_shown(value)}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}{key} must be an integer, got {_shown(value)}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}{key} must be a number, got {_shown(value)}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where}{key} must be a string, got {_shown(value)}")
+    return value
 
 
 def _typed(cls, values: dict, where: str):
+    """``cls(**values)`` with every value of the file type-checked, errors naming ``where``."""
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}"
         )
-    converted = {}
-    for key, value in values.items():
-        if key in _TUPLE_FIELDS:
-            if not isinstance(value, list):
-                raise ConfigError(f"{where}: {key} must be a list")
-            value = tuple(value)
-        converted[key] = value
-    try:
-        return cls(**converted)
-    except TypeError as error:
-        raise ConfigError(f"{where}: {error}") from error
+    hints = get_type_hints(cls)
+    converted = {k: _typed_value(k, v, hints[k], f"{where}: ") for k, v in values.items()}
+    return cls(**converted)
+
+
+def _table(document: dict, key: str, path: Path) -> dict:
+    """The TOML table ``key`` (empty where absent)."""
+    value = document.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} in {path} must be a table ([{key}]), got {_shown(value)}")
+    return dict(value)
 
 
 def load_study(
@@ -86,7 +117,11 @@ def load_study(
     if not path.exists():
         raise ConfigError(f"study file {path} does not exist")
     try:
-        document = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read study file {path}: {error}") from error
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"study file {path} is not valid TOML: {error}") from error
     unknown = sorted(set(document) - _STUDY_KEYS - {"data", "defaults", "groups"})
@@ -95,29 +130,38 @@ def load_study(
             f"unknown key {unknown[0]!r} in {path}; known: "
             f"{', '.join(sorted(_STUDY_KEYS | {'data', 'defaults', 'groups'}))}"
         )
-    data_values = dict(document.get("data", {}))
+    data_values = _table(document, "data", path)
     if data_dir is not None:
         data_values["data_dir"] = data_dir
     if download:
         data_values["download"] = True
     data = _typed(DataConfig, data_values, f"[data] of {path}")
-    defaults = dict(document.get("defaults", {}))
+    groups = _groups(document, path)
+    study_values = {k: document[k] for k in _STUDY_FIELDS if k in document}
+    hints = get_type_hints(StudyConfig)
+    study_values = {k: _typed_value(k, v, hints[k], "") for k, v in study_values.items()}
+    study = StudyConfig(data=data, groups=groups, **study_values)
+    study.validate()
+    return study
+
+
+def _groups(document: dict, path: Path) -> tuple[GroupConfig, ...]:
+    """The ``[[groups]]`` of a study file, each over the ``[defaults]``, type-checked."""
+    defaults = _table(document, "defaults", path)
     raw_groups = document.get("groups", [])
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ConfigError(f"{path} has no [[groups]]")
     groups = []
     for number, raw in enumerate(raw_groups):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"group {number} of {path} must be a table ([[groups]])")
         values = {**defaults, **raw}
-        values.setdefault("name", values.get("arch", f"group{number}"))
+        arch = values.get("arch")
+        values.setdefault("name", arch if isinstance(arch, str) else f"group{number}")
         if "arch" not in values or "networks" not in values:
             raise ConfigError(f"group {number} of {path} needs arch and networks")
-        groups.append(_typed(GroupConfig, values, f"group {values['name']!r} of {path}"))
-    study_values = {k: document[k] for k in _STUDY_KEYS if k in document}
-    if "vary" in study_values:
-        study_values["vary"] = tuple(study_values["vary"])
-    study = StudyConfig(data=data, groups=tuple(groups), **study_values)
-    study.validate()
-    return study
+        groups.append(_typed(GroupConfig, values, f"group {_shown(values['name'])} of {path}"))
+    return tuple(groups)
 
 
 def parse_vary(text: str) -> tuple[str, ...]:

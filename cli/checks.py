@@ -1,0 +1,141 @@
+"""Checks the commands make before any work, and the output folder a failed command removes.
+
+A command checks its flags and its stores here before it reads a chunk or creates a file, so that
+bad input ends in one line naming the flag (or the damaged file) and leaves nothing behind:
+:func:`cluster_address`, :func:`analysis_device` and :func:`checkpoints` for flags several
+commands share,
+:func:`store_metadata` for the metadata files of a store, and :func:`output_folder` around the
+work, which removes the output folder again where the command created it and failed before
+writing anything into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+#: The subfolder that holds a Zarr v3 array's chunks: no metadata below it, so not walked.
+CHUNK_FOLDER = "c"
+
+
+def cluster_address(value: str | None) -> str | None:
+    """``--cluster``'s callback: a Dask scheduler address (``tcp://host:8786``) or a usage error.
+
+    Only the form is checked here (distributed's own parser); whether a scheduler answers there
+    is the command's to find out.
+    """
+    if value is None:
+        return None
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(value, strict=False)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as error:
+        raise typer.BadParameter(
+            f"{value!r} is not a Dask scheduler address such as tcp://host:8786 ({error})"
+        ) from None
+    return value
+
+
+def analysis_device(device: str) -> None:
+    """``--device`` of the analyses (pairwise measures): ``cpu``, or ``cuda`` where there is one.
+
+    Raises
+    ------
+    ConfigError
+        For another name, or ``cuda`` on a machine without a usable CUDA device.
+    """
+    from engine.errors import ConfigError
+
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if device == "cuda":
+        from engine.pairwise.inputs import check_device
+
+        check_device(device)
+
+
+def checkpoints(flag: str, store: str, value: str) -> None:
+    """A checkpoints flag (``last``, ``all``, a comma list; ``none`` for the analyses' pairwise
+    measures) checked against the store, with the flag named.
+
+    Raises
+    ------
+    ConfigError
+        For another form, or a checkpoint the store does not have.
+    """
+    from engine.errors import ConfigError
+    from engine.pairwise import resolve_checkpoints
+    from engine.store import open_population
+
+    if flag == "--pairwise-checkpoints" and value.strip().lower() == "none":
+        return
+    try:
+        resolve_checkpoints(open_population(store), value)
+    except ConfigError as error:
+        raise ConfigError(f"{flag} {value!r}: {error}") from None
+
+
+def store_metadata(store: str | os.PathLike) -> None:
+    """Read every ``zarr.json`` of a local store as JSON, so that a damaged one is named.
+
+    Zarr itself reports a truncated metadata file as a bare ``JSONDecodeError`` that names no
+    file. Chunk folders are not walked, so this reads a few dozen small files whatever the
+    store's size. URLs and missing paths are left to the store's reader.
+
+    Raises
+    ------
+    StoreError
+        Naming the first metadata file that is not a JSON object.
+    """
+    from engine.errors import StoreError
+
+    root = Path(store)
+    if "://" in str(store) or not root.is_dir():
+        return
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(s for s in subfolders if s != CHUNK_FOLDER)
+        if "zarr.json" not in files:
+            continue
+        path = Path(folder) / "zarr.json"
+        try:
+            document = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            reason = (
+                f"{error.msg} at line {error.lineno} column {error.colno}"
+                if isinstance(error, json.JSONDecodeError)
+                else "not UTF-8"
+            )
+            raise StoreError(
+                f"{path} is damaged: not valid JSON ({reason}); the store's metadata "
+                "must be restored from a copy"
+            ) from None
+        except OSError as error:
+            raise StoreError(f"cannot read {path}: {error.strerror or error}") from None
+        if not isinstance(document, dict):
+            raise StoreError(f"{path} is damaged: not a JSON object")
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike) -> Iterator[None]:
+    """Run a command's work; where it fails, remove ``path`` if the work created it empty.
+
+    A folder that existed before, or that holds anything, is left as it is.
+    """
+    folder = Path(path)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir():
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # fails, and so keeps it, unless it is empty
+        raise

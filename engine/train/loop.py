@@ -65,6 +65,11 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------------------------
 # One block
 
+#: Linear stacks in fp32 train with their hand-written backward pass
+#: (:meth:`engine.train.models.BatchedModel.linear_stack_gradients`), which skips autograd's
+#: graph; False takes autograd everywhere (tests compare the two).
+HAND_GRADIENTS = True
+
 
 def make_optimizer(group: GroupConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     """SGD with momentum or Adam over stacked parameters: both act element by element, so each
@@ -165,6 +170,7 @@ def _train_step(
     context: TrainContext, run: BlockRun, index: torch.Tensor, draws: torch.Tensor | None
 ) -> None:
     """One optimiser step of every network, on its examples ``index`` (networks, batch)."""
+    import torch
     import torch.nn.functional as F
 
     from engine.train.models import forward_precision
@@ -173,15 +179,26 @@ def _train_step(
     lr = learning_rate(group, run.step, run.steps_per_epoch, context.study.epochs)
     for param_group in run.optimizer.param_groups:
         param_group["lr"] = lr
-    batch = context.data.inputs["train"][index]  # (networks, batch, *input_shape)
+    inputs = context.data.inputs["train"]
+    # One gather of the block's examples (index_select is faster than advanced indexing), into
+    # a reused buffer on the CPU (see BatchedModel.scratch).
+    flat = index.reshape(-1)
+    batch = run.model.scratch("batch", (flat.shape[0], *inputs.shape[1:]), inputs)
+    batch = torch.index_select(inputs, 0, flat, out=batch).view(*index.shape, *inputs.shape[1:])
     if draws is not None:
         batch = augment(batch, draws, run.crop)
+    labels = context.data.labels["train"].index_select(0, index.reshape(-1)).view(index.shape)
+    if HAND_GRADIENTS and run.model.linear_stack and group.precision == "fp32":
+        run.model.linear_stack_gradients(run.params, batch, labels)
+        run.optimizer.step()
+        run.step += 1
+        return
     with forward_precision(context.device, group.precision):
         logits = run.model.forward(run.params, run.buffers, batch, train=True, shared=False)
     logits = logits.float()  # the loss and its reduction in fp32
     loss = F.cross_entropy(
         logits.reshape(-1, logits.shape[2]),
-        context.data.labels["train"][index].reshape(-1),
+        labels.reshape(-1),
         reduction="sum",
     )
     run.optimizer.zero_grad(set_to_none=True)

@@ -37,7 +37,7 @@ from engine.train.data import Dataset, load_dataset
 from engine.train.device import DeviceData, resolve_device, torch_threads
 from engine.train.evaluation import record_checkpoint
 from engine.train.population import create_or_open
-from engine.train.recorders import Recorder, StoreRecorder
+from engine.train.recorders import BackgroundRecorder, Recorder, StoreRecorder
 from engine.train.seeds import (
     Checkpoints,
     epoch_order,
@@ -346,19 +346,31 @@ def _check_architectures(study: StudyConfig, dataset: Dataset) -> None:
 
 def _recording(
     store: Path | None, owned: tuple[int, int], recorder: Recorder | None
-) -> tuple[Recorder, np.ndarray]:
-    """The recorder (the store's writer where there is a store) and each owned network's
-    completed checkpoints (int32, dims (owned networks,))."""
+) -> tuple[Recorder, np.ndarray, StoreRecorder | None]:
+    """The recorder (the store's writer where there is a store), each owned network's
+    completed checkpoints (int32, dims (owned networks,)) and the store's recorder, if any."""
     if store is None:
         if recorder is None:
             raise ConfigError("train_population needs a store path or a recorder")
-        return recorder, np.zeros(owned[1] - owned[0], np.int32)
+        return recorder, np.zeros(owned[1] - owned[0], np.int32), None
     from engine.store import open_writer
 
     writer = open_writer(store, networks=owned)
     # Claimed before any training, so that a second trainer of these networks stops at once.
     writer.claim()
-    return StoreRecorder(writer), writer.checkpoints_completed()
+    stored = StoreRecorder(writer)
+    return stored, writer.checkpoints_completed(), stored
+
+
+def background_writes(options: RunOptions, device: torch.device, store: Path | None) -> bool:
+    """Whether verdicts and states are written from a thread of their own
+    (:class:`engine.train.recorders.BackgroundRecorder`): ``options.extra["background_writes"]``
+    where given, else on CUDA with a store (the GPU trains on while the host compresses and
+    writes; on a CPU the writer would take cores from training)."""
+    chosen = options.extra.get("background_writes")
+    if chosen is not None:
+        return bool(chosen)
+    return device.type == "cuda" and store is not None
 
 
 def _train_blocks(
@@ -426,7 +438,10 @@ def train_population(
     store = Path(out) if out is not None else None
     if store is not None:
         create_or_open(study, dataset, store, checkpoints, seeds, options.command)
-    recorder, completed = _recording(store, owned, recorder)
+    recorder, completed, stored = _recording(store, owned, recorder)
+    background = None
+    if background_writes(options, device, store):
+        recorder = background = BackgroundRecorder(recorder)
     blocks = plan_blocks(study, owned, options.group_size, completed, len(checkpoints.epochs))
     context = TrainContext(
         study=study,
@@ -448,9 +463,14 @@ def train_population(
     try:
         with torch_threads(options.threads):
             _train_blocks(context, blocks, completed, owned, options.quiet)
+        if background is not None:
+            background.close()  # what is queued is written, and a failed write raised, here
     finally:
-        if isinstance(recorder, StoreRecorder):
-            recorder.writer.close()  # the claims: a rerun after a failure takes them over
+        if background is not None:
+            with contextlib.suppress(Exception):  # an error on its way wins
+                background.close()
+        if stored is not None:
+            stored.writer.close()  # the claims: a rerun after a failure takes them over
     if store is not None and not options.keep_state:
         remove_state_folder(store)
     return TrainSummary(

@@ -340,8 +340,7 @@ class BatchedModel:
             stacked = weight.transpose(1, 2).reshape(networks * features_out, -1)
             x = inputs.reshape(batch, -1).T
             if reuse and len(layers) > 1:
-                shape = (networks * features_out, batch)
-                h = self.scratch(f"{name}.eval", shape, stacked)
+                h = self.scratch(f"{name}.eval", (networks * features_out, batch), stacked)
                 torch.addmm(bias.reshape(-1, 1), stacked, x, out=h)
             else:
                 h = torch.addmm(bias.reshape(-1, 1), stacked, x)
@@ -354,8 +353,8 @@ class BatchedModel:
         for index, (name, relu) in enumerate(layers):
             weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
             if reuse and index + 1 < len(layers):
-                shape = (weight.shape[0], weight.shape[2], h.shape[2])
-                out = self.scratch(f"{name}.eval", shape, weight)
+                size = (weight.shape[0], weight.shape[2], h.shape[2])
+                out = self.scratch(f"{name}.eval", size, weight)
                 h = torch.baddbmm(bias[:, :, None], weight.transpose(1, 2), h, out=out)
             else:
                 h = torch.baddbmm(bias[:, :, None], weight.transpose(1, 2), h)

@@ -313,6 +313,54 @@ def batched(study, dataset, device, store: Path | None = None) -> dict:
     return result
 
 
+def cnn_population(args, device) -> dict:
+    """Time a population of small CNNs (throughput only: no baseline), recording included.
+
+    On ``--cnn-dataset`` (default: ``--dataset``) from ``--cnn-data-dir``; warmed up on one
+    epoch of ``--cnn-warm-data-dir`` (a small file of the same shapes) where given, else of the
+    data set itself. ``cnn_seconds_per_network_epoch`` counts every second of the run (set-up,
+    training and the recording of every split at every epoch) per network and epoch.
+    """
+    name = args.cnn_dataset or args.dataset
+    data = DataConfig(name, samples=args.samples, data_dir=args.cnn_data_dir or args.data_dir)
+    dataset = load_dataset(data)
+    hyper = dict(
+        batch_size=args.batch_size,
+        precision=args.precision,
+        **({"width": args.cnn_width} if args.cnn_width else {}),
+    )
+    epochs = args.cnn_epochs or args.epochs
+    if args.cnn_warm_data_dir:
+        warm_data = replace(data, data_dir=args.cnn_warm_data_dir)
+        warm_set = load_dataset(warm_data)
+    else:
+        warm_data, warm_set = data, dataset
+    warm = study_from_flags(
+        dataset=name, arch="cnn", networks=args.cnn_networks, epochs=1, data=warm_data, **hyper
+    )
+    batched(warm, warm_set, device)
+    cnn = study_from_flags(
+        dataset=name, arch="cnn", networks=args.cnn_networks, epochs=epochs, data=data, **hyper
+    )
+    timed = batched(cnn, dataset, device)
+    network_epochs = args.cnn_networks * epochs
+    return {
+        "cnn_dataset": name,
+        "cnn_networks": args.cnn_networks,
+        "cnn_epochs": epochs,
+        "cnn_width": cnn.groups[0].resolved_width,
+        "cnn_train_examples": len(dataset.splits["train"]),
+        "cnn_recorded_examples_per_checkpoint": sum(len(s) for s in dataset.splits.values()),
+        "cnn_network_epochs_per_s": network_epochs / timed["seconds"],
+        "cnn_train_network_epochs_per_s": network_epochs / timed["train_seconds"],
+        "cnn_seconds_per_network_epoch": timed["seconds"] / network_epochs,
+        "cnn_seconds": timed["seconds"],
+        "cnn_train_seconds": timed["train_seconds"],
+        "cnn_record_seconds": timed["record_seconds"],
+        "cnn_final_test_accuracy": timed["final_test_accuracy"],
+    }
+
+
 def _keep_fastest(fastest: dict[str, float], timed: dict) -> None:
     """Keep each timing's smallest value over repeats (noise only ever slows a run down)."""
     for key in ("seconds", "record_seconds"):
@@ -353,6 +401,17 @@ def main() -> None:
         default=0,
         help="also time a population of small CNNs (throughput only)",
     )
+    parser.add_argument("--data-dir", default=None, help="file data sets (npz, cifar10, ...)")
+    parser.add_argument("--cnn-dataset", default=None, help="the CNNs' data set (--dataset)")
+    parser.add_argument("--cnn-data-dir", default=None, help="the CNNs' data (--data-dir)")
+    parser.add_argument(
+        "--cnn-warm-data-dir", default=None, help="a small file of the same shapes to warm up on"
+    )
+    parser.add_argument("--cnn-width", type=int, default=0, help="0: the default width")
+    parser.add_argument("--cnn-epochs", type=int, default=0, help="0: --epochs")
+    parser.add_argument(
+        "--cnn-only", action="store_true", help="time the CNN population alone (no MLP sides)"
+    )
     parser.add_argument("--no-store", action="store_true", help="skip the Zarr store run")
     parser.add_argument(
         "--no-vmap", action="store_true", help="skip the torch.func (vmap) ensemble"
@@ -390,7 +449,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    data = DataConfig(args.dataset, samples=args.samples)
+    if args.cnn_only:
+        if not args.cnn_networks:
+            raise SystemExit("--cnn-only needs --cnn-networks")
+        result = {
+            "benchmark": "train_cnn",
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+            **cnn_population(args, device),
+            "load_average_1min": os.getloadavg()[0],
+        }
+        print(json.dumps(result))
+        return
+    data = DataConfig(args.dataset, samples=args.samples, data_dir=args.data_dir)
     dataset = load_dataset(data)
     hyper = dict(
         batch_size=args.batch_size,
@@ -511,35 +584,7 @@ def main() -> None:
             )
             result["soft_total_ratio_store"] = soft_stored["seconds"] / stored["seconds"]
     if args.cnn_networks:
-        cnn = study_from_flags(
-            dataset=args.dataset,
-            arch="cnn",
-            networks=args.cnn_networks,
-            epochs=args.epochs,
-            data=data,
-            batch_size=args.batch_size,
-            precision=args.precision,
-        )
-        batched(
-            study_from_flags(
-                dataset=args.dataset,
-                arch="cnn",
-                networks=args.cnn_networks,
-                epochs=1,
-                data=data,
-                batch_size=args.batch_size,
-                precision=args.precision,
-            ),
-            dataset,
-            device,
-        )
-        timed = batched(cnn, dataset, device)
-        result["cnn_networks"] = args.cnn_networks
-        result["cnn_network_epochs_per_s"] = args.cnn_networks * args.epochs / timed["seconds"]
-        result["cnn_train_network_epochs_per_s"] = (
-            args.cnn_networks * args.epochs / timed["train_seconds"]
-        )
-        result["cnn_final_test_accuracy"] = timed["final_test_accuracy"]
+        result.update(cnn_population(args, device))
     print(json.dumps(result))
 
 

@@ -23,10 +23,12 @@ CPU (this machine)::
 
     python benchmarks/bench_train.py --dataset digits --arch mlp --networks 64 --epochs 5
 
-GPU (H100)::
+GPU (H100/H200; benchmarks/gpu_checks.sh runs this and the CNN population below)::
 
     python benchmarks/bench_train.py --dataset mnist1d --arch mlp --networks 512 --epochs 5 \\
-        --device cuda --baseline-networks 16 --cnn-networks 512
+        --device cuda --baseline-networks 16
+    python benchmarks/bench_train.py --cnn-only --device cuda --cnn-networks 256 \\
+        --cnn-epochs 1 --cnn-dataset npz --cnn-data-dir images.npz
 
 It prints one JSON line with the results. ``--smoke`` runs every step (baseline subset, repeats,
 store, soft verdicts, CNN population) on two tiny digits MLPs for one epoch, for

@@ -301,3 +301,23 @@ def test_gpu_checks_cpu_smoke(tmp_path):
         assert positive(target["measured"]) and isinstance(target["met"], bool)
     for name in steps:
         assert (tmp_path / "out" / f"{name}.log").is_file()
+
+
+def test_profile_train_step_smoke(tmp_path):
+    (result,) = json_lines(run_benchmark("profile_train_step.py", tmp_path, "--smoke"))
+    assert (result["networks"], result["width"], result["repeats"]) == (4, 8, 2)
+    assert result["steps"] == 1348 // 64
+    assert (
+        set(result["cpu_seconds"])
+        == set(result["page_faults"])
+        == {
+            "batched_steps_hand",
+            "batched_steps_autograd",
+            "vmap_steps",
+            "batched_eval",
+            "vmap_eval",
+        }
+    )
+    assert all(positive(seconds) for seconds in result["cpu_seconds"].values())
+    for key in ("step_ratio_vs_vmap", "step_ratio_hand_vs_autograd", "eval_ratio_vs_vmap"):
+        assert positive(result[key]), key

@@ -187,7 +187,7 @@ def _train_step(
     batch = torch.index_select(inputs, 0, flat, out=batch).view(*index.shape, *inputs.shape[1:])
     if draws is not None:
         batch = augment(batch, draws, run.crop)
-    labels = context.data.labels["train"].index_select(0, index.reshape(-1)).view(index.shape)
+    labels = context.data.labels["train"].index_select(0, flat).view(index.shape)
     if HAND_GRADIENTS and run.model.linear_stack and group.precision == "fp32":
         run.model.linear_stack_gradients(run.params, batch, labels)
         run.optimizer.step()

@@ -1,11 +1,16 @@
-"""Batched population training against a plain one-network-at-a-time PyTorch loop.
+"""Batched population training against a plain one-network-at-a-time PyTorch loop and a
+``torch.func`` (vmap) ensemble of the same MLPs.
 
-Both sides do the same work: the same architecture, data (resident on the device), epochs,
+All three do the same work: the same architecture, data (resident on the device), epochs,
 batch size, per-network mini-batch order, SGD with momentum and a cosine schedule, and the same
 recording (predictions on every split and the training loss at initialisation and after every
 epoch, kept in memory), in the same precision (``--precision bf16``: both sides run their
 forward passes under ``torch.autocast(dtype=bfloat16)`` and compute the loss in fp32).
-Throughput is in network-epochs per second; the ratio compares the two in this run. The
+The vmap ensemble (:func:`vmap_ensemble`: ``stack_module_state`` + ``functional_call`` +
+``vmap``, one fused SGD over the stacked parameters) starts from the batched trainer's initial
+weights, so its final test predictions are compared with the batched trainer's too.
+Throughput is in network-epochs per second; the ratios compare the sides timed in this run
+(``ratio``: batched over loop; ``ratio_vs_vmap``: batched over the vmap ensemble). The
 batched trainer's recording time (evaluation and writes) is reported apart, in memory and into
 a real Zarr store; ``--soft`` also times the batched trainer recording soft verdicts (true-class
 probability and margin, computed on the device; the loop has no counterpart), interleaved with
@@ -18,10 +23,12 @@ CPU (this machine)::
 
     python benchmarks/bench_train.py --dataset digits --arch mlp --networks 64 --epochs 5
 
-GPU (H100)::
+GPU (H100/H200; benchmarks/gpu_checks.sh runs this and the CNN population below)::
 
     python benchmarks/bench_train.py --dataset mnist1d --arch mlp --networks 512 --epochs 5 \\
-        --device cuda --baseline-networks 16 --cnn-networks 512
+        --device cuda --baseline-networks 16
+    python benchmarks/bench_train.py --cnn-only --device cuda --cnn-networks 256 \\
+        --cnn-epochs 1 --cnn-dataset npz --cnn-data-dir images.npz
 
 It prints one JSON line with the results. ``--smoke`` runs every step (baseline subset, repeats,
 store, soft verdicts, CNN population) on two tiny digits MLPs for one epoch, for
@@ -31,6 +38,7 @@ tests/test_benchmarks.py; flags given with it still win.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -45,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,7 +61,7 @@ from engine.train.config import RunOptions  # noqa: E402
 from engine.train.data import DataConfig, load_dataset  # noqa: E402
 from engine.train.device import DeviceData  # noqa: E402
 from engine.train.loop import train_population  # noqa: E402
-from engine.train.models import forward_precision  # noqa: E402
+from engine.train.models import BatchedModel, forward_precision  # noqa: E402
 from engine.train.recorders import MemoryRecorder  # noqa: E402
 from engine.train.seeds import (  # noqa: E402
     epoch_order,
@@ -164,6 +173,123 @@ def baseline(study, dataset, device, count: int) -> dict:
     return {"train_seconds": train_seconds, "record_seconds": record_seconds, "networks": count}
 
 
+def _ensemble_modules(study, dataset, device) -> list[nn.Module]:
+    """The study's MLPs as plain modules holding the batched trainer's initial weights, so that
+    the vmap ensemble starts where the batched trainer starts (its predictions can be compared)."""
+    group = study.groups[0]
+    model = BatchedModel(group, dataset.kind, dataset.input_shape, dataset.num_classes)
+    params, _ = model.init_params(study_seeds(study)["init"], "cpu")
+    names = [name for kind, name, _ in (op for op in model.plan if op[0] == "linear")]
+    modules = []
+    for network in range(study.num_networks):
+        net = plain_network(group.arch, group, dataset.input_shape, dataset.num_classes)
+        linears = [layer for layer in net if isinstance(layer, nn.Linear)]
+        with torch.no_grad():
+            for layer, name in zip(linears, names, strict=True):
+                layer.weight.copy_(params[f"{name}.weight"][network].T)
+                layer.bias.copy_(params[f"{name}.bias"][network])
+        modules.append(net.to(device))
+    return modules
+
+
+def vmap_ensemble(study, dataset, device) -> dict:
+    """The peer users reach for: ``torch.func`` over the same MLPs, doing the same work.
+
+    ``stack_module_state`` stacks the networks' parameters (leaves, one tensor per parameter
+    kind), ``vmap(functional_call)`` runs every network on its own mini-batch (the same
+    per-network order as the batched trainer), the summed per-network mean losses are
+    back-propagated once, and one fused SGD over the stacked tensors steps every network (SGD
+    acts element by element, so each network is optimised exactly as alone). Recording: the
+    predictions on every split and the training loss at initialisation and after every epoch,
+    in memory, as the loop and the batched trainer (``vmap`` over the networks, each split fed
+    to all of them in chunks of 1,024 examples). Module set-up is not timed.
+    """
+    if study.groups[0].arch != "mlp":
+        raise SystemExit("the vmap ensemble is timed for MLPs only")
+    group = study.groups[0]
+    data = DeviceData.build(dataset, device)
+    seeds = study_seeds(study)
+    modules = _ensemble_modules(study, dataset, device)
+    params, buffers = stack_module_state(modules)  # type: ignore[arg-type]
+    base = copy.deepcopy(modules[0]).to("meta")
+
+    def forward(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    train_count = len(dataset.splits["train"])
+    per_epoch = math.ceil(train_count / group.batch_size)
+    optimizer = torch.optim.SGD(
+        list(params.values()),
+        lr=group.lr,
+        momentum=group.momentum,
+        weight_decay=group.weight_decay,
+        fused=True,
+    )
+    on_own_batches = torch.vmap(forward, in_dims=(0, 0, 0))
+    on_shared_inputs = torch.vmap(forward, in_dims=(0, 0, None))
+    networks = study.num_networks
+    predictions = {}
+
+    def record():
+        with torch.no_grad():
+            for split in dataset.splits:
+                inputs, labels = data.inputs[split], data.labels[split]
+                chunks = []
+                for start in range(0, len(inputs), 1024):
+                    with forward_precision(device, group.precision):
+                        logits = on_shared_inputs(params, buffers, inputs[start : start + 1024])
+                    chunks.append(logits.float())
+                logits = torch.cat(chunks, dim=1)
+                predictions[split] = logits.argmax(2).to(torch.int16).cpu().numpy()
+                if split == "train":
+                    target = labels.expand(networks, -1).reshape(-1)
+                    flat = logits.reshape(-1, logits.shape[2])
+                    F.cross_entropy(flat, target, reduction="none").view(networks, -1).mean(1).cpu()
+
+    _sync(device)
+    started = time.perf_counter()
+    record()
+    _sync(device)
+    record_seconds, train_seconds, step = time.perf_counter() - started, 0.0, 0
+    for epoch in range(study.epochs):
+        started = time.perf_counter()
+        orders = [
+            epoch_order(seeds["order"][n], epoch, np.arange(train_count))[0]
+            for n in range(networks)
+        ]
+        order = torch.from_numpy(np.stack(orders)).to(device)
+        for start in range(0, train_count, group.batch_size):
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = learning_rate(group, step, per_epoch, study.epochs)
+            index = order[:, start : start + group.batch_size]
+            with forward_precision(device, group.precision):
+                logits = on_own_batches(params, buffers, data.inputs["train"][index])
+            logits = logits.float()
+            loss = (
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[2]),
+                    data.labels["train"][index].reshape(-1),
+                    reduction="sum",
+                )
+                / index.shape[1]
+            )  # the sum over networks of each network's mean loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        _sync(device)
+        train_seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        record()
+        _sync(device)
+        record_seconds += time.perf_counter() - started
+    return {
+        "train_seconds": train_seconds,
+        "record_seconds": record_seconds,
+        "final_test_predictions": predictions["test"],
+    }
+
+
 def batched(study, dataset, device, store: Path | None = None) -> dict:
     recorder = None
     if store is None:
@@ -184,8 +310,57 @@ def batched(study, dataset, device, store: Path | None = None) -> dict:
     }
     if recorder is not None:
         test = recorder.predictions["test"][:, -1]
+        result["final_test_predictions"] = test
         result["final_test_accuracy"] = float((test == dataset.splits["test"].labels).mean())
     return result
+
+
+def cnn_population(args, device) -> dict:
+    """Time a population of small CNNs (throughput only: no baseline), recording included.
+
+    On ``--cnn-dataset`` (default: ``--dataset``) from ``--cnn-data-dir``; warmed up on one
+    epoch of ``--cnn-warm-data-dir`` (a small file of the same shapes) where given, else of the
+    data set itself. ``cnn_seconds_per_network_epoch`` counts every second of the run (set-up,
+    training and the recording of every split at every epoch) per network and epoch.
+    """
+    name = args.cnn_dataset or args.dataset
+    data = DataConfig(name, samples=args.samples, data_dir=args.cnn_data_dir or args.data_dir)
+    dataset = load_dataset(data)
+    hyper = dict(
+        batch_size=args.batch_size,
+        precision=args.precision,
+        **({"width": args.cnn_width} if args.cnn_width else {}),
+    )
+    epochs = args.cnn_epochs or args.epochs
+    if args.cnn_warm_data_dir:
+        warm_data = replace(data, data_dir=args.cnn_warm_data_dir)
+        warm_set = load_dataset(warm_data)
+    else:
+        warm_data, warm_set = data, dataset
+    warm = study_from_flags(
+        dataset=name, arch="cnn", networks=args.cnn_networks, epochs=1, data=warm_data, **hyper
+    )
+    batched(warm, warm_set, device)
+    cnn = study_from_flags(
+        dataset=name, arch="cnn", networks=args.cnn_networks, epochs=epochs, data=data, **hyper
+    )
+    timed = batched(cnn, dataset, device)
+    network_epochs = args.cnn_networks * epochs
+    return {
+        "cnn_dataset": name,
+        "cnn_networks": args.cnn_networks,
+        "cnn_epochs": epochs,
+        "cnn_width": cnn.groups[0].resolved_width,
+        "cnn_train_examples": len(dataset.splits["train"]),
+        "cnn_recorded_examples_per_checkpoint": sum(len(s) for s in dataset.splits.values()),
+        "cnn_network_epochs_per_s": network_epochs / timed["seconds"],
+        "cnn_train_network_epochs_per_s": network_epochs / timed["train_seconds"],
+        "cnn_seconds_per_network_epoch": timed["seconds"] / network_epochs,
+        "cnn_seconds": timed["seconds"],
+        "cnn_train_seconds": timed["train_seconds"],
+        "cnn_record_seconds": timed["record_seconds"],
+        "cnn_final_test_accuracy": timed["final_test_accuracy"],
+    }
 
 
 def _keep_fastest(fastest: dict[str, float], timed: dict) -> None:
@@ -228,7 +403,21 @@ def main() -> None:
         default=0,
         help="also time a population of small CNNs (throughput only)",
     )
+    parser.add_argument("--data-dir", default=None, help="file data sets (npz, cifar10, ...)")
+    parser.add_argument("--cnn-dataset", default=None, help="the CNNs' data set (--dataset)")
+    parser.add_argument("--cnn-data-dir", default=None, help="the CNNs' data (--data-dir)")
+    parser.add_argument(
+        "--cnn-warm-data-dir", default=None, help="a small file of the same shapes to warm up on"
+    )
+    parser.add_argument("--cnn-width", type=int, default=0, help="0: the default width")
+    parser.add_argument("--cnn-epochs", type=int, default=0, help="0: --epochs")
+    parser.add_argument(
+        "--cnn-only", action="store_true", help="time the CNN population alone (no MLP sides)"
+    )
     parser.add_argument("--no-store", action="store_true", help="skip the Zarr store run")
+    parser.add_argument(
+        "--no-vmap", action="store_true", help="skip the torch.func (vmap) ensemble"
+    )
     parser.add_argument(
         "--soft",
         action="store_true",
@@ -262,7 +451,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    data = DataConfig(args.dataset, samples=args.samples)
+    if args.cnn_only:
+        if not args.cnn_networks:
+            raise SystemExit("--cnn-only needs --cnn-networks")
+        result = {
+            "benchmark": "train_cnn",
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+            **cnn_population(args, device),
+            "load_average_1min": os.getloadavg()[0],
+        }
+        print(json.dumps(result))
+        return
+    data = DataConfig(args.dataset, samples=args.samples, data_dir=args.data_dir)
     dataset = load_dataset(data)
     hyper = dict(
         batch_size=args.batch_size,
@@ -285,9 +488,12 @@ def main() -> None:
     if args.soft:
         batched(replace(warm, soft=True), dataset, device)
     baseline(warm, dataset, device, 1)
+    ensemble = args.arch == "mlp" and not args.no_vmap
+    if ensemble:
+        vmap_ensemble(warm, dataset, device)
 
     count = args.baseline_networks or args.networks
-    ours = loop = None
+    ours = loop = peer = None
     plain_memory: dict[str, float] = {}
     soft_memory: dict[str, float] = {}
     for _ in range(max(1, args.repeats)):
@@ -300,6 +506,11 @@ def main() -> None:
         total = timed["train_seconds"] + timed["record_seconds"]
         if loop is None or total < loop["train_seconds"] + loop["record_seconds"]:
             loop = timed
+        if ensemble:
+            timed = vmap_ensemble(study, dataset, device)
+            total = timed["train_seconds"] + timed["record_seconds"]
+            if peer is None or total < peer["train_seconds"] + peer["record_seconds"]:
+                peer = timed
     network_epochs = args.networks * args.epochs
     loop_per_network = (loop["train_seconds"] + loop["record_seconds"]) / count
     loop_train_per_network = loop["train_seconds"] / count
@@ -329,6 +540,19 @@ def main() -> None:
         "final_test_accuracy": ours["final_test_accuracy"],
         "load_average_1min": os.getloadavg()[0],
     }
+    if peer is not None:
+        peer_seconds = peer["train_seconds"] + peer["record_seconds"]
+        result["vmap_network_epochs_per_s"] = network_epochs / peer_seconds
+        result["vmap_seconds"] = peer_seconds
+        result["vmap_train_seconds"] = peer["train_seconds"]
+        result["vmap_record_seconds"] = peer["record_seconds"]
+        result["ratio_vs_vmap"] = peer_seconds / ours["seconds"]
+        result["train_only_ratio_vs_vmap"] = peer["train_seconds"] / ours["train_seconds"]
+        # Same initial weights, data order and optimiser: the two should mostly agree (fp32
+        # sums in another order drift apart over training; bf16 more so).
+        result["vmap_final_test_agreement"] = float(
+            (peer["final_test_predictions"] == ours["final_test_predictions"]).mean()
+        )
     if args.soft:
         result["batched_seconds_soft"] = soft_memory["seconds"]
         result["batched_record_seconds_memory_soft"] = soft_memory["record_seconds"]
@@ -362,35 +586,7 @@ def main() -> None:
             )
             result["soft_total_ratio_store"] = soft_stored["seconds"] / stored["seconds"]
     if args.cnn_networks:
-        cnn = study_from_flags(
-            dataset=args.dataset,
-            arch="cnn",
-            networks=args.cnn_networks,
-            epochs=args.epochs,
-            data=data,
-            batch_size=args.batch_size,
-            precision=args.precision,
-        )
-        batched(
-            study_from_flags(
-                dataset=args.dataset,
-                arch="cnn",
-                networks=args.cnn_networks,
-                epochs=1,
-                data=data,
-                batch_size=args.batch_size,
-                precision=args.precision,
-            ),
-            dataset,
-            device,
-        )
-        timed = batched(cnn, dataset, device)
-        result["cnn_networks"] = args.cnn_networks
-        result["cnn_network_epochs_per_s"] = args.cnn_networks * args.epochs / timed["seconds"]
-        result["cnn_train_network_epochs_per_s"] = (
-            args.cnn_networks * args.epochs / timed["train_seconds"]
-        )
-        result["cnn_final_test_accuracy"] = timed["final_test_accuracy"]
+        result.update(cnn_population(args, device))
     print(json.dumps(result))
 
 

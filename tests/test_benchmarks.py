@@ -199,6 +199,12 @@ def test_bench_train_smoke(device, tmp_path):
         result["ratio"],
         result["batched_network_epochs_per_s"] / result["baseline_network_epochs_per_s"],
     )
+    # The vmap ensemble: timed, and from the batched trainer's initial weights it reaches the
+    # same final predictions (two networks, one epoch: no room to drift apart).
+    for key in ("vmap_network_epochs_per_s", "ratio_vs_vmap", "train_only_ratio_vs_vmap"):
+        assert positive(result[key]), (key, result[key])
+    assert math.isclose(result["ratio_vs_vmap"], result["vmap_seconds"] / result["batched_seconds"])
+    assert result["vmap_final_test_agreement"] == 1.0
     assert result["cnn_networks"] == 2
     for key in ("final_test_accuracy", "cnn_final_test_accuracy"):
         assert 0 <= result[key] <= 1
@@ -280,3 +286,80 @@ def test_bench_scale_smoke(tmp_path):
     matrices = result["matrices"]  # written after the stored kappa was checked against NumPy
     assert math.isclose(matrices["engine_over_numpy"], matrices["numpy_s"] / matrices["engine_s"])
     assert all(p.name.startswith("smoke_") for p in out.iterdir())
+
+
+@pytest.mark.slow
+def test_gpu_checks_cpu_smoke(tmp_path):
+    """benchmarks/gpu_checks.sh --cpu-smoke: every GPU check's step, on the CPU at a tiny size,
+    into one JSON file."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    environment.update(OUT=str(tmp_path / "out"), TMPDIR=str(tmp_path), PYTHON=sys.executable)
+    completed = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_checks.sh"), "--cpu-smoke"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    report = json.loads((tmp_path / "out" / "gpu_checks.json").read_text())
+    assert report["mode"] == "cpu-smoke"
+    steps = report["steps"]
+    assert list(steps) == [
+        "pytest_gpu",
+        "train_mlp",
+        "train_cnn",
+        "parity",
+        "pairwise",
+        "train_mlp_bf16",
+    ]
+    assert all(step["rc"] == 0 for step in steps.values()), steps
+    assert (
+        "skipped" in steps["pytest_gpu"]["summary"]
+        or "deselected" in steps["pytest_gpu"]["summary"]
+    )
+    mlp, cnn = steps["train_mlp"]["result"], steps["train_cnn"]["result"]
+    assert positive(mlp["ratio"]) and positive(mlp["ratio_vs_vmap"])
+    assert steps["train_mlp_bf16"]["result"]["precision"] == "bf16"
+    assert (cnn["cnn_networks"], cnn["cnn_train_examples"]) == (2, 120)
+    assert cnn["cnn_recorded_examples_per_checkpoint"] == 160
+    assert positive(cnn["cnn_seconds_per_network_epoch"])
+    parity = steps["parity"]["result"]
+    assert parity["devices"] == ["cpu", "cpu"]
+    for arch in ("mlp", "cnn"):
+        # The same device twice: the same networks, so the check itself cannot fail here.
+        assert parity[arch]["initial_agreement"] == parity[arch]["final_agreement"] == 1.0
+    assert steps["pairwise"]["result"]["networks"] == 40
+    targets = report["targets"]
+    assert set(targets) == {
+        "mlp_512_over_loop",
+        "mlp_512_over_vmap",
+        "cnn_256_seconds_per_network_epoch",
+        "pairwise_10000x60000_seconds",
+        "parity_final_agreement",
+    }
+    for target in targets.values():  # measured at the smoke size, so met or not says nothing
+        assert positive(target["measured"]) and isinstance(target["met"], bool)
+    for name in steps:
+        assert (tmp_path / "out" / f"{name}.log").is_file()
+
+
+def test_profile_train_step_smoke(tmp_path):
+    (result,) = json_lines(run_benchmark("profile_train_step.py", tmp_path, "--smoke"))
+    assert (result["networks"], result["width"], result["repeats"]) == (4, 8, 2)
+    assert result["steps"] == 1348 // 64
+    assert (
+        set(result["cpu_seconds"])
+        == set(result["page_faults"])
+        == {
+            "batched_steps_hand",
+            "batched_steps_autograd",
+            "vmap_steps",
+            "batched_eval",
+            "vmap_eval",
+        }
+    )
+    assert all(positive(seconds) for seconds in result["cpu_seconds"].values())
+    for key in ("step_ratio_vs_vmap", "step_ratio_hand_vs_autograd", "eval_ratio_vs_vmap"):
+        assert positive(result[key]), key

@@ -37,7 +37,7 @@ from engine.train.data import Dataset, load_dataset
 from engine.train.device import DeviceData, resolve_device, torch_threads
 from engine.train.evaluation import record_checkpoint
 from engine.train.population import create_or_open
-from engine.train.recorders import Recorder, StoreRecorder
+from engine.train.recorders import BackgroundRecorder, Recorder, StoreRecorder
 from engine.train.seeds import (
     Checkpoints,
     epoch_order,
@@ -64,6 +64,11 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------------------------
 # One block
+
+#: Linear stacks in fp32 train with their hand-written backward pass
+#: (:meth:`engine.train.models.BatchedModel.linear_stack_gradients`), which skips autograd's
+#: graph; False takes autograd everywhere (tests compare the two).
+HAND_GRADIENTS = True
 
 
 def make_optimizer(group: GroupConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
@@ -165,6 +170,7 @@ def _train_step(
     context: TrainContext, run: BlockRun, index: torch.Tensor, draws: torch.Tensor | None
 ) -> None:
     """One optimiser step of every network, on its examples ``index`` (networks, batch)."""
+    import torch
     import torch.nn.functional as F
 
     from engine.train.models import forward_precision
@@ -173,15 +179,26 @@ def _train_step(
     lr = learning_rate(group, run.step, run.steps_per_epoch, context.study.epochs)
     for param_group in run.optimizer.param_groups:
         param_group["lr"] = lr
-    batch = context.data.inputs["train"][index]  # (networks, batch, *input_shape)
+    inputs = context.data.inputs["train"]
+    # One gather of the block's examples (index_select is faster than advanced indexing), into
+    # a reused buffer on the CPU (see BatchedModel.scratch).
+    flat = index.reshape(-1)
+    batch = run.model.scratch("batch", (flat.shape[0], *inputs.shape[1:]), inputs)
+    batch = torch.index_select(inputs, 0, flat, out=batch).view(*index.shape, *inputs.shape[1:])
     if draws is not None:
         batch = augment(batch, draws, run.crop)
+    labels = context.data.labels["train"].index_select(0, flat).view(index.shape)
+    if HAND_GRADIENTS and run.model.linear_stack and group.precision == "fp32":
+        run.model.linear_stack_gradients(run.params, batch, labels)
+        run.optimizer.step()
+        run.step += 1
+        return
     with forward_precision(context.device, group.precision):
         logits = run.model.forward(run.params, run.buffers, batch, train=True, shared=False)
     logits = logits.float()  # the loss and its reduction in fp32
     loss = F.cross_entropy(
         logits.reshape(-1, logits.shape[2]),
-        context.data.labels["train"][index].reshape(-1),
+        labels.reshape(-1),
         reduction="sum",
     )
     run.optimizer.zero_grad(set_to_none=True)
@@ -329,19 +346,31 @@ def _check_architectures(study: StudyConfig, dataset: Dataset) -> None:
 
 def _recording(
     store: Path | None, owned: tuple[int, int], recorder: Recorder | None
-) -> tuple[Recorder, np.ndarray]:
-    """The recorder (the store's writer where there is a store) and each owned network's
-    completed checkpoints (int32, dims (owned networks,))."""
+) -> tuple[Recorder, np.ndarray, StoreRecorder | None]:
+    """The recorder (the store's writer where there is a store), each owned network's
+    completed checkpoints (int32, dims (owned networks,)) and the store's recorder, if any."""
     if store is None:
         if recorder is None:
             raise ConfigError("train_population needs a store path or a recorder")
-        return recorder, np.zeros(owned[1] - owned[0], np.int32)
+        return recorder, np.zeros(owned[1] - owned[0], np.int32), None
     from engine.store import open_writer
 
     writer = open_writer(store, networks=owned)
     # Claimed before any training, so that a second trainer of these networks stops at once.
     writer.claim()
-    return StoreRecorder(writer), writer.checkpoints_completed()
+    stored = StoreRecorder(writer)
+    return stored, writer.checkpoints_completed(), stored
+
+
+def background_writes(options: RunOptions, device: torch.device, store: Path | None) -> bool:
+    """Whether verdicts and states are written from a thread of their own
+    (:class:`engine.train.recorders.BackgroundRecorder`): ``options.extra["background_writes"]``
+    where given, else on CUDA with a store (the GPU trains on while the host compresses and
+    writes; on a CPU the writer would take cores from training)."""
+    chosen = options.extra.get("background_writes")
+    if chosen is not None:
+        return bool(chosen)
+    return device.type == "cuda" and store is not None
 
 
 def _train_blocks(
@@ -409,7 +438,10 @@ def train_population(
     store = Path(out) if out is not None else None
     if store is not None:
         create_or_open(study, dataset, store, checkpoints, seeds, options.command)
-    recorder, completed = _recording(store, owned, recorder)
+    recorder, completed, stored = _recording(store, owned, recorder)
+    background = None
+    if background_writes(options, device, store):
+        recorder = background = BackgroundRecorder(recorder)
     blocks = plan_blocks(study, owned, options.group_size, completed, len(checkpoints.epochs))
     context = TrainContext(
         study=study,
@@ -431,9 +463,14 @@ def train_population(
     try:
         with torch_threads(options.threads):
             _train_blocks(context, blocks, completed, owned, options.quiet)
+        if background is not None:
+            background.close()  # what is queued is written, and a failed write raised, here
     finally:
-        if isinstance(recorder, StoreRecorder):
-            recorder.writer.close()  # the claims: a rerun after a failure takes them over
+        if background is not None:
+            with contextlib.suppress(Exception):  # an error on its way wins
+                background.close()
+        if stored is not None:
+            stored.writer.close()  # the claims: a rerun after a failure takes them over
     if store is not None and not options.keep_state:
         remove_state_folder(store)
     return TrainSummary(

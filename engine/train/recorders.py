@@ -172,3 +172,117 @@ class NullRecorder:
 
     def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
         pass
+
+
+class BackgroundRecorder:
+    """Writes through another recorder from one background thread, so that training goes on
+    while the store compresses and writes.
+
+    Calls run on the thread in the order they were made; the queue is bounded (``depth``
+    calls): a trainer that gets ``depth`` calls ahead waits, so memory stays bounded. Arrays are
+    copied when queued (the caller may reuse its own). :meth:`defer` queues any other work that
+    must follow the writes queued before it (the trainer saves its resumable state so: a state
+    file never claims a checkpoint the store has not marked). A failed call's error is raised in
+    the caller at its next call, :meth:`flush` or :meth:`close`, and nothing queued after it
+    runs: no checkpoint is marked after a write that failed.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        Where the verdicts go (a :class:`StoreRecorder`, say).
+    depth : int
+        Calls queued at most.
+    """
+
+    def __init__(self, recorder: Recorder, depth: int = 8):
+        import queue
+        import threading
+
+        if depth < 1:
+            raise ValueError(f"a background writer needs a queue depth >= 1, not {depth}")
+        self.recorder = recorder
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._failed = False
+        self._thread = threading.Thread(target=self._work, name="train-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after a failure, the rest is dropped
+                    job()
+            except BaseException as error:  # raised in the trainer's thread instead
+                self._error, self._failed = error, True
+            finally:
+                self._queue.task_done()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def defer(self, job) -> None:
+        """Run ``job()`` on the writer's thread once everything queued before it has run."""
+        if self._closed:
+            raise RuntimeError("the background writer is closed")
+        self._raise_pending()
+        if self._failed:
+            raise RuntimeError("an earlier write of this background writer failed")
+        self._queue.put(job)
+
+    def record(
+        self,
+        split: str,
+        checkpoint: int,
+        networks: tuple[int, int],
+        predictions: np.ndarray,
+        *,
+        probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
+    ) -> None:
+        predictions = np.array(predictions, copy=True)
+        codes = {}
+        if probability is not None and margin is not None:
+            codes = {"probability": np.array(probability), "margin": np.array(margin)}
+        self.defer(lambda: self.recorder.record(split, checkpoint, networks, predictions, **codes))
+
+    def record_loss(self, checkpoint: int, networks: tuple[int, int], loss: np.ndarray) -> None:
+        loss = np.array(loss, copy=True)
+        self.defer(lambda: self.recorder.record_loss(checkpoint, networks, loss))
+
+    def record_membership(self, networks: tuple[int, int], membership: np.ndarray) -> None:
+        membership = np.array(membership, copy=True)
+        self.defer(lambda: self.recorder.record_membership(networks, membership))
+
+    def mark(self, checkpoint: int, networks: tuple[int, int]) -> None:
+        self.defer(lambda: self.recorder.mark(checkpoint, networks))
+
+    def flush(self) -> None:
+        """Wait until every queued call has run; raise the first error of one that failed."""
+        self._queue.join()
+        self._raise_pending()
+
+    def close(self) -> None:
+        """Run what is queued, stop the thread, and raise a failed call's error."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_pending()
+
+    def __enter__(self) -> BackgroundRecorder:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:  # the error already on its way wins over one the writer still holds
+            self.close()
+        except BaseException:
+            pass

@@ -30,27 +30,55 @@ def state_path(context: TrainContext, block: Block) -> Path | None:
     return context.state_dir / f"{block.key}.pt" if context.state_dir else None
 
 
-def save_state(context: TrainContext, run: BlockRun) -> None:
-    """Save the block's tensors and optimiser at its current checkpoint (atomically)."""
+def _on_host(value: Any, copy: bool) -> Any:
+    """``value`` with every tensor in it on the host (nested dicts, lists and tuples); with
+    ``copy``, copies even of the tensors already there."""
     import torch
 
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=copy)
+    if isinstance(value, dict):
+        return {k: _on_host(v, copy) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_host(v, copy) for v in value)
+    return value
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def save_state(context: TrainContext, run: BlockRun) -> None:
+    """Save the block's tensors and optimiser at its current checkpoint (atomically).
+
+    With a recorder that writes from a thread of its own (``defer``, as
+    :class:`engine.train.recorders.BackgroundRecorder`), a copy of the state is written there,
+    after the checkpoint's mark: a state file never claims a checkpoint the store lacks.
+    """
     path = state_path(context, run.block)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": STATE_FORMAT,
         "config": context.config_json,
         "block": [run.block.start, run.block.stop],
         "checkpoint": run.checkpoint,
         "step": run.step,
-        "params": {k: v.detach().cpu() for k, v in run.params.items()},
-        "buffers": {k: v.cpu() for k, v in run.buffers.items()},
+        "params": {k: v.detach() for k, v in run.params.items()},
+        "buffers": dict(run.buffers),
         "optimizer": run.optimizer.state_dict(),
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    defer = getattr(context.recorder, "defer", None)
+    if defer is None:
+        _write_state(path, _on_host(state, copy=False))
+    else:
+        snapshot = _on_host(state, copy=True)  # training goes on and changes the tensors
+        defer(lambda: _write_state(path, snapshot))
 
 
 def load_state(context: TrainContext, block: Block, completed: np.ndarray) -> dict[str, Any] | None:
@@ -99,8 +127,13 @@ def restore_state(run: BlockRun, state: dict[str, Any]) -> None:
 def remove_state(context: TrainContext, block: Block) -> None:
     """Delete a finished block's state file, unless the run keeps final weights."""
     path = state_path(context, block)
-    if path is not None and not context.keep_state:
+    if path is None or context.keep_state:
+        return
+    defer = getattr(context.recorder, "defer", None)
+    if defer is None:
         path.unlink(missing_ok=True)
+    else:  # after the state writes queued before it
+        defer(lambda: path.unlink(missing_ok=True))
 
 
 def remove_state_folder(store: Path) -> None:

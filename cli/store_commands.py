@@ -9,7 +9,9 @@ import typer
 
 def info(
     store: str = typer.Argument(..., help="Population store (folder or URL)."),
-    verify: bool = typer.Option(False, "--verify", help="Read every chunk to check checksums."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Read every chunk of every array to check checksums."
+    ),
 ) -> None:
     """Splits, networks, checkpoints, examples, completeness and size on disk of a store."""
     from rich.console import Console
@@ -17,7 +19,9 @@ def info(
 
     from engine.store import open_population, summarize_population, verify_population
 
-    population = open_population(store)
+    # Without the check on opening, so that a damaged store is still described; --verify
+    # then names the damage.
+    population = open_population(store, check=False)
     summary = summarize_population(population)
     console = Console()
     console.print(
@@ -52,8 +56,10 @@ def info(
             console.print(f"soft verdicts of {split.name}: {sizes} bits / entry")
     console.print(f"size on disk: {_size(summary.stored_bytes)}")
     if verify:
-        verify_population(population)
-        console.print("every chunk read back with a matching checksum")
+        checked = verify_population(population)
+        console.print(
+            f"every chunk of the {len(checked.arrays)} arrays read back with a matching checksum"
+        )
 
 
 def merge(

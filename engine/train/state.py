@@ -5,19 +5,35 @@ statistics and optimiser state to one file in the state folder
 ``<store parent>/.<store name>.train-state/`` (beside the store, so the store holds only Zarr
 data), through a temporary file and ``os.replace``. A state is resumed only if it belongs to the
 same study, the same block and a store that has its checkpoint marked.
+
+A save that fails (a full disk, a quota, a read-only folder) removes its temporary file and
+raises a one-line :class:`~engine.errors.EngineError` naming the file and the space left; the
+store is untouched by it (its checkpoint is already marked), so a rerun resumes. Temporary files
+that a killed process left behind are removed by the next run that loads or finishes a block's
+state, and when the state folder is removed at the end of training.
 """
 
 from __future__ import annotations
 
+import glob
+import io
 import os
+import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.errors import EngineError
 from engine.train.block import Block, BlockRun, TrainContext
 
 STATE_FORMAT = 1
+#: A temporary state file older than this is left over from a crash wherever it was written
+#: (a save takes seconds); younger ones are removed only when their process on this machine is
+#: gone, since shards on other machines may share the folder.
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def state_folder(store: Path) -> Path:
@@ -31,13 +47,19 @@ def state_path(context: TrainContext, block: Block) -> Path | None:
 
 
 def save_state(context: TrainContext, run: BlockRun) -> None:
-    """Save the block's tensors and optimiser at its current checkpoint (atomically)."""
+    """Save the block's tensors and optimiser at its current checkpoint (atomically).
+
+    Raises
+    ------
+    EngineError
+        If the file cannot be written (no space left, a quota, a read-only folder): one line
+        naming the file and the space left on its disk; no temporary file is left behind.
+    """
     import torch
 
     path = state_path(context, run.block)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": STATE_FORMAT,
         "config": context.config_json,
@@ -48,9 +70,82 @@ def save_state(context: TrainContext, run: BlockRun) -> None:
         "buffers": {k: v.cpu() for k, v in run.buffers.items()},
         "optimizer": run.optimizer.state_dict(),
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    # Serialised in memory first, so that every write to disk goes through write_file, where a
+    # failure is an OSError with its errno (torch's own writer reports its internals instead).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    temporary = path.with_name(f".{path.name}.{_TEMPORARY_TAG}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(temporary, buffer.getbuffer())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise EngineError(_save_failure(path, error, buffer.getbuffer().nbytes)) from error
+
+
+#: Names this process's temporary files: host and pid, so that a later run can tell its own
+#: machine's dead processes' files from live ones.
+_TEMPORARY_TAG = f"{socket.gethostname().replace('.', '_')}.{os.getpid()}"
+
+
+def write_file(path: Path, data: memoryview) -> None:
+    """Write ``data`` to a new file ``path`` and flush it to disk (the one write of a state).
+
+    The fsync is there because some file systems (NFS, quotas) report a full disk only when
+    data is flushed or the file closed, which must happen before the rename publishes it.
+    """
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _save_failure(path: Path, error: OSError, size: int) -> str:
+    """The one line of a failed save: the file, the reason, the space it needed and had."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    reason = error.strerror or type(error).__name__
+    return (
+        f"cannot save training state {path}: {reason} (needs {size / 2**20:.1f} MiB; "
+        f"{free} on its disk); the store is intact: free space and rerun the same command "
+        "to resume"
+    )
+
+
+def remove_stale_temporaries(folder: Path, prefix: str = "") -> None:
+    """Remove the temporary state files in ``folder`` (those of ``prefix``, a state file's
+    name, or all) that a killed or failed process left: this machine's whose process is gone,
+    and any older than :data:`STALE_TEMPORARY_SECONDS`."""
+    if not folder.is_dir():
+        return
+    host = socket.gethostname().replace(".", "_")
+    now = time.time()
+    for file in folder.glob(f".{glob.escape(prefix)}*.tmp"):
+        parts = file.name[: -len(".tmp")].rsplit(".", 2)
+        # ".<name>.pt.<pid>.tmp", without a host, is what earlier engines wrote: take it as ours.
+        same_host = len(parts) == 3 and parts[1] in (host, "pt")
+        try:
+            dead = same_host and not _alive(int(parts[2]))
+            old = now - file.stat().st_mtime > STALE_TEMPORARY_SECONDS
+        except (ValueError, OSError):
+            continue
+        if dead or old:
+            file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def load_state(context: TrainContext, block: Block, completed: np.ndarray) -> dict[str, Any] | None:
@@ -64,7 +159,10 @@ def load_state(context: TrainContext, block: Block, completed: np.ndarray) -> di
     import torch
 
     path = state_path(context, block)
-    if path is None or not path.exists():
+    if path is None:
+        return None
+    remove_stale_temporaries(path.parent, path.name)
+    if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -99,12 +197,16 @@ def restore_state(run: BlockRun, state: dict[str, Any]) -> None:
 def remove_state(context: TrainContext, block: Block) -> None:
     """Delete a finished block's state file, unless the run keeps final weights."""
     path = state_path(context, block)
-    if path is not None and not context.keep_state:
-        path.unlink(missing_ok=True)
+    if path is not None:
+        remove_stale_temporaries(path.parent, path.name)
+        if not context.keep_state:
+            path.unlink(missing_ok=True)
 
 
 def remove_state_folder(store: Path) -> None:
-    """Remove the state folder once it is empty: other shards may still be saving there."""
+    """Remove the state folder once it is empty (after its stale temporary files): other shards
+    may still be saving there."""
+    remove_stale_temporaries(state_folder(store))
     try:
         state_folder(store).rmdir()
     except OSError:

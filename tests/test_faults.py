@@ -11,17 +11,10 @@ every trial appends its fault, target and outcome as one JSON line to FILE, whic
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +22,7 @@ import pandas as pd
 import pytest
 
 import engine
-from engine.errors import EngineError, StoreError
+from engine.errors import EngineError
 from engine.store import verify_population
 
 FULL = os.environ.get("CREATED_EQUAL_FAULTS", "") == "full"

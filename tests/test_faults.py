@@ -11,10 +11,17 @@ every trial appends its fault, target and outcome as one JSON line to FILE, whic
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +29,7 @@ import pandas as pd
 import pytest
 
 import engine
-from engine.errors import EngineError
+from engine.errors import EngineError, StoreError
 from engine.store import verify_population
 
 FULL = os.environ.get("CREATED_EQUAL_FAULTS", "") == "full"
@@ -274,3 +281,399 @@ def test_every_damage_on_every_array_is_named_or_harmless(
         outcome = outcome_of(store, name, kind, tmp_path / f"o{index}", intact, monkeypatch)
         record(f"store damage: {kind}", name, outcome)
         shutil.rmtree(store.parent)
+
+
+# ----------------------------------------------------------------------------------------------
+# kill -9 of training at random moments, with reads while it trains
+
+TRAIN = [
+    "train-population",
+    "--dataset",
+    "digits",
+    "--arch",
+    "mlp",
+    "--networks",
+    "4",
+    "--width",
+    "16",
+    "--epochs",
+    "2",
+    "--record-every",
+    "7",
+    "--network-block",
+    "2",
+    "--subset-fraction",
+    "0.8",
+    "--threads",
+    "1",
+    "--quiet",
+]
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.app", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out
+
+
+def store_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array a study records, as a reader sees it."""
+    population = engine.open_population(path)
+    arrays = {
+        "completed": population.checkpoints_completed(),
+        "loss": population.train_loss().compute(),
+        "networks": population.networks.drop(columns=[]).to_numpy(dtype=str),
+    }
+    membership = population.membership()
+    if membership is not None:
+        arrays["membership"] = membership.compute()
+    for split in population.splits:
+        arrays[f"{split}/correct"] = population.correct(split).compute()
+        predictions = population.predictions(split)
+        if predictions is not None:
+            arrays[f"{split}/predictions"] = predictions.compute()
+        for name in population.soft_arrays(split):
+            arrays[f"{split}/{name}"] = population.lazy_array(f"splits/{split}/{name}").compute()
+    return arrays
+
+
+def assert_same_store(left: Path, right: Path) -> None:
+    a, b = store_arrays(left), store_arrays(right)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """What an interrupted run may leave beside a store: staging folders, temporary files."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if ".creating-" in p.name or ".merging-" in p.name or p.name.endswith(".tmp")
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, float]:
+    """The study trained without interruption, and how long that took."""
+    path = tmp_path_factory.mktemp("trained") / "pop.zarr"
+    began = time.monotonic()
+    finish(start([*TRAIN, "--out", str(path)]))
+    return path, time.monotonic() - began
+
+
+def check_read_during_write(path: Path, reference: dict[str, np.ndarray]) -> bool:
+    """Read a store a trainer is writing: what is marked equals the finished store, the rest
+    reads as not recorded. False where there was no store yet to read."""
+    try:
+        population = engine.open_population(path)
+    except StoreError as error:
+        assert "no population store" in str(error), error
+        return False
+    completed = population.checkpoints_completed()
+    unrecorded = np.arange(population.num_checkpoints)[None, :] >= completed[:, None]
+    for split in population.splits:
+        correct = population.correct(split).compute()
+        np.testing.assert_array_equal(
+            correct[~unrecorded], reference[f"{split}/correct"][~unrecorded]
+        )
+        assert not correct[unrecorded].any()
+        predictions = population.predictions(split)
+        if predictions is not None:
+            assert (predictions.compute()[unrecorded] == -1).all()
+    return True
+
+
+def _marked(store: Path) -> str:
+    try:
+        population = engine.open_population(store)
+    except StoreError:
+        return "no store yet"
+    done = int(population.checkpoints_completed().sum())
+    return f"{done} of {population.num_networks * population.num_checkpoints} checkpoints marked"
+
+
+def test_training_killed_at_random_moments_resumes_to_the_same_store(trained, tmp_path):
+    reference, seconds = trained
+    expected = store_arrays(reference)
+    store = tmp_path / "pop.zarr"
+    reads = 0
+    for trial in range(kills("train")):
+        process = start([*TRAIN, "--out", str(store)])
+        began = time.monotonic()
+        if trial % 2 == 0:
+            # Any moment of the run: starting up, creating the store, training, saving.
+            deadline = began + RNG.uniform(0.2, seconds)
+        else:
+            # A moment of training proper: after the store appears, while reading it.
+            while not store.exists() and process.poll() is None:
+                time.sleep(0.01)
+            deadline = time.monotonic() + RNG.uniform(0.0, 1.5)
+        while time.monotonic() < deadline and process.poll() is None:
+            reads += check_read_during_write(store, expected)
+        moment = time.monotonic() - began
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        progress = _marked(store)
+        record("kill -9 of train-population", f"at {moment:.1f} s, {progress}", "resumed")
+    finish(start([*TRAIN, "--out", str(store)]))
+    assert_same_store(store, reference)
+    assert not leftovers(tmp_path), leftovers(tmp_path)
+    assert not (tmp_path / ".pop.zarr.train-state").exists()
+    record("read during training", f"{reads} reads", "marked entries as finished, rest masked")
+
+
+# ----------------------------------------------------------------------------------------------
+# kill -9 of import
+
+
+@pytest.fixture(scope="module")
+def import_source(tmp_path_factory) -> tuple[list[str], Path]:
+    """Logits of 8 networks at 3 checkpoints, their labels, and the store imported whole."""
+    folder = tmp_path_factory.mktemp("import")
+    rng = np.random.default_rng(5)
+    np.save(folder / "logits.npy", rng.normal(size=(8, 3, 40, 4)).astype(np.float32))
+    np.save(folder / "labels.npy", rng.integers(0, 4, 40))
+    args = [
+        "import",
+        str(folder / "logits.npy"),
+        "--labels",
+        str(folder / "labels.npy"),
+        "--epochs",
+        "0,1,2",
+        "--network-block",
+        "2",
+        "--no-progress",
+    ]
+    reference = folder / "reference.zarr"
+    finish(start([*args, "--out", str(reference)]))
+    return args, reference
+
+
+def test_import_killed_at_random_moments_resumes_to_the_same_store(import_source, tmp_path):
+    args, reference = import_source
+    store = tmp_path / "pop.zarr"
+    for _ in range(kills("import")):
+        delay = RNG.uniform(0.5, 4.0)
+        process = start([*args, "--out", str(store)])
+        time.sleep(delay)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        record("kill -9 of import", f"after {delay:.1f} s", "resumed")
+    finish(start([*args, "--out", str(store)]))
+    assert_same_store(store, reference)
+    assert not leftovers(tmp_path), leftovers(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# kill -9 of analysis: the output folder is complete or has no report.html
+
+
+def read_results(out: Path) -> dict:
+    """The results of an analysis folder as :func:`results` gives them."""
+    return {
+        "summary": _without_paths(json.loads((out / "summary.json").read_text())),
+        "pairwise": _without_paths(json.loads((out / "pairwise.json").read_text())),
+        "examples": pd.read_parquet(out / "examples.parquet").to_dict("list"),
+        "networks": pd.read_parquet(out / "networks.parquet").to_dict("list"),
+    }
+
+
+def test_analysis_killed_at_random_moments_is_complete_or_unmarked(
+    small_store, intact, tmp_path, monkeypatch
+):
+    for trial in range(kills("analyze")):
+        out = tmp_path / f"out{trial}"
+        delay = RNG.uniform(1.0, 9.0)
+        process = start(["analyze", str(small_store), "--out", str(out), "--no-progress"])
+        time.sleep(delay)
+        killed = process.poll() is None
+        if killed:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        report = out / "report.html"
+        if report.exists():
+            # A report.html is the mark of a complete analysis: all of it must be there.
+            assert report.read_text().rstrip().endswith("</html>")
+            assert same(read_results(out), intact)
+            outcome = "complete (finished before the kill)" if not killed else "complete"
+        else:
+            outcome = "no report.html (incomplete, not presented as complete)"
+        # Rerunning into the same folder gives the whole analysis.
+        assert same(results(small_store, out, monkeypatch), intact)
+        record("kill -9 of analyze", f"after {delay:.1f} s", outcome + "; rerun identical")
+
+
+# ----------------------------------------------------------------------------------------------
+# A Dask worker killed mid-analysis
+
+
+@pytest.mark.distributed
+def test_a_worker_killed_mid_analysis_gives_identical_results_or_a_clean_error(
+    small_store, intact, tmp_path, monkeypatch
+):
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        got: dict = {}
+
+        def analyse() -> None:
+            from engine.report.run import analyze_store
+
+            try:
+                analyze_store(
+                    str(small_store),
+                    tmp_path / "out",
+                    cluster=cluster.scheduler_address,
+                    progress=False,
+                )
+                got["results"] = read_results(tmp_path / "out")
+            except Exception as error:  # recorded: a clean failure is allowed, wrong numbers not
+                got["error"] = error
+
+        thread = threading.Thread(target=analyse)
+        thread.start()
+        time.sleep(RNG.uniform(0.5, 2.0))
+        os.kill(pids[0], signal.SIGKILL)
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+    if "error" in got:
+        message = str(got["error"])
+        assert "\n" not in message
+        outcome = f"clean failure: {type(got['error']).__name__}"
+    else:
+        assert same(got["results"], intact)
+        outcome = "identical results"
+    record("Dask worker killed mid-analysis", "LocalCluster of 2 workers", outcome)
+
+
+# ----------------------------------------------------------------------------------------------
+# A full disk while training saves its state
+
+
+def test_a_full_disk_while_saving_state_is_one_line_and_leaves_no_temporary(
+    trained, tmp_path, monkeypatch, capsys
+):
+    from cli.app import main
+    from engine.train import state
+
+    reference, _ = trained
+    store = tmp_path / "pop.zarr"
+    folder = tmp_path / ".pop.zarr.train-state"
+    real_write = state.write_file
+    saves = {"count": 0}
+
+    def full_disk(path: Path, data) -> None:
+        saves["count"] += 1
+        if saves["count"] >= 2:  # the first state saved, then the disk fills
+            with open(path, "wb") as file:  # part of it written, as a real full disk does
+                file.write(bytes(data[: len(data) // 3]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(state, "write_file", full_disk)
+    assert main([*TRAIN, "--out", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot save training state ") and err.count("\n") == 1
+    assert "No space left on device" in err and "MiB free" in err and str(folder) in err
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp"))
+    record(
+        "full disk (faked ENOSPC) while saving state",
+        "train-population",
+        "one-line error, no temporary file",
+    )
+    # A crash mid-save leaves a temporary file of a process that is gone: the next run
+    # removes it.
+    host = socket.gethostname().replace(".", "_")
+    stale = folder / f".mlp-0-2.pt.{host}.999999999.tmp"
+    stale.write_bytes(b"partial")
+    monkeypatch.setattr(state, "write_file", real_write)
+    assert main([*TRAIN, "--out", str(store)]) == 0
+    assert not stale.exists() and not folder.exists()
+    assert_same_store(store, reference)
+    record("temporary state file left by a crash", "next run", "removed; store identical")
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+#: Defects the suite found outside the files of this change, open (docs/reliability.md): a
+#: run that fails while creating its store leaves its hidden staging folder behind.
+STAGING_LEFT = "leaves its .creating-<pid> staging folder (open defect, engine/store/create.py)"
+
+
+def fill_disk(args: list[str], reference: Path, mount: Path, size: str, what: str) -> None:
+    """Run ``args`` (writing under ``mount``) on a tmpfs of ``size``: it must end in one line
+    and exit 1, or succeed; then, on a larger disk, the same command must give ``reference``."""
+    if not _mount_tmpfs(mount, size):
+        record(f"full disk (tmpfs) during {what}", size, "not run: mount not permitted")
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        store = mount / "pop.zarr"
+        process = start([*args, "--out", str(store)])
+        _, err = process.communicate(timeout=300)
+        if process.returncode == 0:
+            outcome = "fitted: no error"
+        else:
+            assert process.returncode == 1, err
+            assert err.startswith("error: ") and err.count("\n") == 1, err
+            assert "No space left on device" in err, err
+            reason = err.strip().split(":", 1)[1].strip()
+            outcome = (
+                "exit 1, one line naming the state file and the space left"
+                if reason.startswith("cannot save training state")
+                else f"exit 1, one line: {reason[:60]}"
+            )
+        left = leftovers(mount)
+        assert all(".creating-" in p.name for p in left), left
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+        finish(start([*args, "--out", str(store)]))
+        assert_same_store(store, reference)
+        outcome += "; rerun identical"
+        if left:
+            outcome += f"; {STAGING_LEFT}"
+        record(f"full disk (tmpfs) during {what}", size, outcome)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.skipif(not FULL, reason="full fault suite only (CREATED_EQUAL_FAULTS=full)")
+@pytest.mark.skipif(shutil.which("mount") is None, reason="no mount command")
+@pytest.mark.parametrize("size", ["64k", "128k", "192k", "224k", "256k"])
+def test_a_small_file_system_filling_during_training(trained, tmp_path, size):
+    """A real full disk: a tmpfs smaller than the study needs (about 290 KiB with its state),
+    where this machine lets tests mount one; it fills at a moment that depends on its size."""
+    fill_disk(TRAIN, trained[0], tmp_path / "small", size, "train-population")
+
+
+@pytest.mark.skipif(not FULL, reason="full fault suite only (CREATED_EQUAL_FAULTS=full)")
+@pytest.mark.skipif(shutil.which("mount") is None, reason="no mount command")
+@pytest.mark.parametrize("size", ["64k", "128k", "192k"])
+def test_a_small_file_system_filling_during_import(import_source, tmp_path, size):
+    args, reference = import_source
+    fill_disk(args, reference, tmp_path / "small", size, "import")

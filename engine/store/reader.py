@@ -117,13 +117,13 @@ class CheckedZarr:
             assert self.completed is not None  # require_written implies it
             require_recorded_chunks(self.array, region, self.completed[region[0][0] :])
         try:
-            values = self.array[tuple(slice(start, stop) for start, stop in region)]
+            read = self.array[tuple(slice(start, stop) for start, stop in region)]
         except Exception as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise StoreError(
                 f"corrupt or unreadable chunk in {self.label} at {_describe(key)}: {reason}"
             ) from error
-        values = np.asarray(values)
+        values: np.ndarray = np.asarray(read)
         if self.completed is not None:
             values = _mask_unrecorded(values, region, self.completed, self.array.fill_value)
         parts = key if isinstance(key, tuple) else (key,)
@@ -421,14 +421,11 @@ class Population:
         names = self.array_names()
         arrays = {name: self.array(name) for name in names}
         shapes = {name: self.shape_of(name, array) for name, array in arrays.items()}
+        # Read below, once, in the order that is safe against a writer at work.
+        later = {"checkpoints_completed", *(f"splits/{s}/final_accuracy" for s in self.splits)}
         for name, array in arrays.items():
-            if not _is_verdict_sized(shapes[name], array):
+            if name not in later and not _is_verdict_sized(shapes[name], array):
                 self._read_whole(name, array, shapes[name])
-        if self.format_version < WRITTEN_CHUNKS_VERSION:
-            return
-        for name, array in arrays.items():
-            if name.rsplit("/", 1)[-1] in _STORED_AT_CREATION or "/example_metadata/" in name:
-                _require_every_chunk(array, shapes[name], f"{self.path}/{name}")
         # final_accuracy first: it is written before checkpoints_completed at the last
         # checkpoint, so a reader racing a writer never sees it recorded ahead of completion.
         accuracies = {
@@ -436,6 +433,11 @@ class Population:
             for split in self.splits
         }
         completed = self.checkpoints_completed()
+        if self.format_version < WRITTEN_CHUNKS_VERSION:
+            return
+        for name, array in arrays.items():
+            if name.rsplit("/", 1)[-1] in _STORED_AT_CREATION or "/example_metadata/" in name:
+                _require_every_chunk(array, shapes[name], f"{self.path}/{name}")
         for split, accuracy in accuracies.items():
             self._check_final_accuracy(split, accuracy, completed)
 

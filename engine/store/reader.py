@@ -264,8 +264,9 @@ class Population:
         try:
             return np.asarray(array[:])
         except Exception as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise StoreError(
-                f"corrupt or unreadable array {name!r} in {self.path}: {type(error).__name__}"
+                f"corrupt or unreadable chunk in {self.path}/{name}: {reason}"
             ) from error
 
     def checkpoints_completed(self) -> np.ndarray:

@@ -677,3 +677,26 @@ def test_a_small_file_system_filling_during_training(trained, tmp_path, size):
 def test_a_small_file_system_filling_during_import(import_source, tmp_path, size):
     args, reference = import_source
     fill_disk(args, reference, tmp_path / "small", size, "import")
+
+
+def test_states_of_blocks_finished_before_a_kill_are_removed_by_the_next_run(trained, tmp_path):
+    """A kill after a block's last mark and before its state file is removed leaves a state
+    that no later run trains again; the next run that finishes removes it."""
+    from cli.app import main
+
+    reference, _ = trained
+    store = tmp_path / "pop.zarr"
+    folder = tmp_path / ".pop.zarr.train-state"
+    shutil.copytree(reference, store)
+    folder.mkdir()
+    (folder / "mlp-0-4.pt").write_bytes(b"a state of a finished block")
+    (folder / "other-100-104.pt").write_bytes(b"not this store's networks: kept")
+    assert main([*TRAIN, "--out", str(store)]) == 0
+    assert not (folder / "mlp-0-4.pt").exists()
+    assert [p.name for p in folder.iterdir()] == ["other-100-104.pt"]
+    (folder / "other-100-104.pt").unlink()
+    record(
+        "kill -9 after a block's last mark, before its state is removed",
+        "next run",
+        "state removed",
+    )

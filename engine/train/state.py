@@ -204,10 +204,40 @@ def remove_state(context: TrainContext, block: Block) -> None:
 
 
 def remove_state_folder(store: Path) -> None:
-    """Remove the state folder once it is empty (after its stale temporary files): other shards
-    may still be saving there."""
-    remove_stale_temporaries(state_folder(store))
+    """Remove the state folder once it is empty: other shards may still be saving there.
+
+    First go its stale temporary files and the states of blocks the store has complete: a run
+    killed after a block's last checkpoint was marked, before its state was removed, leaves
+    one that no later run would otherwise touch (complete blocks are not trained again).
+    """
+    folder = state_folder(store)
+    remove_stale_temporaries(folder)
+    _remove_finished_states(store, folder)
     try:
-        state_folder(store).rmdir()
+        folder.rmdir()
     except OSError:
         pass
+
+
+def _remove_finished_states(store: Path, folder: Path) -> None:
+    """Delete ``<group>-<start>-<stop>.pt`` files whose networks the store has all complete."""
+    states = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+    if not states:
+        return
+    from engine.errors import StoreError
+    from engine.store import open_population
+
+    try:
+        population = open_population(store, check=False)
+        completed = population.checkpoints_completed()
+    except StoreError:
+        return  # no store to tell finished blocks by: leave the states alone
+    for path in states:
+        try:
+            start, stop = (int(part) for part in path.stem.rsplit("-", 2)[1:])
+        except ValueError:
+            continue
+        block = completed[start:stop]
+        if 0 <= start < stop and block.size == stop - start:
+            if (block >= population.num_checkpoints).all():
+                path.unlink(missing_ok=True)

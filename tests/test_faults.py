@@ -381,17 +381,20 @@ def check_read_during_write(path: Path, reference: dict[str, np.ndarray]) -> boo
     except StoreError as error:
         assert "no population store" in str(error), error
         return False
-    completed = population.checkpoints_completed()
-    unrecorded = np.arange(population.num_checkpoints)[None, :] >= completed[:, None]
+    # The lazy arrays take their own snapshot of the marks, between these two reads: entries
+    # marked before it are final, entries unmarked after it must read as not recorded.
+    checkpoints = np.arange(population.num_checkpoints)[None, :]
+    before = population.checkpoints_completed()
+    arrays = {split: population.correct(split) for split in population.splits}
+    predictions = {split: population.predictions(split) for split in population.splits}
+    after = population.checkpoints_completed()
+    recorded, unrecorded = checkpoints < before[:, None], checkpoints >= after[:, None]
     for split in population.splits:
-        correct = population.correct(split).compute()
-        np.testing.assert_array_equal(
-            correct[~unrecorded], reference[f"{split}/correct"][~unrecorded]
-        )
+        correct = arrays[split].compute()
+        np.testing.assert_array_equal(correct[recorded], reference[f"{split}/correct"][recorded])
         assert not correct[unrecorded].any()
-        predictions = population.predictions(split)
-        if predictions is not None:
-            assert (predictions.compute()[unrecorded] == -1).all()
+        if predictions[split] is not None:
+            assert (predictions[split].compute()[unrecorded] == -1).all()
     return True
 
 

@@ -239,7 +239,7 @@ class Population:
         read once now, come back as the array's fill value, as the format says: nothing a
         writer still at work has put there since is seen. In stores of format 2 and later,
         reading a chunk of a split's verdict arrays that holds recorded entries but is missing
-        is one-line error too.
+        is a one-line error too.
         """
         array = self.array(name)
         completed = None
@@ -425,7 +425,7 @@ class Population:
         # Read below, once, in the order that is safe against a writer at work.
         later = {"checkpoints_completed", *(f"splits/{s}/final_accuracy" for s in self.splits)}
         for name, array in arrays.items():
-            if name not in later and not _is_verdict_sized(shapes[name], array):
+            if name not in later and not _is_verdict_sized(array):
                 self._read_whole(name, array, shapes[name])
         # final_accuracy first: it is written before checkpoints_completed at the last
         # checkpoint, so a reader racing a writer never sees it recorded ahead of completion.
@@ -627,7 +627,7 @@ _STORED_AT_CREATION = frozenset(
 )
 
 
-def _is_verdict_sized(shape: tuple[int, ...], array: zarr.Array) -> bool:
+def _is_verdict_sized(array: zarr.Array) -> bool:
     """Whether an array is networks by examples in size (verdicts, soft verdicts, membership):
     the arrays the analyses read chunk by chunk, too large to read whole on opening."""
     dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
@@ -649,9 +649,7 @@ def _tracks_written(name: str, array: zarr.Array) -> bool:
     """Whether a missing chunk of this array is damage once its networks are recorded: the
     verdict arrays of a split, which every record writes; not ``train_loss``, which a user's
     loop need not record, nor ``membership`` (never recorded reads as trained on everything)."""
-    layout = SPLIT_ARRAYS.get(name.rsplit("/", 1)[-1]) if name.startswith("splits/") else None
-    dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
-    return layout is not None and layout.writer_owned and dims[:2] == ("networks", "checkpoints")
+    return name.startswith("splits/") and _records_checkpoints(name, array)
 
 
 def _records_checkpoints(name: str, array: zarr.Array) -> bool:

@@ -703,3 +703,27 @@ def test_states_of_blocks_finished_before_a_kill_are_removed_by_the_next_run(tra
         "next run",
         "state removed",
     )
+
+
+def test_only_temporary_states_of_dead_processes_or_old_ones_are_removed(tmp_path):
+    """Shards on other machines may share the state folder: their young temporary files stay,
+    as do those of live processes here; a dead process's here, or any hour-old one, go."""
+    from engine.train import state
+
+    host = socket.gethostname().replace(".", "_")
+    live = tmp_path / f".g-0-2.pt.{host}.{os.getpid()}.tmp"
+    dead = tmp_path / f".g-0-2.pt.{host}.999999999.tmp"
+    legacy = tmp_path / ".g-0-2.pt.999999999.tmp"
+    elsewhere = tmp_path / ".g-0-2.pt.otherhost.1.tmp"
+    old = tmp_path / ".g-2-4.pt.otherhost.1.tmp"
+    other_block = tmp_path / f".g-2-4.pt.{host}.999999999.tmp"
+    for path in (live, dead, legacy, elsewhere, old, other_block):
+        path.write_bytes(b"partial")
+    hour_ago = time.time() - state.STALE_TEMPORARY_SECONDS - 60
+    os.utime(old, (hour_ago, hour_ago))
+    state.remove_stale_temporaries(tmp_path, "g-0-2.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, elsewhere, old, other_block)
+    )
+    state.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (live, elsewhere))

@@ -74,7 +74,7 @@ def save_state(context: TrainContext, run: BlockRun) -> None:
     # failure is an OSError with its errno (torch's own writer reports its internals instead).
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    temporary = path.with_name(f".{path.name}.{_TEMPORARY_TAG}.tmp")
+    temporary = path.with_name(f".{path.name}.{_temporary_tag()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_file(temporary, buffer.getbuffer())
@@ -84,9 +84,10 @@ def save_state(context: TrainContext, run: BlockRun) -> None:
         raise EngineError(_save_failure(path, error, buffer.getbuffer().nbytes)) from error
 
 
-#: Names this process's temporary files: host and pid, so that a later run can tell its own
-#: machine's dead processes' files from live ones.
-_TEMPORARY_TAG = f"{socket.gethostname().replace('.', '_')}.{os.getpid()}"
+def _temporary_tag() -> str:
+    """Names this process's temporary files: host and pid (now, not at import: a forked
+    worker has its own), so that a later run can tell its machine's dead processes' files."""
+    return f"{socket.gethostname().replace('.', '_')}.{os.getpid()}"
 
 
 def write_file(path: Path, data: memoryview) -> None:

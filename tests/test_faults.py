@@ -34,7 +34,7 @@ from engine.store import verify_population
 
 FULL = os.environ.get("CREATED_EQUAL_FAULTS", "") == "full"
 #: Random moments per kill scenario: quick, full.
-KILLS = {"train": (2, 12), "import": (1, 8), "analyze": (1, 6)}
+KILLS = {"train": (2, 12), "import": (1, 8), "analyze": (1, 6), "dask": (1, 4)}
 #: Seeded, so that a failure can be rerun; the full suite draws other moments than the quick.
 RNG = random.Random(1414 if FULL else 14)
 
@@ -398,6 +398,16 @@ def check_read_during_write(path: Path, reference: dict[str, np.ndarray]) -> boo
     return True
 
 
+def _marked_count(store: Path) -> int:
+    """Checkpoints marked in a store being written, read cheaply (0 where there is none yet)."""
+    try:
+        import zarr
+
+        return int(zarr.open_array(str(store / "checkpoints_completed"), mode="r")[:].sum())
+    except Exception:  # not created yet, or being renamed into place
+        return 0
+
+
 def _marked(store: Path) -> str:
     try:
         population = engine.open_population(store)
@@ -412,25 +422,35 @@ def test_training_killed_at_random_moments_resumes_to_the_same_store(trained, tm
     expected = store_arrays(reference)
     store = tmp_path / "pop.zarr"
     reads = 0
+    total = int(expected["completed"].size * expected["completed"].max())
     for trial in range(kills("train")):
         process = start([*TRAIN, "--out", str(store)])
         began = time.monotonic()
-        if trial % 2 == 0:
-            # Any moment of the run: starting up, creating the store, training, saving.
+        mode = ("after the store appears", "after a mark", "any moment")[trial % 3]
+        if mode == "any moment":
+            # Any moment of the run: starting up, creating the store, training, saving, ending.
             deadline = began + RNG.uniform(0.2, seconds)
+            while time.monotonic() < deadline and process.poll() is None:
+                reads += check_read_during_write(store, expected)
+        elif mode == "after a mark":
+            # As soon as a given number of checkpoints is marked: inside training proper, just
+            # after a mark (recording the next checkpoint, saving the state).
+            target = RNG.randrange(total)
+            while process.poll() is None and _marked_count(store) <= target:
+                time.sleep(0.005)
         else:
-            # A moment of training proper: after the store appears, while reading it.
+            # A moment after the store appears, reading it meanwhile.
             while not store.exists() and process.poll() is None:
                 time.sleep(0.01)
             deadline = time.monotonic() + RNG.uniform(0.0, 1.5)
-        while time.monotonic() < deadline and process.poll() is None:
-            reads += check_read_during_write(store, expected)
+            while time.monotonic() < deadline and process.poll() is None:
+                reads += check_read_during_write(store, expected)
         moment = time.monotonic() - began
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
         progress = _marked(store)
-        record("kill -9 of train-population", f"at {moment:.1f} s, {progress}", "resumed")
+        record("kill -9 of train-population", f"{mode}: {moment:.1f} s, {progress}", "resumed")
     finish(start([*TRAIN, "--out", str(store)]))
     assert_same_store(store, reference)
     assert not leftovers(tmp_path), leftovers(tmp_path)
@@ -525,8 +545,9 @@ def test_analysis_killed_at_random_moments_is_complete_or_unmarked(
 
 
 @pytest.mark.distributed
+@pytest.mark.parametrize("trial", range(kills("dask")))
 def test_a_worker_killed_mid_analysis_gives_identical_results_or_a_clean_error(
-    small_store, intact, tmp_path, monkeypatch
+    small_store, intact, tmp_path, trial
 ):
     from distributed import Client, LocalCluster
 
@@ -555,8 +576,9 @@ def test_a_worker_killed_mid_analysis_gives_identical_results_or_a_clean_error(
 
         thread = threading.Thread(target=analyse)
         thread.start()
-        time.sleep(RNG.uniform(0.5, 2.0))
-        os.kill(pids[0], signal.SIGKILL)
+        delay = RNG.uniform(0.5, 2.0 + trial)
+        time.sleep(delay)
+        os.kill(pids[trial % 2], signal.SIGKILL)
         thread.join(timeout=240)
         assert not thread.is_alive()
     if "error" in got:
@@ -566,7 +588,7 @@ def test_a_worker_killed_mid_analysis_gives_identical_results_or_a_clean_error(
     else:
         assert same(got["results"], intact)
         outcome = "identical results"
-    record("Dask worker killed mid-analysis", "LocalCluster of 2 workers", outcome)
+    record("Dask worker killed mid-analysis", f"LocalCluster of 2, after {delay:.1f} s", outcome)
 
 
 # ----------------------------------------------------------------------------------------------

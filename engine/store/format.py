@@ -551,7 +551,14 @@ def open_root(
         )
     except Exception as error:  # zarr raises several types for a folder that is not a group
         if type(error).__name__ == "GroupNotFoundError":
-            raise StoreError(f"{path} is not a population store: no Zarr group there") from error
+            raise StoreError(
+                f"{path} is not a population store: no Zarr group there (no zarr.json)"
+            ) from error
+        if isinstance(error, ValueError):  # json.JSONDecodeError is one: a damaged zarr.json
+            raise StoreError(
+                f"unreadable root metadata of {path} (zarr.json): {type(error).__name__}; the "
+                "store is damaged or not a population store"
+            ) from error
         raise StoreError(f"{path} is not a population store: {type(error).__name__}") from error
     meta = root.attrs.get(ATTRS_KEY)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:

@@ -396,33 +396,37 @@ class Verification:
     Parameters
     ----------
     arrays : tuple of str
-        Paths of the arrays every chunk of which was decoded with a matching checksum.
+        Paths of every array of the store (:meth:`Population.array_names`), each chunk of
+        which was decoded with a matching checksum, or found absent where the format allows.
     """
 
     arrays: tuple[str, ...]
 
 
 def verify_population(population: Population) -> Verification:
-    """Read back every chunk of the verdict arrays (correctness, predictions, soft verdicts),
-    checking crc32c; in stores of format 2 and later, also that no recorded chunk is missing.
+    """Read back every chunk of every array of a store, checking crc32c and the format's rules.
+
+    First :meth:`Population.check_arrays` (every array's metadata, the small arrays read whole,
+    and in stores of format 2 and later the chunks that must exist); then every chunk of the
+    verdict-sized arrays (correctness, predictions, soft verdicts, membership), on the default
+    Dask scheduler, where in stores of format 2 and later a missing verdict chunk that holds
+    recorded entries is an error too. Chunks the format lets be absent (``train_loss``,
+    ``membership``, chunks of networks not yet recorded) read as their fill value.
 
     Raises
     ------
     StoreError
-        Naming the array and region of the first chunk that is corrupt, unreadable or missing.
+        Naming the array, and where it is a chunk, its key or region, of the first damage found.
     """
     import dask
 
-    arrays, reads = [], []
-    for split in population.splits:
-        arrays.append(f"splits/{split}/correct_packed")
-        reads.append(population.correct_packed(split).sum())
-        predictions = population.predictions(split)
-        if predictions is not None:
-            arrays.append(f"splits/{split}/predictions")
-            reads.append(predictions.sum())
-        for name in population.soft_arrays(split):
-            arrays.append(f"splits/{split}/{name}")
-            reads.append(population.lazy_array(f"splits/{split}/{name}").sum())
+    population.check_arrays()
+    names = population.array_names()
+    reads = []
+    for name in names:
+        array = population.array(name)
+        dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
+        if "networks" in dims and ("examples" in dims or "example_bytes" in dims):
+            reads.append(population.lazy_array(name).sum())
     dask.compute(*reads)
-    return Verification(tuple(arrays))
+    return Verification(tuple(names))

@@ -6,6 +6,7 @@ does not match is a one-line StoreError naming the array and region, never data.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -18,9 +19,11 @@ from engine.errors import StoreError
 from engine.store.format import (
     BIT_ORDER,
     FORMAT_VERSION,
+    ROOT_ARRAYS,
     SOFT_ARRAYS,
     SPLIT_ARRAYS,
     WRITTEN_CHUNKS_VERSION,
+    chunk_exists,
     decode_margin,
     decode_probability,
     get_array,
@@ -68,7 +71,8 @@ def _region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]]:
 
 
 class CheckedZarr:
-    """Array-like view of a zarr array for dask that turns read failures into StoreError.
+    """Array-like view of a zarr array for dask that turns read failures into StoreError and
+    masks entries not yet recorded.
 
     A chunk whose crc32c does not match raises inside zarr with a generic message; this names the
     array and region instead, so that the CLI can print one line.
@@ -80,6 +84,14 @@ class CheckedZarr:
         What the error names, e.g. ``"pop.zarr/splits/test/correct_packed"``.
     shape : tuple of int, optional
         The shape readers see (the store's authoritative sizes); the array's by default.
+    completed : ndarray of int, dims (networks,), optional
+        ``checkpoints_completed`` of every network, read once when the view was made, for an
+        array of dims (networks, checkpoints, ...): entries of network n at checkpoints at or
+        after ``completed[n]`` read as the array's fill value (not recorded), whatever a writer
+        still at work has put there since, so that every read of the view sees one snapshot.
+    require_written : bool
+        With ``completed``: a missing chunk that holds recorded entries is an error, not fill
+        (writer-filled verdict arrays of format 2 and later).
     """
 
     def __init__(
@@ -88,28 +100,56 @@ class CheckedZarr:
         label: str,
         shape: tuple[int, ...] | None = None,
         completed: np.ndarray | None = None,
+        *,
+        require_written: bool = False,
     ):
         self.array = array
         self.label = label
         self.shape = tuple(shape if shape is not None else array.shape)
         self.dtype = array.dtype
         self.ndim = len(self.shape)
-        #: checkpoints_completed of every network (format 2 and later, writer-filled arrays of
-        #: dims (networks, checkpoints, ...)): a missing chunk holding recorded entries is an
-        #: error, not fill.
         self.completed = completed
+        self.require_written = require_written and completed is not None
 
     def __getitem__(self, key: Any) -> Any:
-        if self.completed is not None:
-            region = _region(key, self.shape)
+        region = _region(key, self.shape)
+        if self.require_written:
+            assert self.completed is not None  # require_written implies it
             require_recorded_chunks(self.array, region, self.completed[region[0][0] :])
         try:
-            return self.array[key]
+            read = self.array[tuple(slice(start, stop) for start, stop in region)]
         except Exception as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise StoreError(
                 f"corrupt or unreadable chunk in {self.label} at {_describe(key)}: {reason}"
             ) from error
+        values: np.ndarray = np.asarray(read)
+        if self.completed is not None:
+            values = _mask_unrecorded(values, region, self.completed, self.array.fill_value)
+        parts = key if isinstance(key, tuple) else (key,)
+        # Integers drop their dim, as they would have in zarr.
+        return values[
+            tuple(0 if isinstance(part, int | np.integer) else slice(None) for part in parts)
+        ]
+
+
+def _mask_unrecorded(
+    values: np.ndarray, region: list[tuple[int, int]], completed: np.ndarray, fill: Any
+) -> np.ndarray:
+    """``values`` of a (networks, checkpoints, ...) region with every entry of network n at a
+    checkpoint at or after ``completed[n]`` set to ``fill`` (networks past ``completed``'s end
+    count as not started)."""
+    (n0, n1), (t0, t1) = region[0], region[1]
+    done = np.zeros(n1 - n0, np.int64)
+    known = completed[n0:n1]
+    done[: known.size] = known
+    unrecorded = np.arange(t0, t1)[None, :] >= done[:, None]
+    if not unrecorded.any():
+        return values
+    if not values.flags.writeable:
+        values = values.copy()
+    values[unrecorded] = fill
+    return values
 
 
 class Population:
@@ -122,13 +162,17 @@ class Population:
         The store's root metadata (format version, data set, groups, command, ...).
     """
 
-    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None):
+    def __init__(
+        self, path: str | os.PathLike, storage_options: dict | None = None, *, check: bool = True
+    ):
         self.path = str(path)
         #: fsspec options of a URL store, kept so that workers can reopen it by path.
         self.storage_options = storage_options
         self._root, self.attrs = open_root(path, mode="r", storage_options=storage_options)
         self.num_networks: int = self.attrs["num_networks"]
         self.num_checkpoints: int = self.attrs["num_checkpoints"]
+        if check:
+            self.check_arrays()
 
     def __repr__(self) -> str:
         return (
@@ -176,21 +220,33 @@ class Population:
             return get_array(self._root, name)
         except KeyError as error:
             raise StoreError(
-                f"{self.path} lacks the array {name!r}: not a complete "
-                f"population store of format {FORMAT_VERSION}"
+                f"{self.path} lacks the array {name!r} (no {name}/zarr.json): not a complete "
+                f"population store of format {FORMAT_VERSION}, or damaged"
+            ) from error
+        except StoreError:
+            raise
+        except Exception as error:  # zarr raises JSON, value and type errors for bad metadata
+            raise StoreError(
+                f"unreadable metadata of the array {name!r} in {self.path} ({name}/zarr.json): "
+                f"{type(error).__name__}; the store is damaged"
             ) from error
 
     def checked_array(self, name: str, shape: tuple[int, ...] | None = None) -> CheckedZarr:
         """The array ``name`` behind a view whose failed reads are one-line StoreErrors.
 
-        In stores of format 2 and later, reading a chunk of a writer-filled (networks,
-        checkpoints, ...) array that holds recorded entries but is missing is one too.
+        For the writer-filled arrays of dims (networks, checkpoints, ...) (the verdicts, the soft
+        verdicts, ``train_loss``), entries at or after each network's ``checkpoints_completed``,
+        read once now, come back as the array's fill value, as the format says: nothing a
+        writer still at work has put there since is seen. In stores of format 2 and later,
+        reading a chunk of a split's verdict arrays that holds recorded entries but is missing
+        is a one-line error too.
         """
         array = self.array(name)
         completed = None
-        if self.format_version >= WRITTEN_CHUNKS_VERSION and _tracks_written(name, array):
+        if _records_checkpoints(name, array):
             completed = self.checkpoints_completed()
-        return CheckedZarr(array, f"{self.path}/{name}", shape, completed)
+        require = self.format_version >= WRITTEN_CHUNKS_VERSION and _tracks_written(name, array)
+        return CheckedZarr(array, f"{self.path}/{name}", shape, completed, require_written=require)
 
     @property
     def format_version(self) -> int:
@@ -208,8 +264,9 @@ class Population:
         try:
             return np.asarray(array[:])
         except Exception as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise StoreError(
-                f"corrupt or unreadable array {name!r} in {self.path}: {type(error).__name__}"
+                f"corrupt or unreadable chunk in {self.path}/{name}: {reason}"
             ) from error
 
     def checkpoints_completed(self) -> np.ndarray:
@@ -293,6 +350,143 @@ class Population:
         self.require_split(split)
         return self.read_array(f"splits/{split}/example_ids")[: self.num_examples(split)]
 
+    # -- integrity --------------------------------------------------------------------------
+
+    def array_names(self) -> list[str]:
+        """Every array the store holds by its metadata, by path: the root's, then each split's
+        (predictions, soft verdicts, membership and example metadata where it has them)."""
+        from engine.store.metadata import METADATA_GROUP
+
+        names = list(ROOT_ARRAYS)
+        membership = self.attrs.get("membership_split")
+        for split, meta in self.attrs["splits"].items():
+            for name in SPLIT_ARRAYS:
+                if (
+                    (name == "predictions" and not meta.get("predictions"))
+                    or (name in SOFT_ARRAYS and not meta.get("soft", False))
+                    or (name == "membership" and split != membership)
+                ):
+                    continue
+                names.append(f"splits/{split}/{name}")
+            columns = meta.get("example_metadata", [])
+            names += [f"splits/{split}/{METADATA_GROUP}/{column}" for column in columns]
+        return names
+
+    def shape_of(self, name: str, array: zarr.Array | None = None) -> tuple[int, ...]:
+        """The shape readers see of the array ``name``: the store's authoritative sizes
+        (``num_networks``, ``num_checkpoints``, the split's examples) along its named dims.
+
+        Raises
+        ------
+        StoreError
+            If the array is shorter than those sizes along a dim.
+        """
+        array = array if array is not None else self.array(name)
+        sizes = {"networks": self.num_networks, "checkpoints": self.num_checkpoints}
+        if name.startswith("splits/"):
+            examples = self.num_examples(name.split("/")[1])
+            sizes.update(examples=examples, example_bytes=-(-examples // 8))
+        dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
+        if len(dims) != len(array.shape):
+            raise StoreError(f"the array {name!r} in {self.path} has no dimension names")
+        shape = tuple(
+            sizes.get(str(dim), size) for dim, size in zip(dims, array.shape, strict=True)
+        )
+        if any(have < want for have, want in zip(array.shape, shape, strict=True)):
+            raise StoreError(
+                f"the array {name!r} in {self.path} has shape {array.shape}, smaller than the "
+                f"store's sizes {shape}: its metadata is damaged"
+            )
+        return shape
+
+    def check_arrays(self) -> None:
+        """Check what every reader relies on, cheaply: done when a store is opened.
+
+        Opens every array of :meth:`array_names` (a missing or unreadable ``zarr.json`` is an
+        error naming it) and reads whole, with their checksums, the arrays that are not
+        verdicts (ids, groups, seeds, ``checkpoints_completed``, ``train_loss``, coordinates,
+        labels, ``final_accuracy``, example metadata). In stores of format 2 and later also:
+        every chunk of the arrays written when the store was created exists (ids, groups,
+        checkpoint and example indices, example ids, labels, metadata); the ``final_accuracy``
+        chunk of every block with a complete network exists; and no network with a recorded
+        final accuracy reads as completed short of its last checkpoint (a lost
+        ``checkpoints_completed`` chunk reads 0). The verdict arrays themselves are read by
+        the analyses, which check their chunks as they go, and by
+        :func:`engine.store.verify_population`.
+
+        Raises
+        ------
+        StoreError
+            Naming the first damaged array.
+        """
+        names = self.array_names()
+        arrays = {name: self.array(name) for name in names}
+        shapes = {name: self.shape_of(name, array) for name, array in arrays.items()}
+        # Read below, once, in the order that is safe against a writer at work.
+        later = {"checkpoints_completed", *(f"splits/{s}/final_accuracy" for s in self.splits)}
+        for name, array in arrays.items():
+            if name not in later and not _is_verdict_sized(array):
+                self._read_whole(name, array, shapes[name])
+        # final_accuracy first: it is written before checkpoints_completed at the last
+        # checkpoint, so a reader racing a writer never sees it recorded ahead of completion.
+        accuracies = {
+            split: self.read_array(f"splits/{split}/final_accuracy")[: self.num_networks]
+            for split in self.splits
+        }
+        completed = self.checkpoints_completed()
+        if self.format_version < WRITTEN_CHUNKS_VERSION:
+            return
+        for name, array in arrays.items():
+            if name.rsplit("/", 1)[-1] in _STORED_AT_CREATION or "/example_metadata/" in name:
+                _require_every_chunk(array, shapes[name], f"{self.path}/{name}")
+        for split, accuracy in accuracies.items():
+            self._check_final_accuracy(split, accuracy, completed)
+
+    def _read_whole(self, name: str, array: zarr.Array, shape: tuple[int, ...]) -> None:
+        """Read the region ``shape`` of ``array`` in slabs of bounded size (checksums checked)."""
+        if not shape or 0 in shape:
+            return
+        row = int(np.prod(shape[1:], dtype=np.int64))
+        rows = max(1, _SLAB_ENTRIES // max(row, 1))
+        rest = tuple(slice(0, size) for size in shape[1:])
+        for start in range(0, shape[0], rows):
+            key = (slice(start, min(start + rows, shape[0])), *rest)
+            try:
+                array[key]
+            except Exception as error:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise StoreError(
+                    f"corrupt or unreadable chunk in {self.path}/{name} at {_describe(key)}: "
+                    f"{reason}"
+                ) from error
+
+    def _check_final_accuracy(
+        self, split: str, accuracy: np.ndarray, completed: np.ndarray
+    ) -> None:
+        """The format-2 rules that tie ``final_accuracy`` to ``checkpoints_completed``."""
+        name = f"splits/{split}/final_accuracy"
+        array = self.array(name)
+        block = array.chunks[0]
+        complete = completed >= self.num_checkpoints
+        for index in range(-(-self.num_networks // block)):
+            if complete[index * block : (index + 1) * block].any() and (
+                chunk_exists(array, (index,)) is False
+            ):
+                raise StoreError(
+                    f"missing chunk {array.metadata.encode_chunk_key((index,))} of "
+                    f"{self.path}/{name}: its networks are complete but the chunk is gone "
+                    "(deleted or lost); the store is damaged"
+                )
+        behind = np.isfinite(accuracy) & (completed < self.num_checkpoints - 1)
+        if self.has_labels(split) and behind.any():
+            network = int(np.flatnonzero(behind)[0])
+            raise StoreError(
+                f"{self.path}/checkpoints_completed says network {network} recorded "
+                f"{int(completed[network])} of {self.num_checkpoints} checkpoints, but its final "
+                f"accuracy on {split!r} is recorded: the chunk of checkpoints_completed was lost "
+                "or damaged"
+            )
+
     # -- lazy verdicts ----------------------------------------------------------------------
 
     def lazy_array(self, name: str, chunks: Any = None) -> da.Array:
@@ -311,7 +505,7 @@ class Population:
         view = self.checked_array(name, shape)
         chunks = chunks if chunks is not None else view.array.chunks
         # A deterministic name lets two reads of the same store share their tasks in one graph.
-        token = tokenize(self.path, name, shape, chunks)
+        token = tokenize(self.path, name, shape, chunks, view.completed)
         return da.from_array(
             view, chunks=chunks, fancy=False, name=f"{name.replace('/', '-')}-{token}"
         )
@@ -343,7 +537,8 @@ class Population:
         -------
         dask.array.Array of bool, dims (networks, checkpoints, examples)
             Unpacked lazily from :meth:`correct_packed`. Entries at or past a network's
-            ``checkpoints_completed`` are not yet recorded (False).
+            ``checkpoints_completed`` (read once, when this is called) are not yet recorded:
+            they read False, chunk by chunk, even while a writer is filling them.
         """
         import dask.array as da
 
@@ -366,7 +561,8 @@ class Population:
 
     def predictions(self, split: str, chunks: Any = None) -> da.Array | None:
         """Predicted class, dask array of int16, dims (networks, checkpoints, examples), or None
-        where the split was recorded without predictions (-1 marks entries not recorded)."""
+        where the split was recorded without predictions (-1 marks entries not recorded: every
+        entry at or past a network's ``checkpoints_completed``, read once when this is called)."""
         self.require_split(split)
         if not self.attrs["splits"][split]["predictions"]:
             return None
@@ -375,8 +571,9 @@ class Population:
 
     def probability(self, split: str, chunks: Any = None) -> da.Array | None:
         """Probability each network gives the true class, dask float32, dims (networks,
-        checkpoints, examples), NaN where not recorded or without a label; None where the split
-        stores no soft verdicts. Decoded from uint8 codes: error at most 1/64."""
+        checkpoints, examples), NaN where not recorded (at or past a network's
+        ``checkpoints_completed``, read once when this is called) or without a label; None where
+        the split stores no soft verdicts. Decoded from uint8 codes: error at most 1/64."""
         return self._soft(split, "probability", decode_probability, chunks)
 
     def margin(self, split: str, chunks: Any = None) -> da.Array | None:
@@ -404,7 +601,8 @@ class Population:
         return self._lazy(f"splits/{split}/membership", shape, chunks)
 
     def train_loss(self) -> da.Array:
-        """Training loss per network per checkpoint, dask float32, dims (networks, checkpoints)."""
+        """Training loss per network per checkpoint, dask float32, dims (networks, checkpoints);
+        NaN at or past a network's ``checkpoints_completed`` (read once when this is called)."""
         return self._lazy("train_loss", (self.num_networks, self.num_checkpoints))
 
     # -- size -------------------------------------------------------------------------------
@@ -418,16 +616,57 @@ class Population:
         return sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
 
 
+#: Entries read at once when a store's small arrays are checked (bounds the memory).
+_SLAB_ENTRIES = 1 << 22
+#: Arrays written whole when a store is created, whose every chunk format 2 stores (zarr's
+#: ``write_empty_chunks``): a missing one is damage. Seeds and checkpoint epochs and steps are
+#: left out: growing a store writes them without it, so a chunk of unknowns (-1, NaN) may be
+#: absent there, and it reads as what it held.
+_STORED_AT_CREATION = frozenset(
+    {"networks", "network_group", "checkpoints", "examples", "example_ids", "labels"}
+)
+
+
+def _is_verdict_sized(array: zarr.Array) -> bool:
+    """Whether an array is networks by examples in size (verdicts, soft verdicts, membership):
+    the arrays the analyses read chunk by chunk, too large to read whole on opening."""
+    dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
+    return "networks" in dims and ("examples" in dims or "example_bytes" in dims)
+
+
+def _require_every_chunk(array: zarr.Array, shape: tuple[int, ...], label: str) -> None:
+    """Raise StoreError if a chunk of the region ``shape`` of ``array`` is not stored."""
+    grid = [range(-(-size // chunk)) for size, chunk in zip(shape, array.chunks, strict=True)]
+    for coords in itertools.product(*grid):
+        if chunk_exists(array, coords) is False:
+            raise StoreError(
+                f"missing chunk {array.metadata.encode_chunk_key(coords)} of {label}: written "
+                "when the store was created, now gone (deleted or lost); the store is damaged"
+            )
+
+
 def _tracks_written(name: str, array: zarr.Array) -> bool:
     """Whether a missing chunk of this array is damage once its networks are recorded: the
     verdict arrays of a split, which every record writes; not ``train_loss``, which a user's
     loop need not record, nor ``membership`` (never recorded reads as trained on everything)."""
-    layout = SPLIT_ARRAYS.get(name.rsplit("/", 1)[-1]) if name.startswith("splits/") else None
+    return name.startswith("splits/") and _records_checkpoints(name, array)
+
+
+def _records_checkpoints(name: str, array: zarr.Array) -> bool:
+    """Whether ``array`` is written checkpoint by checkpoint and trusted below
+    ``checkpoints_completed``: a writer-filled array of dims (networks, checkpoints, ...)."""
+    layout = (
+        SPLIT_ARRAYS.get(name.rsplit("/", 1)[-1])
+        if name.startswith("splits/")
+        else ROOT_ARRAYS.get(name)
+    )
     dims = tuple(getattr(array.metadata, "dimension_names", None) or ())
     return layout is not None and layout.writer_owned and dims[:2] == ("networks", "checkpoints")
 
 
-def open_population(path: str | os.PathLike, storage_options: dict | None = None) -> Population:
+def open_population(
+    path: str | os.PathLike, storage_options: dict | None = None, *, check: bool = True
+) -> Population:
     """Open a population store for reading.
 
     Parameters
@@ -436,10 +675,15 @@ def open_population(path: str | os.PathLike, storage_options: dict | None = None
         A folder, or a URL that Zarr and fsspec understand (``s3://bucket/pop.zarr``).
     storage_options : dict, optional
         Passed to fsspec for URLs.
+    check : bool
+        Check the arrays every reader relies on first (:meth:`Population.check_arrays`: every
+        array's metadata, the small arrays read whole); ``engine info`` opens without, to
+        describe a damaged store.
 
     Raises
     ------
     StoreError
-        If the path does not exist, is not a population store, or has a newer format version.
+        If the path does not exist, is not a population store, has a newer format version, or
+        (with ``check``) an array is missing, unreadable or damaged.
     """
-    return Population(path, storage_options)
+    return Population(path, storage_options, check=check)

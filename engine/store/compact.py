@@ -38,7 +38,7 @@ from engine.store.format import (
     recorded_writes,
     require_recorded_chunks,
 )
-from engine.store.reader import Population, open_population
+from engine.store.reader import CheckedZarr, Population, open_population
 
 #: The arrays along checkpoints that hold no network's data: chunked like the checkpoint block.
 CHECKPOINT_COORDINATES = ("checkpoints", "checkpoint_epoch", "checkpoint_step")
@@ -214,6 +214,7 @@ def _copy_array(source: Population, name: str, shape: tuple[int, ...], target: A
     (the least common multiple of the two along each dimension). A region none of whose source
     chunks is stored (a ``train_loss`` nobody recorded) is left out, as it was."""
     view = source.checked_array(name, shape)
+    raw = CheckedZarr(view.array, view.label, shape)  # errors named, nothing masked
     if not shape:
         target[...] = view.array[...]
         return
@@ -230,8 +231,14 @@ def _copy_array(source: Population, name: str, shape: tuple[int, ...], target: A
         )
         # Unknown (None, a store that cannot tell cheaply) counts as stored.
         if all(chunk_exists(view.array, coords) is False for coords in chunks):
-            if view.completed is not None:  # unless recorded there: that is damage
+            # Unless recorded there, in an array every record writes: that is damage
+            # (train_loss and membership are optional, so a missing chunk is never recorded).
+            if view.require_written and view.completed is not None:
                 bounds = [(r.start, r.stop) for r in region]
                 require_recorded_chunks(view.array, bounds, view.completed[region[0].start :])
             continue
-        target[region] = view[region]
+        if view.require_written and view.completed is not None:
+            bounds = [(r.start, r.stop) for r in region]
+            require_recorded_chunks(view.array, bounds, view.completed[region[0].start :])
+        # Copied as stored, entries past checkpoints_completed included, as it was.
+        target[region] = raw[region]

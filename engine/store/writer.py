@@ -532,6 +532,12 @@ class PopulationWriter:
         that a rerun records them again from the start; readers stop trusting their entries."""
         self.claim()
         start, stop = self._check_networks(networks)
+        # Incomplete networks have no final accuracy (readers take one as a sign of damage):
+        # cleared first, so that no reader sees a reset network with one.
+        for split in self._meta["splits"]:
+            self.array(f"splits/{split}/final_accuracy")[start:stop] = np.full(
+                stop - start, np.nan, np.float32
+            )
         self.array("checkpoints_completed")[start:stop] = np.zeros(stop - start, np.int32)
         for recorded in self._recorded.values():
             recorded[start - self.networks[0] : stop - self.networks[0]] = False

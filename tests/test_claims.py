@@ -193,3 +193,56 @@ def test_a_second_identical_training_command_is_refused_then_resumes_the_first(t
     assert rerun.returncode == 0, rerun.stderr
     assert list(engine.open_population(store).complete_networks()) == [0, 1, 2, 3]
     assert _claims(store) == []
+
+
+def test_a_claim_whose_owner_record_cannot_be_written_is_given_up(tmp_path, monkeypatch):
+    """A full disk between the claim's mkdir and its owner record: found by the full fault
+    suite (tmpfs of 192k), where the ownerless claim refused every rerun for a whole lease."""
+    from engine.store import claims
+
+    path = _store(tmp_path / "p.zarr")
+    real_write = claims._write_owner
+
+    def full_disk(folder, owner):
+        (folder / f".zarr.json.{owner.token}").write_text("{")  # a partial temporary file
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(claims, "_write_owner", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        engine.open_writer(path, (0, 4)).claim()
+    assert _claims(path) == []
+    monkeypatch.setattr(claims, "_write_owner", real_write)
+    writer = engine.open_writer(path, (0, 4))
+    writer.claim()
+    assert _claims(path) == ["0-4"]
+    writer.close()
+
+
+def test_the_owner_record_leaves_no_temporary_file_when_its_write_fails(tmp_path, monkeypatch):
+    from engine.store import claims
+
+    folder = tmp_path / "claim"
+    folder.mkdir()
+
+    def failing_replace(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(claims.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        claims._write_owner(folder, claims.Owner.this_process("tok", 300.0))
+    assert list(folder.iterdir()) == []
+
+
+def test_a_full_disk_while_recording_names_the_array_and_the_store(tmp_path, monkeypatch):
+    import zarr
+
+    path = _store(tmp_path / "p.zarr")
+    writer = engine.open_writer(path, (0, 4))
+
+    def full_disk(self, key, value):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", full_disk)
+    with pytest.raises(StoreError, match=r"cannot write splits/test/\w+ of .*p\.zarr: No space"):
+        writer.record("test", 0, (0, 4), predictions=np.zeros((4, 10), np.int64))
+    writer.close()

@@ -79,8 +79,12 @@ def _write_owner(folder: Path, owner: Owner) -> None:
     """Write the claim's metadata whole (a temporary file renamed over it)."""
     metadata = {**_GROUP_JSON, "attributes": {"created_equal_claim": asdict(owner)}}
     temporary = folder / f".zarr.json.{owner.token}"
-    temporary.write_text(json.dumps(metadata))
-    os.replace(temporary, folder / "zarr.json")
+    try:
+        temporary.write_text(json.dumps(metadata))
+        os.replace(temporary, folder / "zarr.json")
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _read_owner(folder: Path) -> Owner | None:
@@ -184,7 +188,13 @@ class Claims:
                     ) from None
                 _take_over(path)
                 continue
-            _write_owner(path, Owner.this_process(self.token, self.lease))
+            try:
+                _write_owner(path, Owner.this_process(self.token, self.lease))
+            except OSError:
+                # A full disk: an ownerless claim would hold the block for a whole lease
+                # against every rerun, so it is given up at once.
+                shutil.rmtree(path, ignore_errors=True)
+                raise
             with _held_lock:
                 _held[path] = (self.token, 1)
             self._mine.append(path)

@@ -128,15 +128,21 @@ def create_population(
         extra_attrs=extra_attrs,
     )
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
-    root = zarr.open_group(str(staging), mode="w")
-    chunks = inputs.chunks()
-    _create_network_arrays(root, inputs, chunks)
-    _create_checkpoint_arrays(root, inputs.checkpoints, chunks)
-    for split in inputs.splits:
-        _create_split_arrays(root, inputs, split, chunks)
-    root.attrs[ATTRS_KEY] = meta
-    name_groups(root, [g.name for g in groups])
-    consolidate(staging)
+    try:
+        root = zarr.open_group(str(staging), mode="w")
+        chunks = inputs.chunks()
+        _create_network_arrays(root, inputs, chunks)
+        _create_checkpoint_arrays(root, inputs.checkpoints, chunks)
+        for split in inputs.splits:
+            _create_split_arrays(root, inputs, split, chunks)
+        root.attrs[ATTRS_KEY] = meta
+        name_groups(root, [g.name for g in groups])
+        consolidate(staging)
+    except BaseException:
+        # A full disk (or a kill by signal that Python sees) part-way through: the half-made
+        # store is never published, so its staging folder is only litter.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _publish(staging, path)
     return PopulationWriter(path, networks=(0, inputs.num_networks))
 

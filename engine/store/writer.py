@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from engine.errors import WriterError
+from engine.errors import StoreError, WriterError
 from engine.store.claims import DEFAULT_LEASE_SECONDS, Claims
 from engine.store.format import (
     BIT_ORDER,
@@ -137,6 +137,15 @@ class PopulationWriter:
             config = recorded_writes(self._meta["format_version"])
             self._arrays[name] = array.with_config(config) if any(config.values()) else array
         return self._arrays[name]
+
+    def _put(self, name: str, region: Any, values: np.ndarray) -> None:
+        """Write ``values`` into ``region`` of an array; a failed write (a full disk) names the
+        array and the store, where zarr's own error names neither."""
+        try:
+            self.array(name)[region] = values
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise StoreError(f"cannot write {name} of {self.path}: {reason}") from error
 
     # -- properties -------------------------------------------------------------------------
 
@@ -266,22 +275,28 @@ class PopulationWriter:
         correct = correct & (labels[None, :] != NO_LABEL)
         self.claim()  # every check has passed: the writing starts
         if predictions is not None and stores_predictions:
-            self.array(f"splits/{split}/predictions")[start:stop, checkpoint, :] = (
-                predictions.astype(np.int16)
+            self._put(
+                f"splits/{split}/predictions",
+                np.s_[start:stop, checkpoint, :],
+                predictions.astype(np.int16),
             )
         if codes is not None and self._meta["splits"][split].get("soft", False):
             region = (slice(start, stop), checkpoint, slice(None))
-            self.array(f"splits/{split}/probability")[region] = codes[0]
-            self.array(f"splits/{split}/margin")[region] = codes[1]
-        self.array(f"splits/{split}/correct_packed")[start:stop, checkpoint, :] = np.packbits(
-            correct, axis=1, bitorder=BIT_ORDER
+            self._put(f"splits/{split}/probability", region, codes[0])
+            self._put(f"splits/{split}/margin", region, codes[1])
+        self._put(
+            f"splits/{split}/correct_packed",
+            np.s_[start:stop, checkpoint, :],
+            np.packbits(correct, axis=1, bitorder=BIT_ORDER),
         )
         if checkpoint == self.num_checkpoints - 1:
             labeled = labels != NO_LABEL
             accuracy = (
                 correct[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
             )
-            self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+            self._put(
+                f"splits/{split}/final_accuracy", np.s_[start:stop], accuracy.astype(np.float32)
+            )
         own_start = self.networks[0]
         self._recorded[split][start - own_start : stop - own_start, checkpoint] = True
 
@@ -312,13 +327,15 @@ class PopulationWriter:
             )
         correct = correct & (labels[None, None, :] != NO_LABEL)
         self.claim()
-        self.array(f"splits/{split}/correct_packed")[start:stop] = np.packbits(
-            correct, axis=2, bitorder=BIT_ORDER
+        self._put(
+            f"splits/{split}/correct_packed",
+            np.s_[start:stop],
+            np.packbits(correct, axis=2, bitorder=BIT_ORDER),
         )
         labeled = labels != NO_LABEL
         last = correct[:, -1, :]
         accuracy = last[:, labeled].mean(axis=1) if labeled.any() else np.full(stop - start, np.nan)
-        self.array(f"splits/{split}/final_accuracy")[start:stop] = accuracy.astype(np.float32)
+        self._put(f"splits/{split}/final_accuracy", np.s_[start:stop], accuracy.astype(np.float32))
         own_start = self.networks[0]
         self._recorded[split][start - own_start : stop - own_start] = True
 
@@ -432,7 +449,7 @@ class PopulationWriter:
         if (np.isinf(stored) & np.isfinite(given)).any():
             raise WriterError("loss holds values beyond float32 (about 3.4e38)")
         self.claim()
-        self.array("train_loss")[start:stop, checkpoint] = stored
+        self._put("train_loss", np.s_[start:stop, checkpoint], stored)
 
     def record_membership(self, networks: NetworkRange, membership: np.ndarray) -> None:
         """Record which examples of the membership split each network trains on.
@@ -448,7 +465,7 @@ class PopulationWriter:
         expected = (stop - start, self._meta["splits"][split]["examples"])
         membership = _booleans("membership", membership, expected)
         self.claim()
-        self.array(f"splits/{split}/membership")[start:stop] = membership
+        self._put(f"splits/{split}/membership", np.s_[start:stop], membership)
 
     def mark_checkpoint(self, checkpoint: int, networks: NetworkRange) -> None:
         """Declare checkpoints up to ``checkpoint`` recorded for every split: written last,
@@ -466,7 +483,11 @@ class PopulationWriter:
         done = np.asarray(completed[start:stop])
         self._require_recorded(start, stop, done, checkpoint)
         self.claim()
-        completed[start:stop] = np.maximum(done, checkpoint + 1).astype(np.int32)
+        self._put(
+            "checkpoints_completed",
+            np.s_[start:stop],
+            np.maximum(done, checkpoint + 1).astype(np.int32),
+        )
         if checkpoint == self.num_checkpoints - 1:
             self._release_finished()
 
@@ -535,10 +556,12 @@ class PopulationWriter:
         # Incomplete networks have no final accuracy (readers take one as a sign of damage):
         # cleared first, so that no reader sees a reset network with one.
         for split in self._meta["splits"]:
-            self.array(f"splits/{split}/final_accuracy")[start:stop] = np.full(
-                stop - start, np.nan, np.float32
+            self._put(
+                f"splits/{split}/final_accuracy",
+                np.s_[start:stop],
+                np.full(stop - start, np.nan, np.float32),
             )
-        self.array("checkpoints_completed")[start:stop] = np.zeros(stop - start, np.int32)
+        self._put("checkpoints_completed", np.s_[start:stop], np.zeros(stop - start, np.int32))
         for recorded in self._recorded.values():
             recorded[start - self.networks[0] : stop - self.networks[0]] = False
 

@@ -675,11 +675,11 @@ def fill_disk(args: list[str], reference: Path, mount: Path, size: str, what: st
             assert process.returncode == 1, err
             assert err.startswith("error: ") and err.count("\n") == 1, err
             assert "No space left on device" in err, err
-            reason = err.strip().split(":", 1)[1].strip()
+            reason = err.strip().split(":", 1)[1].strip().replace(str(store), "<store>")
             outcome = (
                 "exit 1, one line naming the state file and the space left"
                 if reason.startswith("cannot save training state")
-                else f"exit 1, one line: {reason[:60]}"
+                else f"exit 1, one line: {reason[:80]}"
             )
         # A failure while creating the store removes its staging folder too.
         assert leftovers(mount) == []

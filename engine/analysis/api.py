@@ -118,7 +118,9 @@ class Analysis:
     @property
     def result(self) -> StoreResult:
         """The computed counts and measures (computing them first if needed)."""
-        return self.compute()._result  # type: ignore[return-value]
+        self.compute()
+        assert self._result is not None
+        return self._result
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:

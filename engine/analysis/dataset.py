@@ -268,7 +268,9 @@ def _split_task(
     )
     measures = split_measures_of(selection, {split: counts})[split]
     everyone = group_indices(selection, None)
-    values = {None: split_values(selection, split, everyone, measures.overall, counts)}
+    values: dict[str | None, dict[str, np.ndarray]] = {
+        None: split_values(selection, split, everyone, measures.overall, counts)
+    }
     for name, group_measures in measures.groups.items():
         groups = group_indices(selection, name)
         values[name] = split_values(selection, split, groups, group_measures, counts)

@@ -5,7 +5,7 @@ Layout (docs/pairwise.md, "Outputs"): one group per split and checkpoint,
 ``<split>/checkpoint_<t>/``, or per pair of stores, ``stores_<a>_<b>/<split>/``, holding the
 N x N matrices (dims ``networks_0``, ``networks_1``, chunked ``block x block``), the network ids
 and groups of each side, and each side's ``correct_count``. Agreement counts are not stored:
-:func:`open_pairwise` derives them.
+:func:`engine.pairwise.dataset.open_pairwise` derives them.
 """
 
 from __future__ import annotations

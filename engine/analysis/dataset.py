@@ -196,7 +196,7 @@ def dataset_attrs(selection: StoreSelection, split: str, groups: Iterable[int]) 
         "split": split,
         "groups": ",".join(names),
         "incomplete_networks_left_out": selection.incomplete,
-        "definitions": "docs/outputs.md and docs/measures.md of Created Equal",
+        "definitions": "docs/python-api.md and docs/outputs.md of Created Equal",
     }
 
 

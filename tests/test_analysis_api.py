@@ -96,6 +96,12 @@ def test_lazy_datasets_equal_the_computed_ones(store, computed):
         for group in (None, *computed.groups):
             lazy = engine.analyze(store.path).split(split, group)
             xr.testing.assert_identical(lazy.compute(), computed.split(split, group))
+    # Every split and group at once: one computation, the same values.
+    lazy = engine.analyze(store.path).datasets()
+    (loaded,) = dask.compute(lazy)
+    for split, per_group in loaded.items():
+        for group, dataset in per_group.items():
+            xr.testing.assert_identical(dataset, computed.split(split, group))
 
 
 def test_values_equal_numpy(store, computed):
@@ -229,6 +235,15 @@ def test_import_engine_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert {"analyze", "compare", "Analysis"} <= set(dir(engine))
+
+
+def test_benchmark_smoke(tmp_path):
+    from tests.test_benchmarks import json_lines, positive, run_benchmark
+
+    out = run_benchmark("bench_analysis_api.py", tmp_path, "--smoke", "--dir", str(tmp_path))
+    (row,) = json_lines(out)
+    assert all(positive(row[k]) for k in ("counts_s", "analysis_s", "lazy_s", "tables_s"))
+    assert positive(row["analysis_over_counts"])
 
 
 # ----------------------------------------------------------------------------------------------

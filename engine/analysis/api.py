@@ -54,6 +54,8 @@ class Analysis:
         self._options = dict(options or {})
         self._scheduler = dict(scheduler or {})
         self._result: StoreResult | None = None
+        # The computed Datasets, built once each (frames and users ask for them again).
+        self._datasets: dict[tuple[str, str | None], xr.Dataset] = {}
 
     def __repr__(self) -> str:
         state = "computed" if self.computed else "lazy"
@@ -164,10 +166,16 @@ class Analysis:
         return group
 
     def datasets(self) -> dict[str, dict[str | None, xr.Dataset]]:
-        """Per split, its Dataset of every analysed network (key None) and of each group."""
+        """Per split, its Dataset of every analysed network (key None) and of each group;
+        before :meth:`compute`, the Datasets of a split share one Dask task of measures."""
+        groups = (None, *self.groups)
+        if self._result is None:
+            return {
+                split: lazy_split_datasets(self.selection, split, self.lazy_counts[split], groups)
+                for split in self.splits
+            }
         return {
-            split: {group: self.split(split, group) for group in (None, *self.groups)}
-            for split in self.splits
+            split: {group: self.split(split, group) for group in groups} for split in self.splits
         }
 
     def examples(self, by: str | None = None) -> pd.DataFrame:

@@ -162,7 +162,9 @@ def test_cross_stores(population, direct, tmp_path):
     report = cross_pairwise_report([population, population.path], tmp_path, bootstrap=10, block=16)
     matrices = open_pairwise(tmp_path, group="stores_0_1/test", lazy=False)
     np.testing.assert_array_equal(matrices["agree"], direct[2]["agree"])
-    np.testing.assert_array_equal(matrices["correct_count_1"], direct[2]["both_correct"].diagonal())
+    np.testing.assert_array_equal(
+        matrices["correct_count_other"], direct[2]["both_correct"].diagonal()
+    )
     kappa = direct[2]["kappa"].astype(np.float64)
     comparison = report["comparisons"][0]
     assert comparison["kappa"]["all"]["mean"] == pytest.approx(np.nanmean(kappa), rel=1e-5)
@@ -295,15 +297,17 @@ def test_kappa_example_bootstrap_with_unit_weights_is_the_sample_mean():
 
 def test_open_pairwise(population, direct, tmp_path):
     pairwise_report(population, tmp_path, checkpoints="0,2", block=16, bootstrap=0, figures=False)
-    lazy = open_pairwise(tmp_path / "pairwise.zarr")  # the only split, the last checkpoint
-    assert isinstance(lazy["agree"], dask.array.Array)
-    assert lazy["agree"].chunks[0] == (16, 16, 13)
+    lazy = open_pairwise(tmp_path / "pairwise.zarr")  # the only split, every checkpoint
+    assert isinstance(lazy["agree"].data, dask.array.Array)
+    assert lazy["agree"].dims == ("checkpoints", "networks", "networks_other")
+    assert lazy["agree"].chunks[1] == (16, 16, 13)
+    assert list(lazy["checkpoints"].values) == [0, 2]
     eager = open_pairwise(tmp_path, "test", 0, lazy=False)
-    np.testing.assert_array_equal(lazy["agree"].compute(), direct[2]["agree"])
+    np.testing.assert_array_equal(lazy["agree"].sel(checkpoints=2).compute(), direct[2]["agree"])
     np.testing.assert_array_equal(eager["agree"], direct[0]["agree"])
-    assert eager["agree"].dtype == np.uint16 and eager["examples"] == 130
+    assert eager["agree"].dtype == np.uint16 and eager["num_examples"] == 130
     np.testing.assert_allclose(eager["agreement"], direct[0]["agree"] / 130, rtol=1e-6)
-    np.testing.assert_array_equal(eager["correct_count_0"], direct[0]["both_correct"].diagonal())
+    np.testing.assert_array_equal(eager["correct_count"], direct[0]["both_correct"].diagonal())
     for kwargs, message in [(dict(split="train"), "not in"), (dict(checkpoint=1), "not in")]:
         with pytest.raises(StoreError, match=message):
             open_pairwise(tmp_path, **kwargs)
@@ -317,7 +321,7 @@ def test_many_examples_store_uint32_counts(tmp_path):
         tmp_path / "wide.zarr", networks=3, checkpoints=1, splits={"test": 70_001}, seed=4
     )
     pairwise_report(population, tmp_path / "out", bootstrap=0, figures=False)
-    matrices = open_pairwise(tmp_path / "out", lazy=False)
+    matrices = open_pairwise(tmp_path / "out", lazy=False).isel(checkpoints=-1)
     correct = population.correct("test")[:, -1].compute()
     expected = pairwise_matrices(correct)
     assert matrices["both_correct"].dtype == np.uint32

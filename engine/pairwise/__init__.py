@@ -18,8 +18,8 @@ The rooms:
 - :mod:`~engine.pairwise.counts`: agreement and kappa from co-correct counts (the algebra);
 - :mod:`~engine.pairwise.tiles`: the strip task and the scheduling of one matrix's strips;
 - :mod:`~engine.pairwise.cuda`: tile counts on a GPU (the only module that imports torch);
-- :mod:`~engine.pairwise.output`: ``pairwise.zarr``, written tile by tile, and
-  :func:`open_pairwise`;
+- :mod:`~engine.pairwise.output`: ``pairwise.zarr``, written tile by tile;
+- :mod:`~engine.pairwise.dataset`: :func:`open_pairwise`, ``pairwise.zarr`` as an xarray Dataset;
 - :mod:`~engine.pairwise.summaries`: means, network and example bootstrap intervals;
 - :mod:`~engine.pairwise.figures`: the kappa heatmap and distribution;
 - :mod:`~engine.pairwise.api`: :func:`pairwise_report` and :func:`cross_pairwise_report`.
@@ -27,9 +27,9 @@ The rooms:
 
 from engine.pairwise.api import cross_pairwise_report, pairwise_report
 from engine.pairwise.blocks import words_from_bytes
+from engine.pairwise.dataset import open_pairwise
 from engine.pairwise.figures import kappa_distribution, kappa_heatmap
 from engine.pairwise.inputs import resolve_checkpoints
-from engine.pairwise.output import open_pairwise
 
 __all__ = [
     "cross_pairwise_report",

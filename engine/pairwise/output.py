@@ -1,10 +1,11 @@
-"""``pairwise.zarr``: creating its matrix groups, writing tiles, reading it back.
+"""``pairwise.zarr``: creating its matrix groups and writing tiles (engine/pairwise/dataset.py reads
+it back).
 
 Layout (docs/pairwise.md, "Outputs"): one group per split and checkpoint,
 ``<split>/checkpoint_<t>/``, or per pair of stores, ``stores_<a>_<b>/<split>/``, holding the
 N x N matrices (dims ``networks_0``, ``networks_1``, chunked ``block x block``), the network ids
 and groups of each side, and each side's ``correct_count``. Agreement counts are not stored:
-:func:`open_pairwise` derives them.
+:func:`engine.pairwise.dataset.open_pairwise` derives them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from engine.errors import ConfigError, StoreError
-from engine.pairwise.counts import agreement_counts, count_dtype
+from engine.pairwise.counts import count_dtype
 
 if TYPE_CHECKING:
     import zarr
@@ -183,111 +183,6 @@ def write_band(target: MatrixTarget, band: dict[str, np.ndarray], rows: slice) -
     outputs = _open_target(target)
     for name, values in band.items():
         outputs[name][rows, :] = values
-
-
-def _matrix_group(path: Path, root: zarr.Group, split: str | None, checkpoint: int | None) -> str:
-    """The group of one split and checkpoint of a ``pairwise.zarr`` (defaults: the only split,
-    its latest checkpoint)."""
-    splits = [name for name in root.group_keys() if not name.startswith("stores_")]
-    if split is None:
-        if len(splits) != 1:
-            raise ConfigError(f"{path} holds splits {', '.join(splits) or 'none'}: name one")
-        split = splits[0]
-    if split not in splits:
-        raise StoreError(f"split {split!r} is not in {path}; it has {', '.join(splits)}")
-    stored = sorted(
-        int(name.removeprefix("checkpoint_")) for name in _group(root, split).group_keys()
-    )
-    if checkpoint is None:
-        checkpoint = stored[-1]
-    if checkpoint not in stored:
-        raise StoreError(
-            f"checkpoint {checkpoint} of split {split!r} is not in {path}; it "
-            f"has {', '.join(map(str, stored))}"
-        )
-    return f"{split}/checkpoint_{checkpoint}"
-
-
-def open_pairwise(
-    path: str | Path,
-    split: str | None = None,
-    checkpoint: int | None = None,
-    *,
-    group: str | None = None,
-    lazy: bool = True,
-) -> dict:
-    """The matrices of one split and checkpoint of a ``pairwise.zarr``, agreement derived.
-
-    ``agree`` is not stored: A_ij = X - c_i - c_j + 2 B_ij from ``both_correct`` and the stored
-    ``correct_count`` of each side, computed here (lazily by default).
-
-    Parameters
-    ----------
-    path : str or Path
-        The output folder of :func:`pairwise_report` or the ``pairwise.zarr`` in it.
-    split : str, optional
-        Default: the only split stored (an error where there are several).
-    checkpoint : int, optional
-        Default: the latest checkpoint stored for the split.
-    group : str, optional
-        A matrix group instead of split and checkpoint, e.g. ``"stores_0_1/test"`` of
-        :func:`cross_pairwise_report`.
-    lazy : bool
-        Dask arrays chunked as stored (True) or NumPy arrays (False).
-
-    Returns
-    -------
-    dict
-        ``both_correct`` (uint16/uint32), ``agree`` (same dtype), ``agreement`` (float32, A / X),
-        ``kappa`` (float32, NaN where undefined), ``prediction_agree`` (or None), all dims
-        (networks_0, networks_1); ``networks_0``, ``networks_1`` (ids), ``correct_count_0``,
-        ``correct_count_1`` (int64) and ``examples`` (X).
-    """
-    import dask.array as da
-    import zarr
-
-    path = Path(path)
-    if path.name != "pairwise.zarr" and (path / "pairwise.zarr").exists():
-        path = path / "pairwise.zarr"
-    try:
-        root = zarr.open_group(str(path), mode="r")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as error:
-        raise StoreError(f"no pairwise.zarr at {path}") from error
-    if group is None:
-        group = _matrix_group(path, root, split, checkpoint)
-    if group not in root:
-        raise StoreError(f"{path} has no group {group!r}")
-    matrices = _group(root, group)
-    examples = int(cast(int, matrices.attrs["examples"]))
-    count_0 = np.asarray(_array(matrices, "correct_count")[:])
-    count_1 = (
-        np.asarray(_array(matrices, "correct_count_1")[:])
-        if "correct_count_1" in matrices
-        else count_0
-    )
-
-    def load(name: str) -> Any:
-        if name not in matrices:
-            return None
-        array = _array(matrices, name)
-        return da.from_array(array, chunks=array.chunks) if lazy else array[:]
-
-    both = load("both_correct")
-    wide = agreement_counts(both, count_0[:, None], count_1[None, :], examples)
-    agree = wide.astype(both.dtype)
-    agreement = (wide / examples if examples else wide * np.nan).astype(np.float32)
-    return {
-        "both_correct": both,
-        "agree": agree,
-        "agreement": agreement,
-        "kappa": load("kappa"),
-        "prediction_agree": load("prediction_agree"),
-        "networks_0": _array(matrices, "networks_0")[:],
-        "networks_1": _array(matrices, "networks_1")[:],
-        "correct_count_0": count_0,
-        "correct_count_1": count_1,
-        "examples": examples,
-    }
 
 
 # ----------------------------------------------------------------------------------------------

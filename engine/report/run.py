@@ -1,16 +1,15 @@
 """`engine analyze` and `engine compare`: resolve what is read, compute, then write the outputs.
 
 Each store is opened once and what a report reads of it (splits, analysed networks, pairwise
-checkpoints, labels, epochs) is resolved into a :class:`~engine.report.results.StoreSelection`
-before the output folder is made, so that bad input writes nothing. The lazy graphs of
-:mod:`engine.measures` of every store are computed in one pass on the chosen Dask scheduler;
-the selection is handed down to the measures and to the pairwise measures, and the tables,
-figures and page are written from the results (see docs/outputs.md).
+checkpoints, labels, epochs) is resolved into a :class:`~engine.analysis.results.StoreSelection`
+before the output folder is made, so that bad input writes nothing. The stores'
+:class:`~engine.analysis.Analysis` objects are computed in one pass on the chosen Dask
+scheduler; the selection is handed down to the pairwise measures, and the tables (the
+analyses' own frames), figures and page are written from the results (see docs/outputs.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,10 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import ConfigError, StoreError
-from engine.measures import CHUNK_TASK_PREFIXES
+from engine.analysis.api import Analysis, ComparisonAnalysis
+from engine.analysis.compute import (
+    NO_SOFT_IN_STORE,
+    compare_splits,
+    resolve_splits,
+    select_store,
+    store_names,
+)
+from engine.analysis.results import SplitCounts, StoreSelection
+from engine.errors import ConfigError
 from engine.report import figures, html, tables
-from engine.report.results import SplitCounts, SplitMeasures, StoreResult, StoreSelection
 from engine.scheduling import compute_with_progress, dask_scheduler
 
 if TYPE_CHECKING:
@@ -29,74 +35,9 @@ if TYPE_CHECKING:
 
     from engine.store import Population
 
-# ----------------------------------------------------------------------------------------------
-# What is read, resolved once
-
-
-def _resolve_splits(population: Population, splits) -> list[str]:
-    """The splits asked for (a list or a comma string), each checked; default every split."""
-    if splits is None:
-        return list(population.splits)
-    if isinstance(splits, str):
-        splits = [s for s in splits.split(",") if s]
-    for split in splits:
-        population.require_split(split)
-    return list(splits)
-
-
-#: Networks whose own data maps are drawn beside the population's.
-MAP_NETWORKS = 4
 #: Rows of ``network_examples.parquet`` computed and written at a time (a row group): about
 #: 40 bytes each in memory.
 NETWORK_TABLE_ROWS = 1 << 22
-#: Why a split has no soft measures.
-NO_SOFT_IN_STORE = "the store records no soft verdicts"
-NO_SOFT_IN_SPLIT = "the split records no soft verdicts"
-NO_LABELS = "the split has no labels"
-
-
-def _map_networks(network_group: np.ndarray, count: int = MAP_NETWORKS) -> np.ndarray:
-    """The first analysed network of each group, then the next analysed ones, ``count`` at
-    most, int64."""
-    analysed = np.flatnonzero(network_group >= 0)
-    firsts = [
-        int(analysed[network_group[analysed] == g][0]) for g in np.unique(network_group[analysed])
-    ]
-    chosen = firsts[:count]
-    for network in analysed:
-        if len(chosen) >= count:
-            break
-        if int(network) not in chosen:
-            chosen.append(int(network))
-    return np.asarray(chosen, np.int64)
-
-
-def _select(
-    population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
-) -> StoreSelection:
-    """The complete networks of ``population`` and what the report reads of its splits."""
-    from engine.measures import num_classes_of, select_networks
-
-    complete = population.complete_networks()
-    missing = population.num_networks - complete.size
-    if missing and require_complete:
-        raise StoreError(
-            f"{population.path} has {missing} incomplete networks of "
-            f"{population.num_networks} (--require-complete refuses to analyse it)"
-        )
-    if complete.size == 0:
-        raise StoreError(f"{population.path} has no complete network to analyse")
-    networks = select_networks(population, networks=complete, seed=seed)
-    return StoreSelection(
-        population=population,
-        splits=tuple(splits),
-        networks=networks,
-        incomplete=int(missing),
-        num_classes=num_classes_of(population),
-        epochs=np.asarray(population.checkpoints["epoch"].to_numpy(), np.float64),
-        labels={split: population.labels(split) for split in splits},
-        map_networks=_map_networks(networks.network_group),
-    )
 
 
 def _pairwise_checkpoints(population: Population, checkpoints: str) -> list[int] | None:
@@ -106,156 +47,6 @@ def _pairwise_checkpoints(population: Population, checkpoints: str) -> list[int]
     if str(checkpoints).strip().lower() == "none":
         return None
     return resolve_checkpoints(population, checkpoints)
-
-
-def _store_names(stores: list[str]) -> list[str]:
-    """A short distinct name per store: its folder name without ``.zarr``, numbered if taken."""
-    taken: set[str] = set()
-    names = []
-    for path in stores:
-        base = Path(str(path).rstrip("/")).name.removesuffix(".zarr") or "store"
-        name, i = base, 1
-        while name in taken:
-            i += 1
-            name = f"{base}-{i}"
-        taken.add(name)
-        names.append(name)
-    return names
-
-
-# ----------------------------------------------------------------------------------------------
-# Computing the measures of one or several stores
-
-
-def _soft_counts(
-    selection: StoreSelection, split: str, options: dict[str, Any]
-) -> tuple[dict[str, Any] | None, str]:
-    """Lazy soft sums of a split (with the map networks' statistics), or None and why not."""
-    from engine.measures import soft_statistics
-
-    population = selection.population
-    if not any(population.soft_arrays(s) for s in population.splits):
-        return None, NO_SOFT_IN_STORE
-    if not population.soft_arrays(split):
-        return None, NO_SOFT_IN_SPLIT
-    if not population.has_labels(split):
-        return None, NO_LABELS
-    soft = soft_statistics(
-        population, split, selection.networks, table_networks=selection.map_networks, **options
-    )
-    return soft, NO_SOFT_IN_SPLIT
-
-
-def _lazy_counts(selection: StoreSelection, options: dict[str, Any]) -> dict[str, SplitCounts]:
-    """Lazy counts per split: verdict counts where the split has labels, class counts where it
-    stores predictions (every checkpoint on splits without labels, the last elsewhere), soft
-    sums where it has labels and soft verdicts."""
-    from engine.measures import class_statistics, verdict_statistics
-
-    population, networks = selection.population, selection.networks
-    last = population.num_checkpoints - 1
-    counts = {}
-    for split in selection.splits:
-        labelled = population.has_labels(split)
-        verdicts = verdict_statistics(population, split, networks, **options) if labelled else None
-        classes = class_statistics(
-            population,
-            split,
-            networks,
-            selection.num_classes,
-            checkpoints=(last, last + 1) if labelled else None,
-            **options,
-        )
-        soft, soft_absent = _soft_counts(selection, split, options)
-        counts[split] = SplitCounts(
-            verdicts, classes, labelled and classes is not None, soft, soft_absent
-        )
-    return counts
-
-
-def _compute(
-    lazy: list[dict[str, SplitCounts]],
-    client: Client | None,
-    progress: bool,
-) -> list[dict[str, SplitCounts]]:
-    """Compute the counts of every store in one pass (shared reads, one progress bar)."""
-    # Flattened and refilled in the same order: stores, splits, verdicts, classes then soft
-    # sums, fields.
-    parts = [
-        part
-        for store in lazy
-        for counts in store.values()
-        for part in (counts.verdicts, counts.classes, counts.soft)
-        if part is not None
-    ]
-    collections = [array for part in parts for array in part.values()]
-    values = iter(
-        compute_with_progress(
-            collections, client=client, progress=progress, counted=CHUNK_TASK_PREFIXES
-        )
-    )
-
-    def computed(part):
-        return None if part is None else {name: np.asarray(next(values)) for name in part}
-
-    return [
-        {
-            split: dataclasses.replace(
-                counts,
-                verdicts=computed(counts.verdicts),
-                classes=computed(counts.classes),
-                soft=computed(counts.soft),
-            )
-            for split, counts in store.items()
-        }
-        for store in lazy
-    ]
-
-
-def _split_measures(
-    selection: StoreSelection, counts: dict[str, SplitCounts]
-) -> dict[str, SplitMeasures]:
-    """The measures of every split, of all analysed networks and of each group with networks."""
-    from engine.measures import split_measures
-
-    networks = selection.networks
-    membership_split = selection.population.attrs.get("membership_split")
-    everyone = list(range(networks.num_groups))
-    measures = {}
-    for split, split_counts in counts.items():
-
-        def measure(groups, split=split, split_counts=split_counts):
-            return split_measures(
-                split_counts.verdicts,
-                networks,
-                groups,
-                selection.labels[split],
-                classes=split_counts.classes,
-                classes_last_only=split_counts.classes_last_only,
-                membership=split == membership_split,
-                soft=split_counts.soft,
-                soft_absent=split_counts.soft_absent,
-            )
-
-        groups = {}
-        if networks.num_groups > 1:
-            for g, name in enumerate(networks.group_names):
-                if (networks.network_group == g).any():
-                    groups[name] = measure([g])
-        measures[split] = SplitMeasures(measure(everyone), groups)
-    return measures
-
-
-def _measure(
-    selections: list[StoreSelection], client: Client | None, progress: bool, options: dict[str, Any]
-) -> list[StoreResult]:
-    """Count, in one computation, then take the measures of every store's selection."""
-    lazy = [_lazy_counts(selection, options) for selection in selections]
-    computed = _compute(lazy, client, progress)
-    return [
-        StoreResult(selection, counts, _split_measures(selection, counts))
-        for selection, counts in zip(selections, computed, strict=True)
-    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -547,7 +338,7 @@ def analyze_store(
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
     population = open_population(store)
-    selection = _select(population, _resolve_splits(population, splits), require_complete)
+    selection = select_store(population, resolve_splits(population, splits), require_complete)
     checkpoints = _pairwise_checkpoints(population, pairwise_checkpoints)
     values = by_values(population, list(selection.splits), by) if by is not None else None
     out_dir = Path(out_dir)
@@ -556,7 +347,8 @@ def analyze_store(
     with dask_scheduler(scheduler, workers, cluster) as client:
         # Only once the flags are valid and the cluster answers: bad input writes nothing.
         out_dir.mkdir(parents=True, exist_ok=True)
-        (result,) = _measure([selection], client, progress, options)
+        analysis = Analysis(selection, options)
+        result = analysis.compute_on(client, progress)
         by_measures = (
             _by_measures(selection, result.counts, values, client, progress)
             if values is not None
@@ -585,9 +377,11 @@ def analyze_store(
                 by, values[split], measures, population.num_checkpoints
             )
     tables.write_summary(summary, out_dir)
-    tables.write_histograms([result], out_dir / tables.HISTOGRAM_TABLE)
-    tables.write_examples(result, out_dir / "examples.parquet", by=by)
-    tables.write_networks(result, out_dir / "networks.parquet")
+    # The tables are the analysis's own frames, built from its Datasets: what Python gets from
+    # engine.analyze and what is written here are the same numbers.
+    analysis.histograms().to_parquet(out_dir / tables.HISTOGRAM_TABLE, index=False)
+    analysis.examples(by=by).to_parquet(out_dir / "examples.parquet", index=False)
+    analysis.networks().to_parquet(out_dir / "networks.parquet", index=False)
     made = figures.analysis_figures(result, out_dir)
     soft_made = figures.soft_figures(result, out_dir)
     made += [path for path, _ in soft_made]
@@ -598,19 +392,6 @@ def analyze_store(
 
 # ----------------------------------------------------------------------------------------------
 # compare
-
-
-def _compare_splits(populations: list[Population], splits) -> list[str]:
-    """The splits asked for, or those every store has; each must exist in every store."""
-    first = populations[0]
-    chosen = (
-        _resolve_splits(first, splits)
-        if splits is not None
-        else [s for s in first.splits if all(s in p.splits for p in populations)]
-    )
-    for population in populations:
-        _resolve_splits(population, chosen)
-    return chosen
 
 
 def compare_stores(
@@ -649,20 +430,23 @@ def compare_stores(
         raise ConfigError("compare needs at least two stores")
     populations = [open_population(s) for s in stores]
     require_same_dataset(populations, "compare")
-    chosen = _compare_splits(populations, splits)
-    names = _store_names([p.path for p in populations])
-    selections = [_select(p, chosen, require_complete) for p in populations]
+    chosen = compare_splits(populations, splits)
+    names = store_names([p.path for p in populations])
+    selections = [select_store(p, chosen, require_complete) for p in populations]
     out_dir = Path(out_dir)
     started = time.perf_counter()
     with dask_scheduler(scheduler, workers, cluster) as client:
         out_dir.mkdir(parents=True, exist_ok=True)
-        results = _measure(selections, client, progress, {})
+        compared = ComparisonAnalysis(
+            {name: Analysis(s) for name, s in zip(names, selections, strict=True)}, {}
+        )
+        results = compared.compute_on(client, progress)
         seconds = time.perf_counter() - started
         cross = _cross_pairwise(selections, out_dir, device) if pairwise else None
-    comparison = tables.compare_populations(names, results)
+    comparison = compared.comparison
     summary = tables.comparison_summary(comparison, results, cross, seconds)
     tables.write_summary(summary, out_dir)
-    tables.write_histograms(results, out_dir / tables.HISTOGRAM_TABLE, names)
+    compared.histograms().to_parquet(out_dir / tables.HISTOGRAM_TABLE, index=False)
     made = figures.compare_figures(comparison, results, out_dir)
     for report in (cross or {}).values():
         if isinstance(report, dict):

@@ -1,5 +1,6 @@
-"""The tables of a report: ``summary.json``, ``examples.parquet``, ``networks.parquet`` and the
-comparisons of several stores (see docs/outputs.md for every column and key)."""
+"""The tables of a report: ``summary.json``, ``histograms.parquet``, the comparisons of several
+stores and ``network_examples.parquet`` (see docs/outputs.md for every column and key); the
+frames of ``examples.parquet`` and ``networks.parquet`` are :mod:`engine.analysis.frames`'."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.report.results import Comparison, SplitMeasures, StoreResult, StoreSelection
+from engine.analysis.compute import compare_populations
+from engine.analysis.frames import (
+    CONSENSUS_HISTOGRAMS,
+    CONSENSUS_SECTIONS,
+    TPA_HISTOGRAMS,
+    histogram_frame,
+)
+from engine.analysis.results import Comparison, SplitMeasures, StoreResult, StoreSelection
 
 #: Keys every labelled split's summary has, None where a split has no labels.
 REQUIRED_SPLIT_KEYS = (
@@ -19,48 +27,6 @@ REQUIRED_SPLIT_KEYS = (
     "agreement_excess",
     "split_half_spearman",
 )
-#: Per-example measures of the whole population, NaN where a split lacks them.
-EXAMPLE_COLUMNS = (
-    "accessibility",
-    "tpa_last",
-    "first_learned_mean",
-    "first_learned_median",
-    "never_learned_share",
-    "forgetting_mean",
-    "consensus_last",
-    "holdout_consistency",
-)
-#: Soft measures per example of the whole population (columns added where any analysed split
-#: has soft verdicts; NaN on the others' rows), then ``population_region`` (str).
-SOFT_EXAMPLE_COLUMNS = (
-    "confidence_mean",
-    "confidence_std",
-    "variability_mean",
-    "variability_std",
-    "correctness_mean",
-    "correctness_std",
-    "aum_mean",
-    "aum_std",
-    "loss_mean",
-    "loss_std",
-    "easy_share",
-    "ambiguous_share",
-    "hard_share",
-    "other_share",
-    "region_agreement",
-)
-
-#: The measures' histograms over the number of networks (N + 1 bins per checkpoint, so
-#: T x (N + 1) numbers each): kept exactly in ``histograms.parquet``, never in ``summary.json``,
-#: whose size must not grow with N (docs/outputs.md).
-TPA_HISTOGRAMS = {
-    "tpa_histogram": "examples",
-    "null_histogram": "null",
-    "binomial_histogram": "binomial",
-}
-#: The consensus sections and their histograms of the plurality count (also N + 1 bins).
-CONSENSUS_SECTIONS = ("consensus", "consensus_last")
-CONSENSUS_HISTOGRAMS = {"histogram": "examples", "null_histogram": "null"}
 HISTOGRAM_TABLE = "histograms.parquet"
 
 # ----------------------------------------------------------------------------------------------
@@ -215,42 +181,6 @@ def by_summary(
 # Comparisons of several stores
 
 
-def compare_populations(names: list[str], results: list[StoreResult]) -> Comparison:
-    """Every two stores compared on each split that all of them label, and the generalisation
-    table (accuracy against agreement excess) on ``test``, else the first such split."""
-    from engine.measures import compare_measures, generalisation_row
-
-    splits = results[0].selection.splits
-    labelled = [
-        s
-        for s in splits
-        if all("accuracy_mean" in r.measures[s].overall["summary"] for r in results)
-    ]
-    pairs = {
-        split: [
-            compare_measures(
-                names[i],
-                results[i].measures[split].overall,
-                names[j],
-                results[j].measures[split].overall,
-            )
-            for i in range(len(names))
-            for j in range(i + 1, len(names))
-        ]
-        for split in labelled
-    }
-    generalisation_split = "test" if "test" in labelled else (labelled[0] if labelled else None)
-    rows = (
-        [
-            generalisation_row(name, r.measures[generalisation_split].overall)
-            for name, r in zip(names, results, strict=True)
-        ]
-        if generalisation_split
-        else []
-    )
-    return Comparison(tuple(names), tuple(labelled), pairs, generalisation_split, rows)
-
-
 def comparison_summary(
     comparison: Comparison, results: list[StoreResult], cross: dict | None, measures_seconds: float
 ) -> dict[str, Any]:
@@ -280,204 +210,6 @@ def comparison_summary(
 
 # ----------------------------------------------------------------------------------------------
 # Parquet tables
-
-
-def _histogram_rows(
-    section: dict[str, Any], names: dict[str, str], checkpoints: np.ndarray
-) -> dict[str, np.ndarray] | None:
-    """Long columns of one set of histograms (each (t, N + 1)) of a summary section: one row per
-    checkpoint and count k; None where the section has none."""
-    first = section.get(next(iter(names)))
-    if first is None:
-        return None
-    observed = np.asarray(first, np.int64)
-    if observed.ndim != 2 or observed.size == 0:
-        return None
-    kept, bins = observed.shape
-    columns = {
-        "checkpoint": np.repeat(checkpoints[-kept:], bins).astype(np.int32),
-        "k": np.tile(np.arange(bins, dtype=np.int32), kept),
-        "networks": np.full(kept * bins, bins - 1, np.int32),
-        "examples": observed.ravel(),
-    }
-    for key, column in names.items():
-        if column != "examples":
-            columns[column] = np.asarray(section[key], np.float64).ravel()
-    return columns
-
-
-def histogram_frame(result: StoreResult, population: str | None = None) -> Any:
-    """The exact histograms of one store's measures as a long table (``histograms.parquet``).
-
-    One row per split, group (``"all"`` pools every analysed network), measure, checkpoint and
-    count k = 0..N: for ``measure == "tpa"``, ``examples`` on which k of the N networks are right,
-    ``null`` its Poisson-binomial expectation and ``binomial`` its Binomial(N, mean accuracy)
-    expectation; for ``measure == "consensus"``, examples whose plurality class is given by k
-    networks and ``null`` its expectation under independent draws (``binomial`` NaN).
-
-    Parameters
-    ----------
-    result : StoreResult
-    population : str, optional
-        A ``population`` column first, with this name (``engine compare``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``split``, ``group``, ``measure`` (categories), ``checkpoint`` (int32), ``k``,
-        ``networks`` (int32), ``examples`` (int64), ``null``, ``binomial`` (float64).
-    """
-    import pandas as pd
-
-    checkpoints = np.arange(result.population.num_checkpoints)
-    frames = []
-    for split in result.selection.splits:
-        measures = result.measures[split]
-        sections = [("all", measures.overall["summary"])]
-        sections += [(name, group["summary"]) for name, group in measures.groups.items()]
-        for group, summary in sections:
-            parts = [("tpa", _histogram_rows(summary, TPA_HISTOGRAMS, checkpoints))]
-            for key in CONSENSUS_SECTIONS:
-                if isinstance(summary.get(key), dict):
-                    rows = _histogram_rows(summary[key], CONSENSUS_HISTOGRAMS, checkpoints)
-                    parts.append(("consensus", rows))
-            for measure, rows in parts:
-                if rows is None:
-                    continue
-                frame = pd.DataFrame(rows)
-                frame.insert(0, "measure", measure)
-                frame.insert(0, "group", group)
-                frame.insert(0, "split", split)
-                frames.append(frame)
-    columns = ["split", "group", "measure", "checkpoint", "k", "networks", "examples", "null"]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    if "binomial" not in frame:
-        frame["binomial"] = np.nan
-    frame = frame.astype({"examples": np.int64, "null": np.float64, "binomial": np.float64})
-    for name in ("split", "group", "measure"):
-        frame[name] = frame[name].astype(str).astype("category")
-    if population is not None:
-        frame.insert(0, "population", pd.Categorical([population] * len(frame)))
-    return frame
-
-
-def write_histograms(results: list[StoreResult], path: Path, names: list[str] | None = None) -> int:
-    """``histograms.parquet`` of one store (``names`` None) or of several (a ``population``
-    column of their names); returns the rows written."""
-    import pandas as pd
-
-    if names is None:
-        frame = histogram_frame(results[0])
-    else:
-        frame = pd.concat(
-            [histogram_frame(r, n) for r, n in zip(results, names, strict=True)],
-            ignore_index=True,
-        )
-        frame["population"] = frame["population"].astype(str).astype("category")
-    for name in ("split", "group", "measure"):
-        frame[name] = frame[name].astype(str).astype("category")
-    frame.to_parquet(path, index=False)
-    return len(frame)
-
-
-def has_soft_measures(result: StoreResult) -> bool:
-    """Whether any analysed split has soft measures (``examples.parquet`` has their columns)."""
-    return any(
-        "population_region" in result.measures[split].overall["examples"]
-        for split in result.selection.splits
-    )
-
-
-def _region_names(region: np.ndarray) -> np.ndarray:
-    """Population regions as names (object, None where an example has none)."""
-    from engine.measures import POPULATION_REGIONS
-
-    names = np.array([*POPULATION_REGIONS, None], dtype=object)
-    return names[np.where(region >= 0, region, len(POPULATION_REGIONS))]
-
-
-def _example_table(result: StoreResult, split: str, soft: bool) -> dict[str, np.ndarray]:
-    """The columns of one split's rows of ``examples.parquet``."""
-    measures = result.measures[split]
-    examples = measures.overall["examples"]
-    size = result.population.num_examples(split)
-    nan = np.full(size, np.nan)
-    table = {
-        "split": np.full(size, split, dtype=object),
-        "example": np.arange(size, dtype=np.int64),
-        "example_id": result.population.example_ids(split),
-        "label": result.selection.labels[split],
-    }
-    for column in EXAMPLE_COLUMNS:
-        table[column] = examples.get(column, nan)
-    table["learning_order"] = examples.get("learning_order", np.full(size, -1, np.int64))
-    for name, group in measures.groups.items():
-        table[f"accessibility_{name}"] = group["examples"].get("accessibility", nan)
-    if soft:
-        for column in SOFT_EXAMPLE_COLUMNS:
-            table[column] = examples.get(column, nan)
-        table["population_region"] = _region_names(
-            examples.get("population_region", np.full(size, -1, np.int64))
-        )
-    return table
-
-
-def example_column_name(column: str) -> str:
-    """The name of a metadata column in ``examples.parquet``: its own, or ``metadata_<name>``
-    where it would clash with a measure's column."""
-    taken = {"split", "example", "example_id", "label", "learning_order", "population_region"}
-    taken |= set(EXAMPLE_COLUMNS) | set(SOFT_EXAMPLE_COLUMNS)
-    return (
-        f"metadata_{column}" if column in taken or column.startswith("accessibility_") else column
-    )
-
-
-def _metadata_column(result: StoreResult, split: str, column: str) -> np.ndarray:
-    """One split's values of a metadata column: numbers as stored, text as objects (None
-    where missing)."""
-    values = result.population.example_metadata(split)[column]
-    if values.dtype.kind in "biuf":
-        return values.to_numpy()
-    return np.asarray([None if v is None or v != v else str(v) for v in values], dtype=object)
-
-
-def write_examples(result: StoreResult, path: Path, by: str | None = None) -> None:
-    """``examples.parquet``: one row per example of every analysed split (with the metadata
-    column ``by`` where given)."""
-    import pandas as pd
-
-    soft = has_soft_measures(result)
-    frames = []
-    for split in result.selection.splits:
-        table = _example_table(result, split, soft)
-        if by is not None:
-            table[example_column_name(by)] = _metadata_column(result, split, by)
-        frames.append(pd.DataFrame(table))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if by is not None and frame[example_column_name(by)].dtype == object:
-        frame[example_column_name(by)] = frame[example_column_name(by)].astype("string")
-    frame["split"] = frame["split"].astype(str)
-    if soft:
-        # Strings with nulls (examples without soft verdicts), not pandas' object column.
-        frame["population_region"] = frame["population_region"].astype("string")
-    frame.to_parquet(path, index=False)
-
-
-def write_networks(result: StoreResult, path: Path) -> None:
-    """``networks.parquet``: the store's network table, with accuracy and forgetting per
-    labelled split for the analysed networks (NaN for those left out)."""
-    table = result.population.networks
-    table["analysed"] = result.selection.networks.network_group >= 0
-    for split in result.selection.splits:
-        counts = result.counts[split].verdicts
-        labelled = int((result.selection.labels[split] >= 0).sum())
-        if counts is None or labelled == 0:
-            continue
-        accuracy = counts["network_count"][:, -1] / labelled
-        table[f"accuracy_{split}"] = np.where(table["analysed"], accuracy, np.nan)
-        forgetting = counts["network_forgetting"] / labelled
-        table[f"forgetting_per_example_{split}"] = np.where(table["analysed"], forgetting, np.nan)
-    table.to_parquet(path, index=False)
 
 
 class NetworkExampleWriter:
@@ -563,16 +295,11 @@ __all__ = [
     "analysis_summary",
     "bounded_summary",
     "by_summary",
-    "example_column_name",
     "compare_populations",
     "comparison_summary",
-    "has_soft_measures",
     "histogram_frame",
     "network_example_table",
     "split_summary",
     "without_histograms",
-    "write_examples",
-    "write_histograms",
-    "write_networks",
     "write_summary",
 ]

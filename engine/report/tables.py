@@ -30,6 +30,9 @@ EXAMPLE_COLUMNS = (
     "consensus_last",
     "holdout_consistency",
 )
+#: The first-learned checkpoint's mean and median in epochs, beside ``first_learned_mean`` and
+#: ``first_learned_median`` (checkpoint indices).
+FIRST_LEARNED_EPOCH_COLUMNS = ("first_learned_epoch_mean", "first_learned_epoch_median")
 #: Soft measures per example of the whole population (columns added where any analysed split
 #: has soft verdicts; NaN on the others' rows), then ``population_region`` (str).
 SOFT_EXAMPLE_COLUMNS = (
@@ -62,6 +65,185 @@ TPA_HISTOGRAMS = {
 CONSENSUS_SECTIONS = ("consensus", "consensus_last")
 CONSENSUS_HISTOGRAMS = {"histogram": "examples", "null_histogram": "null"}
 HISTOGRAM_TABLE = "histograms.parquet"
+
+#: Each parquet column's units, long name and description, written as the field metadata
+#: ``units``, ``long_name`` and ``description`` of the tables' schemas and listed in
+#: docs/outputs.md ("Units"). Units: ``checkpoint index`` (0 .. T-1) or ``epoch``; counts of
+#: ``examples``, ``networks``, ``checkpoints``; ``fraction`` (0 to 1); ``rank``; ``id``;
+#: ``class``; ``logit``; ``nats``; ``events per network``, ``events per example``;
+#: ``text``, ``boolean``, ``JSON``, ``seed``.
+COLUMN_UNITS: dict[str, tuple[str, str, str]] = {
+    # identifying columns of several tables
+    "population": ("text", "population", "the store's name (engine compare)"),
+    "split": ("text", "split", "the split of the row"),
+    "group": ("text", "group", "the group of networks; `all` pools every analysed network"),
+    "checkpoint": ("checkpoint index", "checkpoint", "the checkpoint, 0 .. T-1"),
+    "network": ("id", "network", "the network's id in the store"),
+    "example": ("id", "example", "the example's index in the split"),
+    "example_id": ("id", "example id", "the example's index in the source data set"),
+    # histograms.parquet
+    "measure": ("text", "measure", "`tpa` (TP-agreement) or `consensus`"),
+    "k": ("networks", "networks k", "k of the N networks right (tpa) or giving the plurality"),
+    "networks": ("networks", "networks N", "the networks of the group"),
+    "examples": ("examples", "examples", "examples with k of N (observed)"),
+    "null": ("examples", "null", "expected examples under independent networks"),
+    "binomial": (
+        "examples",
+        "binomial null",
+        "X times Binomial(N, mean accuracy); NaN for consensus",
+    ),
+    # examples.parquet
+    "label": ("class", "label", "the example's class, -1 without a label"),
+    "accessibility": ("fraction", "accessibility", "mean TP-agreement over checkpoints"),
+    "learning_order": (
+        "rank",
+        "learning order",
+        "rank by accessibility, 0 learned first; -1 no label",
+    ),
+    "tpa_last": (
+        "fraction",
+        "TP-agreement, last",
+        "share of networks right at the last checkpoint",
+    ),
+    "first_learned_mean": (
+        "checkpoint index",
+        "first-learned checkpoint, mean",
+        "mean over the networks that learn the example of the checkpoint from which it stays right",
+    ),
+    "first_learned_median": (
+        "checkpoint index",
+        "first-learned checkpoint, median",
+        "median over the networks that learn the example of their first-learned checkpoint",
+    ),
+    "first_learned_epoch_mean": (
+        "epoch",
+        "first-learned epoch, mean",
+        "mean of the epochs of the networks' first-learned checkpoints; NaN where unknown",
+    ),
+    "first_learned_epoch_median": (
+        "epoch",
+        "first-learned epoch, median",
+        "median of the epochs of the networks' first-learned checkpoints; NaN where unknown",
+    ),
+    "never_learned_share": (
+        "fraction",
+        "never learned",
+        "share of networks wrong at the last checkpoint",
+    ),
+    "forgetting_mean": (
+        "events per network",
+        "forgetting events",
+        "mean forgetting events per network",
+    ),
+    "consensus_last": ("fraction", "consensus, last", "plurality share at the last checkpoint"),
+    "holdout_consistency": ("fraction", "C-score", "hold-out consistency at the last checkpoint"),
+    "confidence_mean": (
+        "fraction",
+        "confidence",
+        "mean over networks of the mean true-class probability",
+    ),
+    "confidence_std": ("fraction", "confidence spread", "its standard deviation across networks"),
+    "variability_mean": (
+        "fraction",
+        "variability",
+        "mean over networks of the probability's std over checkpoints",
+    ),
+    "variability_std": ("fraction", "variability spread", "its standard deviation across networks"),
+    "correctness_mean": (
+        "fraction",
+        "correctness",
+        "mean over networks of the share of right checkpoints",
+    ),
+    "correctness_std": ("fraction", "correctness spread", "its standard deviation across networks"),
+    "aum_mean": ("logit", "area under the margin", "mean over networks of the mean margin"),
+    "aum_std": ("logit", "AUM spread", "its standard deviation across networks"),
+    "loss_mean": ("nats", "loss", "mean over networks of the mean -log p"),
+    "loss_std": ("nats", "loss spread", "its standard deviation across networks"),
+    "easy_share": ("fraction", "easy share", "share of networks that put the example in `easy`"),
+    "ambiguous_share": (
+        "fraction",
+        "ambiguous share",
+        "share of networks that put it in `ambiguous`",
+    ),
+    "hard_share": ("fraction", "hard share", "share of networks that put it in `hard`"),
+    "other_share": ("fraction", "other share", "share of networks that put it in `other`"),
+    "region_agreement": ("fraction", "region agreement", "the largest of the four region shares"),
+    "population_region": (
+        "text",
+        "population region",
+        "region of the mean confidence and variability",
+    ),
+    # network_examples.parquet
+    "confidence": ("fraction", "confidence", "the network's mean true-class probability"),
+    "variability": ("fraction", "variability", "its std of the probability over checkpoints"),
+    "correctness": ("fraction", "correctness", "its share of right checkpoints"),
+    "aum": ("logit", "area under the margin", "its mean margin"),
+    "loss": ("nats", "loss", "its mean -log p"),
+    "region": ("text", "region", "its region: easy, ambiguous, hard or other"),
+    # networks.parquet
+    "architecture": ("text", "architecture", "the group's architecture"),
+    "init_seed": ("seed", "initialisation seed", "the seed of the network's initial weights"),
+    "order_seed": ("seed", "order seed", "the seed of its mini-batch order"),
+    "hyperparameters": ("JSON", "hyper-parameters", "the group's hyper-parameters"),
+    "checkpoints_completed": (
+        "checkpoints",
+        "checkpoints completed",
+        "checkpoints recorded, in order",
+    ),
+    "complete": ("boolean", "complete", "every checkpoint recorded"),
+    "analysed": ("boolean", "analysed", "the network is in the analysis"),
+}
+#: Columns named after a split, a group or a metadata column: prefix, units, long name and
+#: description (``{}`` is the name's rest).
+COLUMN_PATTERNS: tuple[tuple[str, str, str, str], ...] = (
+    ("accessibility_", "fraction", "accessibility of {}", "accessibility in group {} alone"),
+    ("final_accuracy_", "fraction", "final accuracy, {}", "as recorded on split {}"),
+    ("accuracy_", "fraction", "accuracy, {}", "at the last checkpoint on split {}, analysed"),
+    (
+        "forgetting_per_example_",
+        "events per example",
+        "forgetting, {}",
+        "forgetting events per example on split {}",
+    ),
+)
+
+
+def column_units(name: str, by: str | None = None) -> tuple[str, str, str] | None:
+    """The units, long name and description of a parquet column, or None where unknown."""
+    if by is not None and name == example_column_name(by):
+        return ("as stored", by, f"the example-metadata column {by!r}")
+    if name in COLUMN_UNITS:
+        return COLUMN_UNITS[name]
+    for prefix, units, long_name, description in COLUMN_PATTERNS:
+        if name.startswith(prefix):
+            rest = name.removeprefix(prefix)
+            return units, long_name.format(rest), description.format(rest)
+    return None
+
+
+def with_units(table: Any, by: str | None = None) -> Any:
+    """A pyarrow table with each known column's ``units``, ``long_name`` and ``description``
+    as field metadata (the table's own metadata kept)."""
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        known = column_units(field.name, by)
+        if known is not None:
+            units, long_name, description = known
+            metadata = {"units": units, "long_name": long_name, "description": description}
+            field = field.with_metadata({**(field.metadata or {}), **metadata})
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def write_frame(frame: Any, path: Path, by: str | None = None) -> None:
+    """A pandas table to parquet, with the units of :func:`with_units`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(with_units(pa.Table.from_pandas(frame, preserve_index=False), by), path)
+
 
 # ----------------------------------------------------------------------------------------------
 # summary.json
@@ -376,7 +558,7 @@ def write_histograms(results: list[StoreResult], path: Path, names: list[str] | 
         frame["population"] = frame["population"].astype(str).astype("category")
     for name in ("split", "group", "measure"):
         frame[name] = frame[name].astype(str).astype("category")
-    frame.to_parquet(path, index=False)
+    write_frame(frame, path)
     return len(frame)
 
 
@@ -410,6 +592,8 @@ def _example_table(result: StoreResult, split: str, soft: bool) -> dict[str, np.
     }
     for column in EXAMPLE_COLUMNS:
         table[column] = examples.get(column, nan)
+        if column == "first_learned_median":
+            table.update(_first_learned_epochs(result, split))
     table["learning_order"] = examples.get("learning_order", np.full(size, -1, np.int64))
     for name, group in measures.groups.items():
         table[f"accessibility_{name}"] = group["examples"].get("accessibility", nan)
@@ -422,11 +606,35 @@ def _example_table(result: StoreResult, split: str, soft: bool) -> dict[str, np.
     return table
 
 
+def _first_learned_epochs(result: StoreResult, split: str) -> dict[str, np.ndarray]:
+    """``first_learned_epoch_mean`` and ``_median`` of a split's examples (all analysed
+    networks pooled, as ``first_learned_mean``), NaN where it has none."""
+    from engine.measures.verdicts import first_learned_epochs
+
+    size = result.population.num_examples(split)
+    labelled = result.selection.labels[split] >= 0
+    columns = {name: np.full(size, np.nan) for name in FIRST_LEARNED_EPOCH_COLUMNS}
+    counts = result.counts[split].verdicts
+    if (
+        counts is None
+        or not labelled.any()
+        or "first_learned_mean" not in (result.measures[split].overall["examples"])
+    ):
+        return columns
+    histogram = np.asarray(counts["first_learned_histogram"]).sum(axis=0)[labelled]
+    epochs = result.population.checkpoints["epoch"].to_numpy(np.float64)
+    for name, values in zip(
+        FIRST_LEARNED_EPOCH_COLUMNS, first_learned_epochs(histogram, epochs), strict=True
+    ):
+        columns[name][labelled] = values
+    return columns
+
+
 def example_column_name(column: str) -> str:
     """The name of a metadata column in ``examples.parquet``: its own, or ``metadata_<name>``
     where it would clash with a measure's column."""
     taken = {"split", "example", "example_id", "label", "learning_order", "population_region"}
-    taken |= set(EXAMPLE_COLUMNS) | set(SOFT_EXAMPLE_COLUMNS)
+    taken |= set(EXAMPLE_COLUMNS) | set(SOFT_EXAMPLE_COLUMNS) | set(FIRST_LEARNED_EPOCH_COLUMNS)
     return (
         f"metadata_{column}" if column in taken or column.startswith("accessibility_") else column
     )
@@ -460,7 +668,7 @@ def write_examples(result: StoreResult, path: Path, by: str | None = None) -> No
     if soft:
         # Strings with nulls (examples without soft verdicts), not pandas' object column.
         frame["population_region"] = frame["population_region"].astype("string")
-    frame.to_parquet(path, index=False)
+    write_frame(frame, path, by)
 
 
 def write_networks(result: StoreResult, path: Path) -> None:
@@ -477,7 +685,7 @@ def write_networks(result: StoreResult, path: Path) -> None:
         table[f"accuracy_{split}"] = np.where(table["analysed"], accuracy, np.nan)
         forgetting = counts["network_forgetting"] / labelled
         table[f"forgetting_per_example_{split}"] = np.where(table["analysed"], forgetting, np.nan)
-    table.to_parquet(path, index=False)
+    write_frame(table, path)
 
 
 class NetworkExampleWriter:
@@ -507,7 +715,7 @@ class NetworkExampleWriter:
         returns the rows written."""
         import pyarrow.parquet as pq
 
-        table = network_example_table(selection, split, networks, statistics)
+        table = with_units(network_example_table(selection, split, networks, statistics))
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table)

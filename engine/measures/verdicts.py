@@ -1,7 +1,7 @@
 """The measures of one split that come from its verdict counts, one function per statistic.
 
 Layout letters: n networks (of the pooled groups), t checkpoints, x labelled examples,
-s split-halvings. Definitions: ../shared/docs/science.md, "Measures". Plain NumPy on the
+s split-halvings. Definitions: docs/measures.md. Plain NumPy on the
 computed counts of :func:`engine.measures.verdict_statistics`, which are small (checkpoints x
 examples).
 """

@@ -56,7 +56,9 @@ class Block:
     reason: str = ""
 
     def __str__(self) -> str:
-        return f"{self.path.relative_to(ROOT) if self.path.is_absolute() else self.path}:{self.line}"
+        return (
+            f"{self.path.relative_to(ROOT) if self.path.is_absolute() else self.path}:{self.line}"
+        )
 
 
 def blocks(text: str, path: Path = Path("doc.md")) -> list[Block]:
@@ -152,7 +154,9 @@ def test_every_block_is_run_or_marked():
 
 
 def test_shell_lines_are_engine_commands():
-    assert commands("engine info a.zarr  # splits\n\nengine merge a.zarr \\\n  b.zarr -o c.zarr\n") == [
+    assert commands(
+        "engine info a.zarr  # splits\n\nengine merge a.zarr \\\n  b.zarr -o c.zarr\n"
+    ) == [
         (["info", "a.zarr"], 0),
         (["merge", "a.zarr", "b.zarr", "-o", "c.zarr"], 0),
     ]
@@ -242,7 +246,12 @@ class Runner:
                         pytest.skip(f"{block}: {module} is not installed (an optional extra)")
         strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
         self.fixtures([s for s in strings if isinstance(s, str)], python=True)
+        import time
+
+        started = time.perf_counter()
         exec(compile(tree, str(block), "exec"), self.namespace)
+        with open("/tmp/docs_timings.txt", "a") as f:
+            f.write(f"{time.perf_counter() - started:6.1f} {block} python\n")
 
     def shell(self, block: Block) -> None:
         from cli.app import main
@@ -256,7 +265,12 @@ class Runner:
                 REDUCED[args[0]](self.monkeypatch)
             outputs = {args[i + 1] for i, a in enumerate(args[:-1]) if a in OUTPUT_FLAGS}
             self.fixtures([a for a in args if a not in outputs], python=False)
+            import time
+
+            started = time.perf_counter()
             status = main(args)
+            with open("/tmp/docs_timings.txt", "a") as f:
+                f.write(f"{time.perf_counter() - started:6.1f} {block} {shlex.join(args)}\n")
             captured = self.capsys.readouterr()
             assert status == expected, (
                 f"{block}: engine {shlex.join(args)} exited {status}, not {expected}:\n"
@@ -284,11 +298,28 @@ def runnable(path: Path) -> bool:
 
 
 @pytest.mark.slow
+# Lightning 2.6 on torch 2.13 builds its data loaders with torch's deprecated pytree LeafSpec,
+# and warns that a CPU data loader without worker processes may be slow: neither is ours (as in
+# tests/test_record_callbacks.py).
+@pytest.mark.filterwarnings(r"ignore:.*isinstance\(treespec, LeafSpec\).*:FutureWarning")
+@pytest.mark.filterwarnings(r"ignore:.*does not have many workers.*")
 @pytest.mark.parametrize(
     "doc", [p for p in DOCS if runnable(p)], ids=lambda p: str(p.relative_to(ROOT))
 )
 def test_doc_runs(doc: Path, tmp_path, capsys, monkeypatch):
+    import torch
+
+    # Tiny models on a shared CPU: one thread is many times faster than several that spin.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
+    try:
+        _run_doc(doc, tmp_path, capsys, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_doc(doc: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = Runner(tmp_path, capsys, monkeypatch)
     for block in blocks(doc.read_text(), doc):
         if block.marker != "not-run":
@@ -390,8 +421,8 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
     "a.zarr": lambda path: _store(path, networks=4),
     "b.zarr": lambda path: _store(path, networks=6),
     "runs.zarr": lambda path: _store(path, networks=4, network_block=1),
-    "runs/mnist1d.zarr": lambda path: _store(path, checkpoints=30),
-    "runs/cnn.zarr": lambda path: _store(path, checkpoints=30, groups=2),
+    "runs/mnist1d.zarr": lambda path: _store(path, checkpoints=10),
+    "runs/cnn.zarr": lambda path: _store(path, checkpoints=10, groups=2),
     "study.toml": lambda path: path.write_text(TINY_STUDY),
     "logits.npy": _logits,
     "labels.npy": _labels,

@@ -161,6 +161,8 @@ def test_shell_lines_are_engine_commands():
         (["merge", "a.zarr", "b.zarr", "-o", "c.zarr"], 0),
     ]
     assert commands("engine info bad.zarr   # exit status 1\n") == [(["info", "bad.zarr"], 1)]
+    console = "$ engine info a.zarr\na.zarr: 8 networks\n$ engine info b.zarr  # exit status 1\n"
+    assert commands(console, console=True) == [(["info", "a.zarr"], 0), (["info", "b.zarr"], 1)]
     with pytest.raises(AssertionError, match="only engine commands"):
         commands("dask scheduler\n")
     with pytest.raises(AssertionError, match="only engine commands"):
@@ -171,9 +173,17 @@ def test_shell_lines_are_engine_commands():
 # Running blocks
 
 
-def commands(code: str) -> list[tuple[list[str], int]]:
-    """The engine command lines of a shell block: arguments after ``engine``, expected status."""
+def commands(code: str, console: bool = False) -> list[tuple[list[str], int]]:
+    """The engine command lines of a shell block: arguments after ``engine``, expected status.
+    In a ``console`` block only the lines after a ``$`` prompt are commands (the rest is their
+    output)."""
     joined = re.sub(r"\\\n\s*", " ", code)
+    if console:
+        joined = "\n".join(
+            line.lstrip().removeprefix("$ ")
+            for line in joined.splitlines()
+            if line.lstrip().startswith("$ ")
+        )
     found = []
     for line in joined.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -219,7 +229,7 @@ class Runner:
         for name in names:
             key = name.rstrip("/")
             fixture = FIXTURES.get(key)
-            if fixture is None or (python and key not in PYTHON_INPUTS):
+            if fixture is None or (python and key in PYTHON_WRITES):
                 continue
             if not (self.folder / key).exists():
                 fixture(self.folder / key)
@@ -246,17 +256,12 @@ class Runner:
                         pytest.skip(f"{block}: {module} is not installed (an optional extra)")
         strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
         self.fixtures([s for s in strings if isinstance(s, str)], python=True)
-        import time
-
-        started = time.perf_counter()
         exec(compile(tree, str(block), "exec"), self.namespace)
-        with open("/tmp/docs_timings.txt", "a") as f:
-            f.write(f"{time.perf_counter() - started:6.1f} {block} python\n")
 
     def shell(self, block: Block) -> None:
         from cli.app import main
 
-        for args, expected in commands(block.code):
+        for args, expected in commands(block.code, console=block.language == "console"):
             if args and args[0] in REDUCED:
                 assert block.marker == "reduced", (
                     f"{block}: engine {args[0]} is run reduced: say so before the block with "
@@ -265,12 +270,7 @@ class Runner:
                 REDUCED[args[0]](self.monkeypatch)
             outputs = {args[i + 1] for i, a in enumerate(args[:-1]) if a in OUTPUT_FLAGS}
             self.fixtures([a for a in args if a not in outputs], python=False)
-            import time
-
-            started = time.perf_counter()
             status = main(args)
-            with open("/tmp/docs_timings.txt", "a") as f:
-                f.write(f"{time.perf_counter() - started:6.1f} {block} {shlex.join(args)}\n")
             captured = self.capsys.readouterr()
             assert status == expected, (
                 f"{block}: engine {shlex.join(args)} exited {status}, not {expected}:\n"
@@ -285,6 +285,20 @@ class Runner:
             path = self.folder / f"block{block.line}.toml"
             path.write_text(block.code)
             load_study(path)
+
+
+def test_a_block_that_fails_fails_its_doc(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = Runner(tmp_path, capsys, monkeypatch)
+    text = "```bash\nengine info missing.zarr\n```\n```python\nundefined_name\n```\n"
+    shell, python = blocks(text)
+    with pytest.raises(AssertionError, match="exited 1, not 0"):
+        runner.run(shell)
+    runner.run(Block(shell.path, 1, "bash", "engine info missing.zarr  # exit status 1\n"))
+    with pytest.raises(NameError):
+        runner.run(python)
+    runner.run(Block(shell.path, 1, "bash", "engine info pop.zarr\n"))  # made on first use
+    assert (tmp_path / "pop.zarr").exists()
 
 
 #: Modules of the optional extras: a block importing one is skipped where it is absent.
@@ -431,5 +445,6 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
     "datamodels_out": _datamodels,
     "raw-data/colour": _trials,
 }
-#: The fixtures a Python block may read (others are names that Python blocks write).
-PYTHON_INPUTS = frozenset({"pop.zarr", "logits.npy", "labels.npy", "mlp.zarr", "cnn.zarr"})
+#: Fixture names that a Python block of the docs writes itself (docs/recording.md's
+#: ``open_recorder("runs.zarr", ...)``): never made before a Python block.
+PYTHON_WRITES = frozenset({"runs.zarr"})

@@ -147,6 +147,17 @@ def command(n: int) -> str:
     return f"```bash\n{code}\n```"
 
 
+#: The studies take half an hour: the documentation test (tests/test_docs.py) leaves their
+#: commands to examples/run_all.sh, and tests/test_examples.py runs study 1 reduced.
+NOT_RUN = "<!-- not-run: the full-size studies of examples/run_all.sh (about half an hour) -->"
+
+
+def study_commands(n: int) -> str:
+    """The commands of study ``n`` as findings.md shows them, marked for the documentation
+    test."""
+    return f"{NOT_RUN}\n\n{command(n)}"
+
+
 def seconds(runs: Path, n: int) -> str:
     path = runs / f"study{n}.seconds"
     return f"{int(path.read_text())} s" if path.exists() else "not measured"
@@ -176,7 +187,7 @@ def claim1(doc: Document) -> tuple[str, str]:
         "MNIST-1D, recorded after every epoch. Each group is read alone (`groups` in "
         "`summary.json`); the engine's histogram figures pool the four groups of a store. "
         f"Wall-clock time of the study on this shared machine: {seconds(doc.runs, 1)}.",
-        command(1),
+        study_commands(1),
     )
     rows: list[tuple] = []
     failures: dict[str, list[str]] = {"final": [], "through": [], "extreme": []}
@@ -405,7 +416,7 @@ def randomness_section(doc: Document) -> None:
         "every network starts from the same weights), or both (`both`). `engine compare` sets "
         "them side by side (it does not judge a claim; it says what the agreement of claims 1 "
         f"and 2 comes from). Wall-clock time: {seconds(doc.runs, 3)}.",
-        command(3),
+        study_commands(3),
     )
     s = summary(doc.runs, "study3")
     for split in ("train", "test"):
@@ -502,7 +513,7 @@ def claim3(doc: Document) -> tuple[str, str]:
         "weaker group has learned (TP-agreement above one half at the end), the share the "
         "stronger has learned too (and the reverse). "
         f"Wall-clock time: {seconds(doc.runs, 2)}.",
-        command(2),
+        study_commands(2),
     )
     s = summary(doc.runs, "study2")
     test = s["splits"]["test"]
@@ -595,7 +606,7 @@ def claim4(doc: Document) -> tuple[str, str]:
         "class; its null is networks that draw classes independently from their own predicted "
         "class frequencies on that split. The normalised excess is (consensus - null) / "
         f"(1 - null). Wall-clock time: {seconds(doc.runs, 4)}.",
-        command(4),
+        study_commands(4),
     )
     s = summary(doc.runs, "study4")
     rows, excesses = [], []
@@ -656,7 +667,7 @@ def claim5(doc: Document) -> tuple[str, str]:
         "checkpoints at 1, 2, 4, ..., 64 trees) recorded with the engine's Python API "
         "(`engine.record.open_recorder`, `StoreLayout`: examples/record_forests.py). "
         f"Wall-clock time: {seconds(doc.runs, 5)}.",
-        command(5),
+        study_commands(5),
     )
     reference = group(summary(doc.runs, "study1_mnist1d")["splits"]["test"], "mlp_a")
     reference_excess = reference["agreement_excess"][-1]
@@ -793,7 +804,7 @@ def claim6(doc: Document) -> tuple[str, str]:
         "and the width of the hidden layers. Across the ten populations: test accuracy against "
         "the test agreement excess and against learning-order reliability (split-half). "
         f"Wall-clock time: {seconds(doc.runs, 6)}.",
-        command(6),
+        study_commands(6),
     )
     rows = study6_rows(doc.runs)
     doc.table(("axis", "setting", "test accuracy", "agreement excess", "split-half"), rows)

@@ -1,4 +1,4 @@
-"""Kernels of the agreement and learning measures (see ../shared/docs/science.md, "Measures").
+"""Kernels of the agreement and learning measures (see docs/measures.md).
 
 Layout letters: n networks, t checkpoints, x examples, b example bytes (8 examples each, little
 bit order: bit j of byte b is example 8b + j), g groups, s split-halvings. The verdict kernels

@@ -7,7 +7,7 @@ are read in the store's stored order, dims (x, n, t). Counts add up over blocks 
 - ``network_class_count[n, t, k]`` = number of examples network n assigns to k at t
 
 The consensus of (t, x) is max_k class_count / N (the plurality share). Its null
-(../shared/docs/science.md, "Consensus") lets each network draw a class independently from its own
+(docs/measures.md, "Consensus") lets each network draw a class independently from its own
 predicted-class frequencies; :func:`plurality_histogram_of_draws` samples that null from uniforms
 the caller draws, so the kernel itself is deterministic.
 """

@@ -1,4 +1,4 @@
-"""Kernels that summarise learning events per example (see ../shared/docs/science.md).
+"""Kernels that summarise learning events per example (see docs/measures.md).
 
 Layout letters: x examples, k bins. A first-learned histogram counts, per example, the networks
 whose first-learned checkpoint is k (0 <= k < T) and, in its last bin, those that never learn the

@@ -10,7 +10,7 @@ is A_ij = X - c_i - c_j + 2 B_ij, so one bit-packed AND + popcount per pair is a
 Prediction agreement, sum_x [P_ix == P_jx], is the same popcount over one bit plane per class
 (:func:`pack_classes`), or a direct comparison when there are many classes.
 
-Error consistency (Cohen's kappa, science.md): with E_ij = c_i c_j + (X - c_i)(X - c_j),
+Error consistency (Cohen's kappa, docs/measures.md): with E_ij = c_i c_j + (X - c_i)(X - c_j),
 kappa_ij = (A_ij X - E_ij) / (X^2 - E_ij), which is (c_obs - c_exp) / (1 - c_exp) computed from
 integers. It is NaN where c_exp == 1 (both networks always right or both always wrong) or X == 0.
 """

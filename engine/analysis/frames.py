@@ -26,6 +26,8 @@ EXAMPLE_COLUMNS = (
     "tpa_last",
     "first_learned_mean",
     "first_learned_median",
+    "first_learned_epoch_mean",
+    "first_learned_epoch_median",
     "never_learned_share",
     "forgetting_mean",
     "consensus_last",

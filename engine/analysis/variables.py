@@ -86,6 +86,19 @@ _CORRECTNESS = [
                 "median of the same over the networks that learn the example",
             ),
             (
+                "first_learned_epoch_mean",
+                "mean first-learned epoch",
+                "epoch",
+                "mean, over the networks that learn the example, of the epoch of the checkpoint "
+                "from which they stay right on it (NaN where an epoch is unknown)",
+            ),
+            (
+                "first_learned_epoch_median",
+                "median first-learned epoch",
+                "epoch",
+                "median of the same epochs over the networks that learn the example",
+            ),
+            (
                 "never_learned_share",
                 "never-learned share",
                 RATIO,

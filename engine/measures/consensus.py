@@ -1,7 +1,7 @@
 """Consensus of one split, where examples may have no true label, against its null.
 
 Layout letters: n networks (of the pooled groups), t checkpoints, x examples, k classes.
-Definitions: ../shared/docs/science.md, "Consensus". Plain NumPy on the computed counts of
+Definitions: docs/measures.md, "Consensus". Plain NumPy on the computed counts of
 :func:`engine.measures.class_statistics`.
 """
 

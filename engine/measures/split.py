@@ -11,7 +11,12 @@ from engine.measures.consensus import consensus_measures
 from engine.measures.selection import NetworkSelection
 from engine.measures.soft import soft_measures, soft_skipped
 from engine.measures.tasks import class_layouts, soft_layouts, verdict_layouts
-from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
+from engine.measures.verdicts import (
+    PooledVerdicts,
+    correctness_measures,
+    first_learned_epoch_measures,
+    holdout_measures,
+)
 
 
 def split_measures(
@@ -25,6 +30,7 @@ def split_measures(
     consensus_seed: int = 0,
     soft: dict[str, np.ndarray] | None = None,
     soft_absent: str = "the split records no soft verdicts",
+    epochs: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every measure of one split for the networks of ``groups``, from computed counts.
 
@@ -52,6 +58,9 @@ def split_measures(
         and the soft columns per example.
     soft_absent : str
         Why ``soft`` is None: the ``soft`` section then says it was skipped and why.
+    epochs : float (t,), optional
+        The checkpoints' epochs (NaN where unknown): adds the first-learned epoch per example
+        (``first_learned_epoch_mean`` and ``_median``) beside the first-learned checkpoint.
 
     Returns
     -------
@@ -72,6 +81,8 @@ def split_measures(
         for part_summary, part_examples in parts:
             summary.update(part_summary)
             per_example.update(part_examples)
+        if epochs is not None:
+            per_example.update(first_learned_epoch_measures(verdicts, labelled, epochs))
     if soft is None or not size:
         summary["soft"] = soft_skipped(soft_absent if soft is None else "no network analysed")
     elif not labelled.any():

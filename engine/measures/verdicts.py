@@ -1,7 +1,7 @@
 """The measures of one split that come from its verdict counts, one function per statistic.
 
 Layout letters: n networks (of the pooled groups), t checkpoints, x labelled examples,
-s split-halvings. Definitions: ../shared/docs/science.md, "Measures". Plain NumPy on the
+s split-halvings. Definitions: docs/measures.md. Plain NumPy on the
 computed counts of :func:`engine.measures.verdict_statistics`, which are small (checkpoints x
 examples).
 """
@@ -190,6 +190,48 @@ def first_learned_statistics(
     return mean, median, first_learned_histogram[:, -1] / size
 
 
+def first_learned_epochs(
+    first_learned_histogram: np.ndarray, epochs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and median first-learned **epoch** of the networks that learn each example.
+
+    The same order statistics as :func:`first_learned_statistics` (the median is the mean of
+    the two middle values for an even count), taken over the epochs of the checkpoints rather
+    than their indices: epochs need not be evenly spaced (step checkpoints), so the epoch of
+    the mean checkpoint is not the mean epoch.
+
+    Parameters
+    ----------
+    first_learned_histogram : int (x, t + 1)
+        Networks whose first-learned checkpoint is k; the last bin counts those that never
+        learn the example.
+    epochs : float (t,)
+        The epoch of each checkpoint, NaN where unknown.
+
+    Returns
+    -------
+    mean, median : float64 (x,)
+        NaN where no network learns the example, or where an epoch they need is unknown.
+    """
+    counts = np.asarray(first_learned_histogram)[:, :-1].astype(np.int64)
+    epochs = np.asarray(epochs, np.float64)
+    total = counts.sum(axis=1)
+    weighted = np.where(counts > 0, counts * epochs, 0.0).sum(axis=1)
+    cumulative = counts.cumsum(axis=1)
+    # Order statistics (0-based) (total - 1) // 2 and total // 2: the first bin whose
+    # cumulative count passes each.
+    last = max(counts.shape[1] - 1, 0)
+    low = np.minimum((cumulative <= ((total - 1) // 2)[:, None]).sum(axis=1), last)
+    high = np.minimum((cumulative <= (total // 2)[:, None]).sum(axis=1), last)
+    learned = total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(learned, weighted / np.maximum(total, 1), np.nan)
+    if epochs.size == 0:
+        return mean, np.full(total.shape, np.nan)
+    median = np.where(learned, 0.5 * (epochs[low] + epochs[high]), np.nan)
+    return mean, median
+
+
 def learning_curves(
     tpa: np.ndarray, accessibility: np.ndarray, bins: int = 5
 ) -> dict[str, list[Any]]:
@@ -219,6 +261,18 @@ def _on_every_example(labelled: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.full(labelled.size, np.nan)
     out[labelled] = values
     return out
+
+
+def first_learned_epoch_measures(
+    verdicts: PooledVerdicts, labelled: np.ndarray, epochs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The first-learned epoch's mean and median per example (float64 (x,), NaN without a
+    label), from the checkpoints' ``epochs`` (float (t,))."""
+    mean, median = first_learned_epochs(verdicts.first_learned_histogram, epochs)
+    return {
+        "first_learned_epoch_mean": _on_every_example(labelled, mean),
+        "first_learned_epoch_median": _on_every_example(labelled, median),
+    }
 
 
 def correctness_measures(

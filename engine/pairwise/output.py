@@ -194,6 +194,43 @@ NETWORK_TABLE = "pairwise_networks.parquet"
 HISTOGRAM_TABLE = "pairwise_histograms.parquet"
 
 
+#: Each column's units, long name and description, written as the parquet field metadata
+#: ``units``, ``long_name`` and ``description`` (docs/outputs.md, "Units", lists them).
+TABLE_UNITS: dict[str, tuple[str, str, str]] = {
+    "matrix": ("text", "matrix", "the matrix's group in pairwise.zarr, e.g. test/checkpoint_9"),
+    "split": ("text", "split", "the split of the matrix"),
+    "checkpoint": ("checkpoint index", "checkpoint", "the checkpoint of the matrix, 0 .. T-1"),
+    "network": ("id", "network", "the row network's id in its store"),
+    "group": ("text", "group", "the row network's group"),
+    "kappa_mean": ("kappa", "mean kappa", "mean error consistency to the other networks"),
+    "kappa_median": ("kappa", "median kappa", "its median, to within the 1e-4 bins"),
+    "kappa_pairs": ("pairs", "kappa pairs", "pairs with the network where kappa is defined"),
+    "most_similar": ("id", "most similar", "the 5 networks of highest kappa, highest first"),
+    "most_similar_kappa": ("kappa", "most similar kappa", "their kappa"),
+    "least_similar": ("id", "least similar", "the 5 networks of lowest kappa, lowest first"),
+    "least_similar_kappa": ("kappa", "least similar kappa", "their kappa"),
+    "statistic": ("text", "statistic", "kappa, agreement or prediction_agreement"),
+    "pairs": ("text", "pairs", "within or between groups, or all"),
+    "low": ("as statistic", "bin low", "the bin's low end (kappa, or a fraction of examples)"),
+    "high": ("as statistic", "bin high", "the bin's high end (equal to low: one exact value)"),
+    "count": ("pairs", "pairs in bin", "pairs of networks whose statistic is in the bin"),
+}
+
+
+def with_units(table: Any) -> Any:
+    """A pyarrow table with the :data:`TABLE_UNITS` of its columns as field metadata."""
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        if field.name in TABLE_UNITS:
+            units, long_name, description = TABLE_UNITS[field.name]
+            metadata = {"units": units, "long_name": long_name, "description": description}
+            field = field.with_metadata(metadata)
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 class TableWriter:
     """One parquet file written one matrix at a time (a row group each), opened on first write;
     no file is written if no matrix is."""
@@ -207,6 +244,7 @@ class TableWriter:
         """Append a pyarrow table (every call the same schema)."""
         import pyarrow.parquet as pq
 
+        table = with_units(table)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table)

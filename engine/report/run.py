@@ -379,9 +379,9 @@ def analyze_store(
     tables.write_summary(summary, out_dir)
     # The tables are the analysis's own frames, built from its Datasets: what Python gets from
     # engine.analyze and what is written here are the same numbers.
-    analysis.histograms().to_parquet(out_dir / tables.HISTOGRAM_TABLE, index=False)
-    analysis.examples(by=by).to_parquet(out_dir / "examples.parquet", index=False)
-    analysis.networks().to_parquet(out_dir / "networks.parquet", index=False)
+    tables.write_frame(analysis.histograms(), out_dir / tables.HISTOGRAM_TABLE)
+    tables.write_frame(analysis.examples(by=by), out_dir / "examples.parquet", by)
+    tables.write_frame(analysis.networks(), out_dir / "networks.parquet")
     made = figures.analysis_figures(result, out_dir)
     soft_made = figures.soft_figures(result, out_dir)
     made += [path for path, _ in soft_made]
@@ -446,7 +446,7 @@ def compare_stores(
     comparison = compared.comparison
     summary = tables.comparison_summary(comparison, results, cross, seconds)
     tables.write_summary(summary, out_dir)
-    compared.histograms().to_parquet(out_dir / tables.HISTOGRAM_TABLE, index=False)
+    tables.write_frame(compared.histograms(), out_dir / tables.HISTOGRAM_TABLE)
     made = figures.compare_figures(comparison, results, out_dir)
     for report in (cross or {}).values():
         if isinstance(report, dict):

@@ -29,6 +29,185 @@ REQUIRED_SPLIT_KEYS = (
 )
 HISTOGRAM_TABLE = "histograms.parquet"
 
+#: Each parquet column's units, long name and description, written as the field metadata
+#: ``units``, ``long_name`` and ``description`` of the tables' schemas and listed in
+#: docs/outputs.md ("Units"). Units: ``checkpoint index`` (0 .. T-1) or ``epoch``; counts of
+#: ``examples``, ``networks``, ``checkpoints``; ``fraction`` (0 to 1); ``rank``; ``id``;
+#: ``class``; ``logit``; ``nats``; ``events per network``, ``events per example``;
+#: ``text``, ``boolean``, ``JSON``, ``seed``.
+COLUMN_UNITS: dict[str, tuple[str, str, str]] = {
+    # identifying columns of several tables
+    "population": ("text", "population", "the store's name (engine compare)"),
+    "split": ("text", "split", "the split of the row"),
+    "group": ("text", "group", "the group of networks; `all` pools every analysed network"),
+    "checkpoint": ("checkpoint index", "checkpoint", "the checkpoint, 0 .. T-1"),
+    "network": ("id", "network", "the network's id in the store"),
+    "example": ("id", "example", "the example's index in the split"),
+    "example_id": ("id", "example id", "the example's index in the source data set"),
+    # histograms.parquet
+    "measure": ("text", "measure", "`tpa` (TP-agreement) or `consensus`"),
+    "k": ("networks", "networks k", "k of the N networks right (tpa) or giving the plurality"),
+    "networks": ("networks", "networks N", "the networks of the group"),
+    "examples": ("examples", "examples", "examples with k of N (observed)"),
+    "null": ("examples", "null", "expected examples under independent networks"),
+    "binomial": (
+        "examples",
+        "binomial null",
+        "X times Binomial(N, mean accuracy); NaN for consensus",
+    ),
+    # examples.parquet
+    "label": ("class", "label", "the example's class, -1 without a label"),
+    "accessibility": ("fraction", "accessibility", "mean TP-agreement over checkpoints"),
+    "learning_order": (
+        "rank",
+        "learning order",
+        "rank by accessibility, 0 learned first; -1 no label",
+    ),
+    "tpa_last": (
+        "fraction",
+        "TP-agreement, last",
+        "share of networks right at the last checkpoint",
+    ),
+    "first_learned_mean": (
+        "checkpoint index",
+        "first-learned checkpoint, mean",
+        "mean over the networks that learn the example of the checkpoint from which it stays right",
+    ),
+    "first_learned_median": (
+        "checkpoint index",
+        "first-learned checkpoint, median",
+        "median over the networks that learn the example of their first-learned checkpoint",
+    ),
+    "first_learned_epoch_mean": (
+        "epoch",
+        "first-learned epoch, mean",
+        "mean of the epochs of the networks' first-learned checkpoints; NaN where unknown",
+    ),
+    "first_learned_epoch_median": (
+        "epoch",
+        "first-learned epoch, median",
+        "median of the epochs of the networks' first-learned checkpoints; NaN where unknown",
+    ),
+    "never_learned_share": (
+        "fraction",
+        "never learned",
+        "share of networks wrong at the last checkpoint",
+    ),
+    "forgetting_mean": (
+        "events per network",
+        "forgetting events",
+        "mean forgetting events per network",
+    ),
+    "consensus_last": ("fraction", "consensus, last", "plurality share at the last checkpoint"),
+    "holdout_consistency": ("fraction", "C-score", "hold-out consistency at the last checkpoint"),
+    "confidence_mean": (
+        "fraction",
+        "confidence",
+        "mean over networks of the mean true-class probability",
+    ),
+    "confidence_std": ("fraction", "confidence spread", "its standard deviation across networks"),
+    "variability_mean": (
+        "fraction",
+        "variability",
+        "mean over networks of the probability's std over checkpoints",
+    ),
+    "variability_std": ("fraction", "variability spread", "its standard deviation across networks"),
+    "correctness_mean": (
+        "fraction",
+        "correctness",
+        "mean over networks of the share of right checkpoints",
+    ),
+    "correctness_std": ("fraction", "correctness spread", "its standard deviation across networks"),
+    "aum_mean": ("logit", "area under the margin", "mean over networks of the mean margin"),
+    "aum_std": ("logit", "AUM spread", "its standard deviation across networks"),
+    "loss_mean": ("nats", "loss", "mean over networks of the mean -log p"),
+    "loss_std": ("nats", "loss spread", "its standard deviation across networks"),
+    "easy_share": ("fraction", "easy share", "share of networks that put the example in `easy`"),
+    "ambiguous_share": (
+        "fraction",
+        "ambiguous share",
+        "share of networks that put it in `ambiguous`",
+    ),
+    "hard_share": ("fraction", "hard share", "share of networks that put it in `hard`"),
+    "other_share": ("fraction", "other share", "share of networks that put it in `other`"),
+    "region_agreement": ("fraction", "region agreement", "the largest of the four region shares"),
+    "population_region": (
+        "text",
+        "population region",
+        "region of the mean confidence and variability",
+    ),
+    # network_examples.parquet
+    "confidence": ("fraction", "confidence", "the network's mean true-class probability"),
+    "variability": ("fraction", "variability", "its std of the probability over checkpoints"),
+    "correctness": ("fraction", "correctness", "its share of right checkpoints"),
+    "aum": ("logit", "area under the margin", "its mean margin"),
+    "loss": ("nats", "loss", "its mean -log p"),
+    "region": ("text", "region", "its region: easy, ambiguous, hard or other"),
+    # networks.parquet
+    "architecture": ("text", "architecture", "the group's architecture"),
+    "init_seed": ("seed", "initialisation seed", "the seed of the network's initial weights"),
+    "order_seed": ("seed", "order seed", "the seed of its mini-batch order"),
+    "hyperparameters": ("JSON", "hyper-parameters", "the group's hyper-parameters"),
+    "checkpoints_completed": (
+        "checkpoints",
+        "checkpoints completed",
+        "checkpoints recorded, in order",
+    ),
+    "complete": ("boolean", "complete", "every checkpoint recorded"),
+    "analysed": ("boolean", "analysed", "the network is in the analysis"),
+}
+#: Columns named after a split, a group or a metadata column: prefix, units, long name and
+#: description (``{}`` is the name's rest).
+COLUMN_PATTERNS: tuple[tuple[str, str, str, str], ...] = (
+    ("accessibility_", "fraction", "accessibility of {}", "accessibility in group {} alone"),
+    ("final_accuracy_", "fraction", "final accuracy, {}", "as recorded on split {}"),
+    ("accuracy_", "fraction", "accuracy, {}", "at the last checkpoint on split {}, analysed"),
+    (
+        "forgetting_per_example_",
+        "events per example",
+        "forgetting, {}",
+        "forgetting events per example on split {}",
+    ),
+)
+
+
+def column_units(name: str, by: str | None = None) -> tuple[str, str, str] | None:
+    """The units, long name and description of a parquet column, or None where unknown."""
+    if by is not None and name == example_column_name(by):
+        return ("as stored", by, f"the example-metadata column {by!r}")
+    if name in COLUMN_UNITS:
+        return COLUMN_UNITS[name]
+    for prefix, units, long_name, description in COLUMN_PATTERNS:
+        if name.startswith(prefix):
+            rest = name.removeprefix(prefix)
+            return units, long_name.format(rest), description.format(rest)
+    return None
+
+
+def with_units(table: Any, by: str | None = None) -> Any:
+    """A pyarrow table with each known column's ``units``, ``long_name`` and ``description``
+    as field metadata (the table's own metadata kept)."""
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        known = column_units(field.name, by)
+        if known is not None:
+            units, long_name, description = known
+            metadata = {"units": units, "long_name": long_name, "description": description}
+            field = field.with_metadata({**(field.metadata or {}), **metadata})
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def write_frame(frame: Any, path: Path, by: str | None = None) -> None:
+    """A pandas table to parquet, with the units of :func:`with_units`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(with_units(pa.Table.from_pandas(frame, preserve_index=False), by), path)
+
+
 # ----------------------------------------------------------------------------------------------
 # summary.json
 
@@ -239,7 +418,7 @@ class NetworkExampleWriter:
         returns the rows written."""
         import pyarrow.parquet as pq
 
-        table = network_example_table(selection, split, networks, statistics)
+        table = with_units(network_example_table(selection, split, networks, statistics))
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table)

@@ -15,6 +15,7 @@ from engine.analysis.frames import (
     CONSENSUS_HISTOGRAMS,
     CONSENSUS_SECTIONS,
     TPA_HISTOGRAMS,
+    example_column_name,
     histogram_frame,
 )
 from engine.analysis.results import Comparison, SplitMeasures, StoreResult, StoreSelection

@@ -39,8 +39,9 @@ ARROWS: dict[str, frozenset[str]] = {
     "engine.train": BASE | {"engine.store", "engine.scheduling"},
     # engine.train.data only: the labels of a data set the engine knows.
     "engine.importers": BASE | {"engine.store", "engine.train"},
+    # engine.train.data only (engine/report/browser.py): the inputs of the examples shown.
     "engine.report": BASE
-    | {"engine.measures", "engine.pairwise", "engine.store", "engine.scheduling"},
+    | {"engine.measures", "engine.pairwise", "engine.store", "engine.scheduling", "engine.train"},
     # engine/__init__.py: the public store and recorder API
     "engine": BASE | {"engine.store", "engine.record"},
     "engine.testing": BASE | {"engine", "engine.store"},

@@ -17,6 +17,7 @@ import functools
 import importlib.metadata
 import json
 import math
+import os
 import platform
 import shlex
 import sys
@@ -184,9 +185,15 @@ def render_page(page: Page) -> str:
 
 
 def write_page(out_dir: Path, page: Page) -> Path:
-    """Write ``out_dir/report.html`` and return its path."""
+    """Write ``out_dir/report.html`` and return its path.
+
+    Written beside and renamed into place: a ``report.html`` marks a complete analysis
+    (docs/reliability.md), so a kill during the write must not leave a truncated one.
+    """
     target = Path(out_dir) / "report.html"
-    target.write_text(render_page(page), encoding="utf-8")
+    partial = target.with_name(".report.html.partial")
+    partial.write_text(render_page(page), encoding="utf-8")
+    os.replace(partial, target)
     return target
 
 

@@ -5,8 +5,11 @@ page whose size does not grow with the networks."""
 from __future__ import annotations
 
 import base64
+import html as htmllib
 import json
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -394,6 +397,10 @@ def test_digits_pictures_are_the_examples_measured(tmp_path):
         raw = digits.images[example].ravel()
         expected = np.round(255 * (raw - raw.min()) / (raw.max() - raw.min()))
         np.testing.assert_allclose(shown, expected, atol=1)
+    if CHROMIUM is not None:
+        # Painted: every canvas has lit pixels (a digit's strokes).
+        painted = run_in_browser(report, tmp_path)["canvases"]
+        assert len(painted) == len(cards) and min(painted) > 0
 
 
 def test_pictures_say_why_they_are_missing(tmp_path):
@@ -407,3 +414,94 @@ def test_pictures_say_why_they_are_missing(tmp_path):
     population.attrs["dataset"] = {**population.attrs["dataset"], "name": "cifar10"}
     inputs, note = split_inputs(population, ["train"])
     assert inputs == {} and "not available offline" in note
+
+
+# ----------------------------------------------------------------------------------------------
+# In a browser: the charts are drawn, answer hover, zoom and reset, and pictures are painted
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+#: Run in the page after its own script: what a reader's hover, drag, double-click and slider
+#: do, written into an attribute that --dump-dom prints.
+SELF_TEST = """
+<script>
+(function () {
+  var out = {}, charts = document.querySelectorAll(".chart");
+  var ticks = function (svg) {
+    return Array.prototype.map.call(svg.querySelectorAll(".axis text"), function (t) {
+      return t.textContent; }).join("|");
+  };
+  out.charts = charts.length;
+  out.marks = Array.prototype.map.call(charts, function (c) {
+    return c.querySelectorAll("svg [data-tip]").length; });
+  var target = charts[0].querySelector("[data-tip]"), box = target.getBoundingClientRect();
+  target.dispatchEvent(new MouseEvent("mousemove",
+    {bubbles: true, clientX: box.left + 1, clientY: box.top + 1}));
+  var tooltip = document.getElementById("tooltip");
+  out.tip = tooltip.textContent;
+  out.tipShown = tooltip.style.display;
+  var svg = charts[0].querySelector("svg"), b = svg.getBoundingClientRect();
+  out.before = ticks(svg);
+  svg.dispatchEvent(new MouseEvent("mousedown",
+    {bubbles: true, clientX: b.left + 0.6 * b.width, clientY: b.top + 40}));
+  window.dispatchEvent(new MouseEvent("mouseup",
+    {clientX: b.left + 0.95 * b.width, clientY: b.top + 80}));
+  svg = charts[0].querySelector("svg");
+  out.zoomed = ticks(svg);
+  svg.dispatchEvent(new MouseEvent("dblclick", {bubbles: true}));
+  out.reset = ticks(charts[0].querySelector("svg"));
+  var slider = charts[0].querySelector("input[type=range]");
+  if (slider) {
+    var label = slider.nextSibling.textContent;
+    slider.value = 0;
+    slider.dispatchEvent(new Event("input"));
+    out.slider = [label, slider.nextSibling.textContent];
+  }
+  out.canvases = Array.prototype.map.call(document.querySelectorAll("canvas.pixels"),
+    function (c) {
+      var data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, lit = 0;
+      for (var i = 0; i < data.length; i += 4) { if (data[i] > 0) { lit++; } }
+      return lit;
+    });
+  document.body.setAttribute("data-self-test", JSON.stringify(out));
+})();
+</script>
+"""
+
+
+def run_in_browser(report: Path, folder: Path) -> dict:
+    """The page's self-test results from headless Chromium."""
+    page = folder / "self_test.html"
+    page.write_text(report.read_text().replace("</body>", SELF_TEST + "</body>"))
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,2000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (found,) = re.findall(r'data-self-test="([^"]*)"', done.stdout)
+    return json.loads(htmllib.unescape(found))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_charts_answer_hover_zoom_reset_and_slider_in_a_browser(soft_report, tmp_path):
+    _, report = soft_report
+    result = run_in_browser(report, tmp_path)
+    assert result["charts"] == 6
+    assert all(marks > 0 for marks in result["marks"])
+    assert result["tipShown"] == "block" and "examples observed" in result["tip"]
+    assert result["zoomed"] != result["before"]
+    assert result["reset"] == result["before"]
+    # The slider starts at the last checkpoint (epoch 3) and goes to the first.
+    assert result["slider"] == [" epoch 3", " epoch 0"]
+    assert result["canvases"] == []

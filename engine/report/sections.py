@@ -149,12 +149,18 @@ def analysis_sections(
     return parts
 
 
+def _plural(count: Any, noun: str) -> str:
+    if not isinstance(count, int):
+        return f"- {noun}s"
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def overview(summary: dict[str, Any], pngs: Figures) -> Section:
     networks = summary["networks"]
     splits = summary.get("splits", {})
     paragraphs = [
         f"{networks['analysed']:,} networks analysed ({networks['note']}), "
-        f"{summary.get('checkpoints', '-')} checkpoints, splits "
+        f"{_plural(summary.get('checkpoints'), 'checkpoint')}, splits "
         + ", ".join(f"{name} ({s.get('examples', 0):,} examples)" for name, s in splits.items())
         + "."
     ]
@@ -203,7 +209,8 @@ def agreement(
             chart = interactive.tpa_histogram_spec(
                 split, result.measures[split].overall["summary"], result.selection.epochs
             )
-            figures.append(_with_twin(chart, f"tpa_{split}", _tpa_caption(split), twin))
+            caption = _tpa_caption(split, len(chart["frames"]) > 1)
+            figures.append(_with_twin(chart, f"tpa_{split}", caption, twin))
         elif twin is not None:
             figures.append(twin)
     for split, s in splits.items():
@@ -229,13 +236,14 @@ def agreement(
     )
 
 
-def _tpa_caption(split: str) -> str:
+def _tpa_caption(split: str, slider: bool) -> str:
     return (
         f"{split}: how many examples (bars, log scale) are classified correctly by each share "
         "of the networks, against what networks of the same accuracies would give if they "
         "erred independently (red). Mass piled at both ends beyond the red line is agreement "
         "the networks' accuracies do not explain. Hover a bar for its counts, drag to zoom "
-        "(double-click resets), and move the slider through the checkpoints."
+        "(double-click resets)"
+        + (", and move the slider through the checkpoints." if slider else ".")
     )
 
 

@@ -303,7 +303,7 @@ def comparison_page(comparison: Comparison, figures: list[Path]) -> Page:
         paragraphs=comparison_reading(comparison),
         rows=comparison_rows(comparison),
     )
-    pngs = sections.Figures(figures, {})
+    pngs = sections.Figures(figures, comparison_captions(comparison, figures))
     shown = [f for f in (pngs.take(path.stem) for path in map(Path, figures)) if f is not None]
     parts = [overview, Section("figures", "Figures", figures=shown)]
     details = Section(
@@ -313,6 +313,32 @@ def comparison_page(comparison: Comparison, figures: list[Path]) -> Page:
         tables=[versions_table()],
     )
     return Page("Comparison of " + ", ".join(comparison.names), [*parts, details])
+
+
+def comparison_captions(comparison: Comparison, figures: list[Path]) -> dict[str, str]:
+    """Captions of the figures of ``engine compare`` that name the stores they compare."""
+    import re
+
+    names = comparison.names
+    captions = {}
+    for split in comparison.labelled:
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                captions[f"accessibility_{split}_{a}_{b}"] = (
+                    f"{split}: each example's accessibility in {a} (across) against {b} (up); "
+                    f"points on the diagonal are learned alike, points below it are more "
+                    f"accessible to {a}."
+                )
+    for path in map(Path, figures):
+        found = re.fullmatch(r"kappa_distribution_stores_(\d+)_(\d+)_(.+)", path.stem)
+        if found and max(int(found[1]), int(found[2])) < len(names):
+            a, b = names[int(found[1])], names[int(found[2])]
+            captions[path.stem] = (
+                f"{found[3]}: kappa of each network of {a} with each network of {b}, "
+                "distributed over those pairs: how far the two populations make the same errors "
+                "beyond what their accuracies imply (0: independent, 1: identical)."
+            )
+    return captions
 
 
 def comparison_reading(comparison: Comparison) -> list[str]:

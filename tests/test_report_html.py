@@ -505,3 +505,22 @@ def test_charts_answer_hover_zoom_reset_and_slider_in_a_browser(soft_report, tmp
     # The slider starts at the last checkpoint (epoch 3) and goes to the first.
     assert result["slider"] == [" epoch 3", " epoch 0"]
     assert result["canvases"] == []
+
+
+def test_compare_page_captions_name_the_stores(tmp_path):
+    from engine.report import compare_stores
+
+    stores = [
+        simulate_population(
+            tmp_path / f"{name}.zarr", networks=n, checkpoints=3, splits={"test": 50}, seed=9
+        ).path
+        for name, n in (("first", 8), ("second", 12))
+    ]
+    report = compare_stores(stores, tmp_path / "out", progress=False)
+    page = read_page(report)
+    assert page.sections == ["overview", "figures", "run"]
+    pngs = list((tmp_path / "out").rglob("*.png"))
+    assert len(page.figures) == len(pngs) >= 3
+    captions = [f["caption"] for f in page.figures]
+    assert all(len(c) > 40 for c in captions)
+    assert sum("first" in c and "second" in c for c in captions) == 2

@@ -66,7 +66,7 @@ def tpa_histogram_spec(split: str, summary: dict[str, Any], epochs: np.ndarray) 
         bins = binned_counts(np.asarray(observed_all[t], float), np.asarray(null_all[t], float))
         rows = np.column_stack([bins.x[:-1], bins.x[1:], np.zeros(bins.counts.size), bins.counts])
         tips = [
-            f"{_networks_range(lo, hi, size)} right: {int(c):,} examples observed, "
+            f"{_networks_range(lo, hi, size)} right: {_examples(c)} observed, "
             f"{e:,.1f} expected of independent networks"
             for lo, hi, c, e in zip(
                 bins.edges[:-1], bins.edges[1:] - 1, bins.counts, bins.expected, strict=True
@@ -117,6 +117,11 @@ def frames_x_range(frames: list[dict[str, Any]]) -> tuple[float, float]:
         row[1] for f in frames for m in f["marks"] if m["type"] == "rects" for row in m["data"]
     ]
     return (min(lows, default=0.0), max(highs, default=1.0))
+
+
+def _examples(count: float) -> str:
+    count = int(count)
+    return f"{count:,} example" + ("" if count == 1 else "s")
 
 
 def _networks_range(low: int, high: int, size: int) -> str:
@@ -247,7 +252,7 @@ def data_map_spec(
         colours.append(correctness_colour(mean))
         tips.append(
             f"variability {x_edges[a]:.3f}-{x_edges[a + 1]:.3f}, confidence "
-            f"{y_edges[b]:.3f}-{y_edges[b + 1]:.3f}: {int(counts[cell]):,} examples, "
+            f"{y_edges[b]:.3f}-{y_edges[b + 1]:.3f}: {_examples(counts[cell])}, "
             f"mean correctness {mean:.2f}"
         )
     marks: list[dict[str, Any]] = [

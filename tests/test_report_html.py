@@ -525,3 +525,18 @@ def test_compare_page_captions_name_the_stores(tmp_path):
     captions = [f["caption"] for f in page.figures]
     assert all(len(c) > 40 for c in captions)
     assert sum("first" in c and "second" in c for c in captions) == 2
+
+
+def test_a_study_that_cannot_be_rebuilt_gives_a_page_without_pictures(tmp_path):
+    import engine
+
+    store = simulate_population(tmp_path / "s.zarr", networks=4, checkpoints=2, seed=0)
+    population = engine.open_population(store.path)
+    population.attrs["dataset"] = {**population.attrs["dataset"], "name": "digits"}
+    population.attrs["extra"] = {"train_config": {"data": {"name": "digits", "unknown": 1}}}
+    inputs, note = split_inputs(population, ["train"])
+    assert inputs == {} and "could not be rebuilt here" in note and "unknown" in note
+    # Rebuilt, but not the store's data: its fingerprint differs.
+    population.attrs["extra"] = {"train_config": {"data": {"name": "digits"}}}
+    inputs, note = split_inputs(population, ["train"])
+    assert inputs == {} and "fingerprints differ" in note

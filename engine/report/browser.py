@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.errors import ConfigError
+
 if TYPE_CHECKING:
     from engine.store import Population
 
@@ -224,7 +226,12 @@ def split_inputs(
             f"the data set ({name}) is read from files whose folder the store does not keep; "
             "its pictures are not available offline"
         )
-    dataset = _rebuilt(config["data"], data_dir)
+    try:
+        dataset = _rebuilt(config["data"], data_dir)
+    except (ConfigError, TypeError, ValueError, KeyError, OSError, ImportError) as error:
+        # A study saved by another version, a missing library or file: the report goes on
+        # without pictures rather than failing an analysis that is done.
+        return {}, f"the data set ({name}) could not be rebuilt here ({error})"
     if dataset_fingerprint(dataset.fingerprints()) != population.dataset_fingerprint:
         return {}, (
             f"the data set ({name}) rebuilt here differs from the one the store was trained on "

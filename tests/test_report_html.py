@@ -540,3 +540,14 @@ def test_a_study_that_cannot_be_rebuilt_gives_a_page_without_pictures(tmp_path):
     population.attrs["extra"] = {"train_config": {"data": {"name": "digits"}}}
     inputs, note = split_inputs(population, ["train"])
     assert inputs == {} and "fingerprints differ" in note
+
+
+def test_report_size_benchmark_smoke(tmp_path):
+    from tests.test_benchmarks import json_lines, run_benchmark
+
+    rows = json_lines(run_benchmark("report_size.py", tmp_path, "--smoke", "--dir", str(tmp_path)))
+    assert [row["networks"] for row in rows] == [60, 240]
+    for row in rows:
+        assert row["charts"] == 6
+        assert 0 < row["chart_bytes"] < row["page_bytes_without_png"] < row["page_bytes"]
+        assert row["page_parts_seconds"] is not None

@@ -254,7 +254,15 @@ def test_one_format_per_number(soft_report):
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(None, "-"), (float("nan"), "-"), (0.0, "0.0%"), (0.9123, "91.2%"), (1e-5, "0.001%")],
+    [
+        (None, "-"),
+        (float("nan"), "-"),
+        (0.0, "0.0%"),
+        (0.9123, "91.2%"),
+        (9.4e-5, "0.0094%"),
+        (1e-5, "0.001%"),
+        (9.4e-8, "< 0.001%"),
+    ],
 )
 def test_percent(value, shown):
     assert page_html.percent(value) == shown

@@ -130,11 +130,14 @@ def number(value: Any, digits: int = 3) -> str:
 
 
 def percent(value: Any) -> str:
-    """A share as a percentage: one decimal, or two significant digits below 0.1 %; ``-`` for
-    None, NaN and infinities."""
+    """A share as a percentage: one decimal, two significant digits below 0.1 %, and
+    ``< 0.001%`` below that (a null's extreme fraction can be 1e-12, which no reader needs in
+    full); ``-`` for None, NaN and infinities."""
     if value is None or not math.isfinite(float(value)):
         return "-"
     shown = 100 * float(value)
+    if 0 < shown < 0.001:
+        return "< 0.001%"
     if shown != 0 and abs(shown) < 0.1:
         return f"{shown:.2g}%"
     return f"{shown:.1f}%"

@@ -307,6 +307,7 @@ def test_one_checkpoint_store_gets_no_curves(tmp_path):
     assert "probe: mean prediction agreement" in text
     assert "probe: mean pairwise agreement" not in text
     assert "probe: mean pairwise kappa" not in text
+    assert "probe: no true labels, so which examples a network gets right is not defined" in text
 
 
 def test_histogram_spec_is_bounded_at_a_hundred_thousand_networks():

@@ -405,16 +405,24 @@ def pairwise_section(summary: dict[str, Any], pngs: Figures) -> Section:
         for kind in ("heatmap", "distribution", "networks")
         for figure in pngs.take_prefixed(f"kappa_{kind}_{split}_checkpoint")
     ]
+    paragraphs = [
+        "Kappa: agreement of two networks on which examples they get right, beyond what "
+        "their accuracies imply; prediction agreement: the share of examples on which they "
+        "predict the same class (defined without labels too). Intervals resample networks."
+    ]
+    splits = summary.get("splits", {})
+    unlabelled = [
+        split
+        for split in (pairwise.get("splits") or {})
+        if not splits.get(split, {}).get("has_labels", True)
+    ]
+    if unlabelled:
+        paragraphs.append(
+            ", ".join(unlabelled) + ": no true labels, so which examples a network gets right is "
+            "not defined there; only prediction agreement is shown."
+        )
     return Section(
-        "pairwise",
-        "Pairwise agreement",
-        [
-            "Kappa: agreement of two networks on which examples they get right, beyond what "
-            "their accuracies imply; prediction agreement: the share of examples on which they "
-            "predict the same class (defined without labels too). Intervals resample networks."
-        ],
-        pairwise_rows(summary),
-        figures=figures,
+        "pairwise", "Pairwise agreement", paragraphs, pairwise_rows(summary), figures=figures
     )
 
 

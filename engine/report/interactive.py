@@ -12,8 +12,9 @@ shown), ``ylog`` (a symmetric log axis, for counts), ``zoom`` (``"x"`` or ``"xy"
 (name and colour pairs) and ``frames`` (a list of ``{"label", "marks"}``; several frames get a
 slider). A mark is one of ``rects`` (``data`` rows x0, x1, y0, y1; ``colors`` or one ``color``),
 ``line`` (``points`` rows x, y), ``points`` (``data`` rows x, y; ``colors`` or ``color``) and
-``rule`` (``x`` or ``y``, or ``points`` of a segment), each with ``tips`` (one text per row, shown
-on hover) where it has any.
+``rule`` (``x`` or ``y``, or ``points`` of a segment) and ``text`` (``data`` rows x, y with
+``labels``), each with the text shown on hover of each row where it has any: ``tips`` (one text
+per row) or ``tip`` (a template, ``{0}`` the first of the row's ``values``).
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def tpa_histogram_spec(split: str, summary: dict[str, Any], epochs: np.ndarray) 
     for t in chosen_frames(len(observed_all)):
         bins = binned_counts(np.asarray(observed_all[t], float), np.asarray(null_all[t], float))
         rows = np.column_stack([bins.x[:-1], bins.x[1:], np.zeros(bins.counts.size), bins.counts])
-        tips = [
-            f"{_networks_range(lo, hi, size)} right: {_examples(c)} observed, "
-            f"{e:,.1f} expected of independent networks"
+        # Tips as a template and a row of values each: 40 frames of 52 bars would otherwise
+        # repeat the same sentence 2,000 times.
+        values = [
+            [f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}", int(c), round(float(e), 1)]
             for lo, hi, c, e in zip(
                 bins.edges[:-1], bins.edges[1:] - 1, bins.counts, bins.expected, strict=True
             )
@@ -78,14 +80,22 @@ def tpa_histogram_spec(split: str, summary: dict[str, Any], epochs: np.ndarray) 
             {
                 "label": epoch_label(float(epochs[t])),
                 "marks": [
-                    {"type": "rects", "data": _rows(rows), "color": "#1f77b4", "tips": tips},
+                    {
+                        "type": "rects",
+                        "data": _rows(rows),
+                        "color": "#1f77b4",
+                        "tip": f"{{0}} of {size:,} networks right: examples observed {{1}}, "
+                        "expected of independent networks {2}",
+                        "values": values,
+                    },
                     {
                         "type": "line",
                         "points": _rows(null_points),
                         "color": "#d62728",
                         "width": 2,
                         "dots": False,
-                        "tips": [f"independent: {e:,.1f} examples" for e in bins.expected],
+                        "tip": "examples expected of independent networks: {0}",
+                        "values": [[round(float(e), 1)] for e in bins.expected],
                     },
                 ],
             }
@@ -117,15 +127,6 @@ def frames_x_range(frames: list[dict[str, Any]]) -> tuple[float, float]:
         row[1] for f in frames for m in f["marks"] if m["type"] == "rects" for row in m["data"]
     ]
     return (min(lows, default=0.0), max(highs, default=1.0))
-
-
-def _examples(count: float) -> str:
-    count = int(count)
-    return f"{count:,} example" + ("" if count == 1 else "s")
-
-
-def _networks_range(low: int, high: int, size: int) -> str:
-    return f"{low:,} of {size:,} networks" if low == high else f"{low:,}-{high:,} of {size:,}"
 
 
 def _rows(array: np.ndarray) -> list[list[float | None]]:
@@ -244,19 +245,21 @@ def data_map_spec(
     counts = np.bincount(flat, minlength=cells[0] * cells[1])
     sums = np.bincount(flat, weights=correctness[keep], minlength=cells[0] * cells[1])
     occupied = np.flatnonzero(counts)
-    rows, colours, tips = [], [], []
+    rows, colours, values = [], [], []
     for cell in occupied:
         a, b = divmod(int(cell), cells[1])
         mean = sums[cell] / counts[cell]
         rows.append(_round([x_edges[a], x_edges[a + 1], y_edges[b], y_edges[b + 1]]))
         colours.append(correctness_colour(mean))
-        tips.append(
-            f"variability {x_edges[a]:.3f}-{x_edges[a + 1]:.3f}, confidence "
-            f"{y_edges[b]:.3f}-{y_edges[b + 1]:.3f}: {_examples(counts[cell])}, "
-            f"mean correctness {mean:.2f}"
-        )
+        values.append([*rows[-1], int(counts[cell]), round(float(mean), 2)])
     marks: list[dict[str, Any]] = [
-        {"type": "rects", "data": rows, "colors": colours, "tips": tips},
+        {
+            "type": "rects",
+            "data": rows,
+            "colors": colours,
+            "tip": "variability {0}-{1}, confidence {2}-{3}: examples {4}, mean correctness {5}",
+            "values": values,
+        },
         *_region_rules(thresholds),
         _region_names(shares),
     ]

@@ -63,6 +63,19 @@
 
   function hideTip() { tooltip.style.display = "none"; }
 
+  /* A value in a tooltip: whole numbers with thousands separators, others to 3 decimals. */
+  function shown(v) {
+    if (typeof v !== "number") { return String(v); }
+    return Number.isInteger(v) ? v.toLocaleString("en-US") : String(Math.round(v * 1000) / 1000);
+  }
+
+  /* The tooltip of row i of a mark: its own text, or its template filled with its values. */
+  function tipText(mark, i) {
+    if (mark.tips) { return mark.tips[i]; }
+    if (!mark.values || !mark.values[i]) { return undefined; }
+    return mark.tip.replace(/\{(\d+)\}/g, function (_, k) { return shown(mark.values[i][Number(k)]); });
+  }
+
   function Chart(host, spec) {
     this.host = host;
     this.spec = spec;
@@ -145,9 +158,8 @@
 
   /* Each mark's elements carry the index of their tooltip text in data-tip. */
   Chart.prototype.mark = function (mark, s, layer, number) {
-    var tips = mark.tips || [];
     var tip = function (element, i) {
-      if (tips[i] !== undefined) { element.setAttribute("data-tip", number + ":" + i); }
+      if (tipText(mark, i) !== undefined) { element.setAttribute("data-tip", number + ":" + i); }
     };
     if (mark.type === "rects") {
       mark.data.forEach(function (r, i) {
@@ -233,7 +245,7 @@
       var target = event.target.getAttribute && event.target.getAttribute("data-tip");
       if (target && !start) {
         var parts = target.split(":");
-        showTip(event, chart.marks[Number(parts[0])].tips[Number(parts[1])]);
+        showTip(event, tipText(chart.marks[Number(parts[0])], Number(parts[1])));
       } else { hideTip(); }
       if (!start) { return; }
       var p = point(event), s = chart.current, onlyX = chart.spec.zoom === "x";

@@ -8,6 +8,7 @@ matplotlib is imported on first use, with its non-interactive Agg backend.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,16 @@ def analysis_figures(result: StoreResult, out_dir: Path) -> list[Path]:
     splits = result.selection.splits
     made = []
     labelled = [s for s in splits if "accuracy_mean" in measures[s].overall["summary"]]
-    if labelled:
+    # One checkpoint (an imported final one, say): no curve over training to draw.
+    over_training = epochs.size > 1
+    if labelled and over_training:
         made.append(_accuracy_figure(plt, result, labelled, out_dir))
     for split in labelled:
         summary = measures[split].overall["summary"]
         made.append(_tpa_figure(plt, split, summary, epochs, out_dir))
-        made.append(_learning_curve_figure(plt, split, summary, epochs, out_dir))
+        if over_training:
+            examples = measures[split].overall["examples"]
+            made.append(_learning_curve_figure(plt, split, examples, epochs, out_dir))
     for split in splits:
         consensus = measures[split].overall["summary"].get("consensus")
         if consensus and not result.population.has_labels(split):
@@ -96,23 +101,53 @@ def count_bins(size: int, bins: int = COUNT_BINS) -> np.ndarray:
     return np.concatenate([[0], inner, [size + 1]]).astype(np.int64)
 
 
-def _count_histogram(
-    axis, observed: np.ndarray, null: np.ndarray, null_label: str, xlabel: str, ends: tuple
-) -> str:
-    """Draw a histogram over k = 0..N (``observed`` and ``null``, float (N + 1,)) binned by
-    :func:`count_bins` against the share k / N; returns a note on the binning."""
+@dataclass(frozen=True)
+class BinnedCounts:
+    """A histogram over k = 0..N binned by :func:`count_bins` for drawing.
+
+    Attributes
+    ----------
+    edges : ndarray of int64, dims (bins + 1,)
+        Bin b holds edges[b] <= k < edges[b + 1].
+    x : ndarray of float64, dims (bins + 1,)
+        The bins' bounds on the share k / N axis, the extremes widened where binned.
+    counts, expected : ndarray of float64, dims (bins,)
+        Observed examples and those of the null in each bin.
+    exact : bool
+        One bin per k.
+    """
+
+    edges: np.ndarray
+    x: np.ndarray
+    counts: np.ndarray
+    expected: np.ndarray
+    exact: bool
+
+
+def binned_counts(observed: np.ndarray, null: np.ndarray) -> BinnedCounts:
+    """``observed`` and ``null`` (float (N + 1,), examples per k) binned by :func:`count_bins`."""
     size = observed.size - 1
     edges = count_bins(size)
     counts = np.add.reduceat(observed, edges[:-1])
     expected = np.add.reduceat(null, edges[:-1])
-    scale = max(size, 1)
-    x = (edges - 0.5) / scale
+    x = (edges - 0.5) / max(size, 1)
     exact = edges.size == size + 2
     if not exact:
         # The extremes are single counts of k, 1/N wide: widen them outwards to an inner bin's
         # width so that they stay visible (their position, 0 and 1, is kept).
         width = (x[-2] - x[1]) / (edges.size - 3)
         x[0], x[-1] = x[1] - width, x[-2] + width
+    return BinnedCounts(edges, x, counts, expected, exact)
+
+
+def _count_histogram(
+    axis, observed: np.ndarray, null: np.ndarray, null_label: str, xlabel: str, ends: tuple
+) -> str:
+    """Draw a histogram over k = 0..N (``observed`` and ``null``, float (N + 1,)) binned by
+    :func:`count_bins` against the share k / N; returns a note on the binning."""
+    size = observed.size - 1
+    bins = binned_counts(observed, null)
+    edges, x, counts, expected, exact = bins.edges, bins.x, bins.counts, bins.expected, bins.exact
     axis.stairs(counts, x, fill=True, color="tab:blue", alpha=0.85, label="observed")
     axis.stairs(expected, x, color="tab:red", lw=1.1, label=null_label)
     if not exact:
@@ -151,27 +186,83 @@ def _tpa_figure(
             "TP-agreement (share of networks right)",
             ("none right", "all right"),
         )
-        axis.set_title(f"{split}, {_epoch(epochs[t])} ({note})", fontsize=9)
+        axis.set_title(f"{split}, {epoch_label(epochs[t])} ({note})", fontsize=9)
     return _save(figure, out_dir / f"tpa_histogram_{split}.png", plt)
 
 
 def _learning_curve_figure(
-    plt, split: str, summary: dict[str, Any], epochs: np.ndarray, out_dir: Path
+    plt, split: str, examples: dict[str, np.ndarray], epochs: np.ndarray, out_dir: Path
 ) -> Path:
+    """Mean TP-agreement per checkpoint of each fifth of the examples by accessibility rank
+    (:func:`rank_quintiles`)."""
     figure, axis = plt.subplots(figsize=(6, 4))
-    curves = summary["tpa_mean_by_accessibility"]
-    edges = curves["edges"]
-    for b, curve in enumerate(curves["curves"]):
-        if curve is not None:
-            axis.plot(epochs, curve, label=f"accessibility {edges[b]:.2f}-{edges[b + 1]:.2f}")
+    tpa, accessibility = labelled_tpa(examples)
+    for quintile in rank_quintiles(accessibility):
+        axis.plot(epochs, tpa[:, quintile.members].mean(axis=1), label=quintile.label)
     axis.set(
         xlabel="epoch",
         ylabel="mean TP-agreement",
         ylim=(-0.02, 1.02),
-        title=f"{split}: learning curves of examples by accessibility (quintiles)",
+        title=f"{split}: learning curves of examples by accessibility (fifths by rank)",
     )
     axis.legend(fontsize=7)
     return _save(figure, out_dir / f"learning_curves_{split}.png", plt)
+
+
+def labelled_tpa(examples: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """TP-agreement float64 (checkpoints, examples) of a split's labelled examples and their
+    accessibility float64 (examples,), in the same order (``examples`` is a split's per-example
+    measures: ``tpa`` covers the labelled examples only, ``accessibility`` every example with NaN
+    for those without a label)."""
+    accessibility = np.asarray(examples["accessibility"], np.float64)
+    return np.asarray(examples["tpa"], np.float64), accessibility[np.isfinite(accessibility)]
+
+
+@dataclass(frozen=True)
+class Quintile:
+    """One fifth of the examples by accessibility rank: ``members`` int64 (m,) indices into
+    the examples given, and the legend's ``label``."""
+
+    members: np.ndarray
+    label: str
+
+
+#: The fifths, least accessible first.
+FIFTHS = ("least accessible", "second", "middle", "fourth", "most accessible")
+
+
+def rank_quintiles(accessibility: np.ndarray) -> list[Quintile]:
+    """The examples in five groups of (nearly) equal size by accessibility rank, least
+    accessible first, ties broken by example order; empty groups are left out.
+
+    Groups by value quantiles collapse under ties (a fifth of examples all at 1.0 gives the
+    legend "1.00-1.00" twice); by rank each fifth holds a fifth of the examples. The legend
+    gives the accessibility range of each fifth where those ranges are distinct at two
+    decimals, else the ranks (1 = most accessible, as ``learning_order``).
+    """
+    accessibility = np.asarray(accessibility, np.float64)
+    count = accessibility.size
+    order = np.argsort(accessibility, kind="stable")
+    parts = np.array_split(order, len(FIFTHS))
+    ranges = [
+        f"{accessibility[p].min():.2f}-{accessibility[p].max():.2f}" if p.size else ""
+        for p in parts
+    ]
+    shown = [r for r in ranges if r]
+    collapsed = len(set(shown)) < len(shown) or any(
+        r.split("-")[0] == r.split("-")[1] for r in shown
+    )
+    quintiles, start = [], 0
+    for name, part, value_range in zip(FIFTHS, parts, ranges, strict=True):
+        stop = start + part.size
+        if part.size:
+            if collapsed:
+                detail = f"ranks {count - stop + 1:,}-{count - start:,} of {count:,}"
+            else:
+                detail = f"accessibility {value_range}"
+            quintiles.append(Quintile(part.astype(np.int64), f"{name} fifth, {detail}"))
+        start = stop
+    return quintiles
 
 
 def _consensus_figure(
@@ -186,7 +277,7 @@ def _consensus_figure(
         "consensus (share of networks giving the plurality class)",
         ("no prediction", "unanimous"),
     )
-    axis.set_title(f"{split}: consensus at {_epoch(epochs[-1])} ({note})", fontsize=9)
+    axis.set_title(f"{split}: consensus at {epoch_label(epochs[-1])} ({note})", fontsize=9)
     return _save(figure, out_dir / f"consensus_{split}.png", plt)
 
 
@@ -243,7 +334,8 @@ def _region_bounds(
         "ambiguous": (0.49, 0.985, "top", "right"),
     }
     for name, (x, y, va, ha) in places.items():
-        label = f"{name} {100 * shares[name]:.0f}%" if shares else name
+        # One decimal, as the page's sentences and tables give the same shares.
+        label = f"{name} {100 * shares[name]:.1f}%" if shares else name
         axis.text(
             x,
             y,
@@ -526,10 +618,22 @@ def _generalisation_figure(plt, rows: list[dict[str, Any]], out_dir: Path) -> Pa
     return _save(figure, out_dir / "generalisation.png", plt)
 
 
-def _epoch(epoch: float) -> str:
+def epoch_label(epoch: float) -> str:
     """A checkpoint for a title: its epoch, or the final one where the epoch is unknown (NaN:
     an imported population's only checkpoint)."""
     return f"epoch {epoch:g}" if np.isfinite(epoch) else "the final checkpoint"
 
 
-__all__ = ["analysis_figures", "compare_figures", "embedded", "soft_figures"]
+__all__ = [
+    "BinnedCounts",
+    "Quintile",
+    "analysis_figures",
+    "binned_counts",
+    "compare_figures",
+    "count_bins",
+    "embedded",
+    "epoch_label",
+    "labelled_tpa",
+    "rank_quintiles",
+    "soft_figures",
+]

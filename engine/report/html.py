@@ -1,56 +1,124 @@
-"""The self-contained ``report.html``: a reading in sentences, the key numbers and every figure
-embedded as a data URL, rendered from ``templates/report.html.j2`` with jinja2 (autoescaped:
-store paths and group names are text, never markup).
+"""The self-contained ``report.html``: sections of sentences, key numbers, figures with a caption
+each (interactive ones drawn by the page's own script, PNGs embedded as data URLs), the example
+browser and the run's details, rendered from ``templates/report.html.j2`` with jinja2
+(autoescaped: store paths, group and class names are text, never markup). Nothing is fetched:
+the style and script are inlined once, so the file opens offline.
+
+One number, one format: a share of examples or of networks (accuracy, extreme fraction, regions,
+consensus, agreement between networks, superset) is a percentage in sentences and tables alike
+(:func:`percent`); a score (accessibility, TP-agreement, correlations, kappa, agreement excess,
+reliability) is a decimal everywhere (:func:`number`).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import importlib.metadata
+import json
 import math
+import os
+import platform
+import shlex
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from engine._version import __version__
 from engine.report.results import Comparison
 
+if TYPE_CHECKING:
+    from engine.report.results import StoreResult
+
 TEMPLATE = "report.html.j2"
+#: Packages whose versions the run's details list (those installed).
+VERSIONED = (
+    "numpy",
+    "dask",
+    "distributed",
+    "zarr",
+    "numba",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "jinja2",
+    "torch",
+    "scikit-learn",
+    "mnist1d",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# What the page is made of
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the page and the sentence under it.
+
+    Attributes
+    ----------
+    name : str
+        Its file stem (PNG) or an id (interactive), unique on the page.
+    caption : str
+        What it shows and how to read it.
+    png_base64 : str
+        A PNG figure, embedded.
+    chart : dict, optional
+        An interactive figure (:mod:`engine.report.interactive`); ``png_base64`` is then its
+        static twin (the PNG file of the same figure), shown folded under it.
+    """
+
+    name: str
+    caption: str
+    png_base64: str = ""
+    chart: dict[str, Any] | None = None
+
+    @property
+    def chart_json(self) -> str:
+        """The chart as JSON safe inside ``<script>`` (no ``<``, ``>`` or ``&`` left)."""
+        text = json.dumps(self.chart, separators=(",", ":"), allow_nan=False)
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: a caption, a header and rows of text."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page, shown in this order: sentences, key numbers (label and
+    value), tables, figures, the browser's splits."""
+
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    browser: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Page:
-    """What ``report.html`` shows, as plain text (the template escapes it).
-
-    Attributes
-    ----------
-    title : str
-    reading : list of str
-        Sentences, one item each.
-    rows : list of (str, str)
-        Key numbers: a label and its value.
-    figures : list of Path
-        PNG files to embed, in order; those that do not exist are left out.
-    captions : dict of str to str
-        A sentence under a figure, by the figure's file stem (figures without one have none).
-    """
-
     title: str
-    reading: list[str]
-    rows: list[tuple[str, str]]
-    figures: list[Path]
-    captions: Mapping[str, str] = field(default_factory=dict)
+    sections: list[Section]
 
 
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    png_base64: str
-    caption: str = ""
+# ----------------------------------------------------------------------------------------------
+# Numbers
 
 
 def number(value: Any, digits: int = 3) -> str:
-    """A number for the page: ``digits`` decimals, or significant digits when tiny; ``-`` for
+    """A score for the page: ``digits`` decimals, or significant digits when tiny; ``-`` for
     None, NaN and infinities."""
     if value is None:
         return "-"
@@ -59,6 +127,20 @@ def number(value: Any, digits: int = 3) -> str:
             return "-"
         return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
     return str(value)
+
+
+def percent(value: Any) -> str:
+    """A share as a percentage: one decimal, two significant digits below 0.1 %, and
+    ``< 0.001%`` below that (a null's extreme fraction can be 1e-12, which no reader needs in
+    full); ``-`` for None, NaN and infinities."""
+    if value is None or not math.isfinite(float(value)):
+        return "-"
+    shown = 100 * float(value)
+    if 0 < shown < 0.001:
+        return "< 0.001%"
+    if shown != 0 and abs(shown) < 0.1:
+        return f"{shown:.2g}%"
+    return f"{shown:.1f}%"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,29 +160,52 @@ def _environment():
     )
 
 
+@functools.cache
+def _asset(name: str):
+    """A file of ``templates/`` as markup to inline as it is (our own style and script, read as
+    text rather than parsed as a template: the script's braces are not jinja's)."""
+    import importlib.resources
+
+    import markupsafe
+
+    text = (importlib.resources.files("engine.report") / "templates" / name).read_text("utf-8")
+    return markupsafe.Markup(text)
+
+
 def render_page(page: Page) -> str:
-    """The HTML of ``page``, every existing figure embedded as a base64 PNG."""
-    figures = [
-        _Figure(
-            path.stem,
-            base64.b64encode(path.read_bytes()).decode("ascii"),
-            page.captions.get(path.stem, ""),
-        )
-        for path in map(Path, page.figures)
-        if path.exists()
-    ]
+    """The HTML of ``page``."""
     return (
         _environment()
         .get_template(TEMPLATE)
-        .render(title=page.title, reading=page.reading, rows=page.rows, figures=figures)
+        .render(
+            page=page,
+            style=_asset("report.css"),
+            script=_asset("charts.js"),
+            percent=percent,
+            number=number,
+        )
     )
 
 
 def write_page(out_dir: Path, page: Page) -> Path:
-    """Write ``out_dir/report.html`` and return its path."""
+    """Write ``out_dir/report.html`` and return its path.
+
+    Written beside and renamed into place: a ``report.html`` marks a complete analysis
+    (docs/reliability.md), so a kill during the write must not leave a truncated one.
+    """
     target = Path(out_dir) / "report.html"
-    target.write_text(render_page(page), encoding="utf-8")
+    partial = target.with_name(".report.html.partial")
+    partial.write_text(render_page(page), encoding="utf-8")
+    os.replace(partial, target)
     return target
+
+
+def png_figure(path: Path, caption: str) -> Figure | None:
+    """A PNG file as a figure of the page, or None where it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return Figure(path.stem, caption, base64.b64encode(path.read_bytes()).decode("ascii"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,187 +213,83 @@ def write_page(out_dir: Path, page: Page) -> Path:
 
 
 def analysis_page(
-    summary: dict[str, Any], figures: list[Path], captions: Mapping[str, str] | None = None
+    summary: dict[str, Any],
+    figures: list[Path],
+    captions: Mapping[str, str] | None = None,
+    result: StoreResult | None = None,
 ) -> Page:
-    """The page of ``engine analyze`` from its ``summary.json``; ``captions`` by figure stem."""
-    return Page(
-        f"Analysis of {summary['store']}",
-        analysis_reading(summary),
-        key_rows(summary),
-        figures,
-        dict(captions or {}),
-    )
+    """The page of ``engine analyze`` from its ``summary.json`` and PNG figures (``captions``
+    by figure stem, the rest from :func:`caption_of`); with ``result``, also the interactive
+    figures and the example browser."""
+    from engine.report import sections
+
+    started = time.perf_counter()
+    pngs = sections.Figures(figures, dict(captions or {}))
+    built = sections.analysis_sections(summary, pngs, result)
+    command = result.population.attrs.get("command") if result is not None else None
+    details = run_details(summary, time.perf_counter() - started, command)
+    return Page(f"Analysis of {summary['store']}", [*built, details])
 
 
-def analysis_reading(summary: dict[str, Any]) -> list[str]:
-    """A short reading of the key numbers, in sentences."""
-    networks = summary["networks"]
-    lines = [f"{networks['analysed']} networks analysed ({networks['note']})."]
-    for split, s in summary["splits"].items():
-        if s.get("accuracy_mean"):
-            lines.append(_accuracy_sentence(split, s))
-        consensus = s.get("consensus")
-        if consensus and consensus["mean"]:
-            lines.append(
-                f"{split}: without true labels, on average {100 * consensus['mean'][-1]:.1f}% "
-                f"of networks give the plurality class, against "
-                f"{100 * consensus['null_mean'][-1]:.1f}% for networks that draw independently "
-                f"from their own class frequencies."
-            )
-        for pair in s.get("group_comparison", []):
-            if pair.get("spearman") is not None:
-                lines.append(
-                    f"{split}: groups {pair['populations'][0]} and {pair['populations'][1]} "
-                    f"share their learning order (Spearman {number(pair['spearman'])}, ceiling "
-                    f"{number(pair['ceiling'])}); of the examples {pair['weaker']} learns, "
-                    f"{number(pair['superset_fraction'])} are learned by {pair['stronger']}."
-                )
-        soft = s.get("soft") or {}
-        if soft.get("population_region_share"):
-            lines.append(_soft_sentence(split, soft))
-    lines += _soft_skipped_sentences(summary)
-    return lines
-
-
-def _soft_sentence(split: str, soft: dict[str, Any]) -> str:
-    shares = soft["population_region_share"]
-    return (
-        f"{split}: by the networks' soft verdicts (mean over networks), "
-        f"{100 * shares['easy']:.1f}% of examples are easy to learn, "
-        f"{100 * shares['ambiguous']:.1f}% ambiguous and {100 * shares['hard']:.1f}% hard; "
-        f"a network puts an example in the region most networks choose for it "
-        f"{100 * (soft['region_agreement_mean'] or 0):.1f}% of the time on average, "
-        f"and {100 * (soft['aum_negative_share'] or 0):.1f}% of examples have a negative area "
-        f"under the margin (likely mislabelled). Confidence and accessibility rank the "
-        f"examples alike (Spearman {number(soft['confidence_accessibility_spearman'])})."
-    )
-
-
-def _soft_skipped_sentences(summary: dict[str, Any]) -> list[str]:
-    """One sentence for splits whose soft measures were skipped (one for all if the reason is
-    the store's)."""
-    reasons = {
-        split: (s.get("soft") or {}).get("skipped") for split, s in summary["splits"].items()
-    }
-    skipped = {split: reason for split, reason in reasons.items() if reason}
-    if not skipped:
-        return []
-    if len(skipped) == len(reasons) and len(set(skipped.values())) == 1:
-        reason = next(iter(skipped.values()))
-        return [f"Soft verdicts (data maps, area under the margin): skipped, {reason}."]
-    return [f"{split}: soft measures skipped, {reason}." for split, reason in skipped.items()]
-
-
-def _accuracy_sentence(split: str, s: dict[str, Any]) -> str:
-    extreme, null = s["extreme_fraction"][-1], s["extreme_fraction_null"][-1]
-    excess = s["agreement_excess"][-1]
-    return (
-        f"{split}: at the last checkpoint the networks are right on "
-        f"{100 * s['accuracy_mean'][-1]:.1f}% of examples on average; "
-        f"{100 * extreme:.1f}% of examples are classified correctly by all networks or "
-        f"by none, against {100 * null:.3g}% expected of independent networks of the "
-        f"same accuracies; agreement excess {number(excess)} (0: independent, "
-        f"1: identical networks). Split-half reliability of the learning order "
-        f"(Spearman-Brown): {number(s['split_half_spearman'])}."
-    )
-
-
-def by_rows(split: str, by: dict[str, Any]) -> list[tuple[str, str]]:
-    """One row per value of a split's ``by`` section: examples, accuracy, extreme fraction,
-    agreement excess and split-half reliability at the last checkpoint."""
+def run_details(
+    summary: dict[str, Any], page_seconds: float, population_command: str | None = None
+) -> Section:
+    """The run's command lines (this process's and the one that made the store), timings and
+    versions."""
+    execution = summary.get("execution") or {}
     rows = [
-        (
-            f"{split} by {by['column']}",
-            "examples / accuracy / extreme fraction / agreement excess / split-half reliability",
-        )
+        ("store", str(summary.get("store", "-"))),
+        ("data set", _dataset_text(summary.get("dataset"))),
+        ("this report's command line", command_line()),
     ]
-    for value, v in by["values"].items():
-        numbers = [
-            number(v.get(key)) for key in ("accuracy_mean", "extreme_fraction", "agreement_excess")
-        ]
-        rows.append(
-            (
-                f"{split}: {by['column']} = {value}",
-                " / ".join([str(v["examples"]), *numbers, number(v.get("split_half_spearman"))]),
-            )
-        )
-    return rows
-
-
-def key_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """The key numbers of each split at the last checkpoint, the per-value ones of a ``by``
-    column, then the pairwise ones."""
-    rows = []
-    for split, s in summary.get("splits", {}).items():
-        if s.get("by"):
-            rows += by_rows(split, s["by"])
-        if s.get("accuracy_mean"):
-            rows += [
-                (f"{split}: accuracy (last)", number(s["accuracy_mean"][-1])),
-                (
-                    f"{split}: extreme fraction (last) / null",
-                    f"{number(s['extreme_fraction'][-1])} / "
-                    f"{number(s['extreme_fraction_null'][-1])}",
-                ),
-                (f"{split}: agreement excess (last)", number(s["agreement_excess"][-1])),
-                (f"{split}: split-half reliability", number(s["split_half_spearman"])),
-            ]
-            if s.get("holdout_consistency_mean"):
-                rows.append(
-                    (
-                        f"{split}: hold-out consistency (last)",
-                        number(s["holdout_consistency_mean"][-1]),
-                    )
-                )
-        soft = s.get("soft") or {}
-        if soft.get("population_region_share"):
-            shares = soft["population_region_share"]
-            rows += [
-                (
-                    f"{split}: easy / ambiguous / hard (population regions)",
-                    " / ".join(number(shares[name]) for name in ("easy", "ambiguous", "hard")),
-                ),
-                (f"{split}: region agreement of networks", number(soft["region_agreement_mean"])),
-                (f"{split}: share with negative AUM", number(soft["aum_negative_share"])),
-                (
-                    f"{split}: Spearman of confidence with accessibility",
-                    number(soft["confidence_accessibility_spearman"]),
-                ),
-            ]
-        if s.get("consensus") and s["consensus"]["mean"]:
-            rows.append(
-                (
-                    f"{split}: consensus (last) / null",
-                    f"{number(s['consensus']['mean'][-1])} / "
-                    f"{number(s['consensus']['null_mean'][-1])}",
-                )
-            )
-    return rows + _pairwise_rows(summary.get("pairwise"))
-
-
-def _pairwise_rows(pairwise: dict | None) -> list[tuple[str, str]]:
-    """Mean pairwise measures at the last checkpoint computed, with their network intervals."""
-    rows = []
-    labels = (
-        ("kappa", "mean pairwise kappa"),
-        ("agreement", "mean pairwise agreement"),
-        ("prediction_agreement", "mean prediction agreement"),
+    if population_command:
+        rows.append(("the store's command line", str(population_command)))
+    rows += [
+        ("scheduler", str(execution.get("scheduler", "-"))),
+        ("measures computed in", _seconds(execution.get("measures_seconds"))),
+        ("measures and pairwise measures in", _seconds(execution.get("total_seconds"))),
+        ("interactive figures and browser built in", _seconds(page_seconds)),
+    ]
+    return Section(
+        "run",
+        "Run details",
+        paragraphs=[
+            "Full numbers: summary.json; per example: examples.parquet; per network: "
+            "networks.parquet; exact histograms: histograms.parquet (docs/outputs.md)."
+        ],
+        rows=rows,
+        tables=[versions_table()],
     )
-    for split, result in ((pairwise or {}).get("splits") or {}).items():
-        checkpoints = result.get("checkpoints") or {}
-        if not checkpoints:
+
+
+def command_line() -> str:
+    """This process's command line as a shell would take it (``python`` before a script or
+    ``-c``, which Python leaves out of ``sys.argv``)."""
+    argv = list(sys.argv) or ["-"]
+    if argv[0] in ("", "-c", "-m") or argv[0].endswith(".py"):
+        argv.insert(0, Path(sys.executable).name)
+    return shlex.join(argv)
+
+
+def _dataset_text(dataset: Any) -> str:
+    if not isinstance(dataset, dict):
+        return "-"
+    return f"{dataset.get('name', '-')} (fingerprint {str(dataset.get('fingerprint', ''))[:12]})"
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f} s"
+
+
+def versions_table() -> Table:
+    """This engine's, Python's and the installed packages' versions."""
+    rows = [["engine", __version__], ["python", platform.python_version()]]
+    for name in VERSIONED:
+        try:
+            rows.append([name, importlib.metadata.version(name)])
+        except importlib.metadata.PackageNotFoundError:
             continue
-        last = max(checkpoints, key=int)
-        for key, label in labels:
-            value = (checkpoints[last].get(key) or {}).get("all") or {}
-            if value.get("mean") is None:
-                continue
-            interval = value.get("networks_ci")
-            shown = number(value["mean"])
-            if interval:
-                shown += f" [{number(interval[0])}, {number(interval[1])}]"
-            rows.append((f"{split}: {label} (checkpoint {last})", shown))
-    return rows
+    return Table("Versions", ["package", "version"], rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,12 +298,50 @@ def _pairwise_rows(pairwise: dict | None) -> list[tuple[str, str]]:
 
 def comparison_page(comparison: Comparison, figures: list[Path]) -> Page:
     """The page of ``engine compare``."""
-    return Page(
-        "Comparison of " + ", ".join(comparison.names),
-        comparison_reading(comparison),
-        comparison_rows(comparison),
-        figures,
+    from engine.report import sections
+
+    overview = Section(
+        "overview",
+        "Overview",
+        paragraphs=comparison_reading(comparison),
+        rows=comparison_rows(comparison),
     )
+    pngs = sections.Figures(figures, comparison_captions(comparison, figures))
+    shown = [f for f in (pngs.take(path.stem) for path in map(Path, figures)) if f is not None]
+    parts = [overview, Section("figures", "Figures", figures=shown)]
+    details = Section(
+        "run",
+        "Run details",
+        rows=[("this report's command line", command_line())],
+        tables=[versions_table()],
+    )
+    return Page("Comparison of " + ", ".join(comparison.names), [*parts, details])
+
+
+def comparison_captions(comparison: Comparison, figures: list[Path]) -> dict[str, str]:
+    """Captions of the figures of ``engine compare`` that name the stores they compare."""
+    import re
+
+    names = comparison.names
+    captions = {}
+    for split in comparison.labelled:
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                captions[f"accessibility_{split}_{a}_{b}"] = (
+                    f"{split}: each example's accessibility in {a} (across) against {b} (up); "
+                    f"points on the diagonal are learned alike, points below it are more "
+                    f"accessible to {a}."
+                )
+    for path in map(Path, figures):
+        found = re.fullmatch(r"kappa_distribution_stores_(\d+)_(\d+)_(.+)", path.stem)
+        if found and max(int(found[1]), int(found[2])) < len(names):
+            a, b = names[int(found[1])], names[int(found[2])]
+            captions[path.stem] = (
+                f"{found[3]}: kappa of each network of {a} with each network of {b}, "
+                "distributed over those pairs: how far the two populations make the same errors "
+                "beyond what their accuracies imply (0: independent, 1: identical)."
+            )
+    return captions
 
 
 def comparison_reading(comparison: Comparison) -> list[str]:
@@ -316,7 +355,7 @@ def comparison_reading(comparison: Comparison) -> list[str]:
                 f"{split}: {p['populations'][0]} and {p['populations'][1]} order the examples "
                 f"alike (Spearman {number(p['spearman'])} against a split-half ceiling of "
                 f"{number(p['ceiling'])}); of the examples the weaker ({p['weaker']}) learns, "
-                f"{number(p['superset_fraction'])} are learned by the stronger "
+                f"{percent(p['superset_fraction'])} are learned by the stronger "
                 f"({p['stronger']})."
             )
     if len(comparison.generalisation) > 1:
@@ -336,7 +375,7 @@ def comparison_rows(comparison: Comparison) -> list[tuple[str, str]]:
             f"{split}: {p['populations'][0]} vs {p['populations'][1]}",
             f"Spearman {number(p.get('spearman'))}, Pearson {number(p.get('pearson'))}, "
             f"Kendall {number(p.get('kendall'))}, ceiling {number(p.get('ceiling'))}, "
-            f"superset {number(p.get('superset_fraction'))}",
+            f"superset {percent(p.get('superset_fraction'))}",
         )
         for split, pairs in comparison.pairs.items()
         for p in pairs
@@ -344,7 +383,7 @@ def comparison_rows(comparison: Comparison) -> list[tuple[str, str]]:
     rows += [
         (
             f"{r['population']} ({comparison.generalisation_split})",
-            f"accuracy {number(r['accuracy'])}, agreement excess "
+            f"accuracy {percent(r['accuracy'])}, agreement excess "
             f"{number(r['agreement_excess'])}, reliability "
             f"{number(r['split_half_spearman'])}",
         )
@@ -353,4 +392,16 @@ def comparison_rows(comparison: Comparison) -> list[tuple[str, str]]:
     return rows
 
 
-__all__ = ["Page", "analysis_page", "comparison_page", "number", "render_page", "write_page"]
+__all__ = [
+    "Figure",
+    "Page",
+    "Section",
+    "Table",
+    "analysis_page",
+    "comparison_page",
+    "number",
+    "percent",
+    "png_figure",
+    "render_page",
+    "write_page",
+]

@@ -387,7 +387,7 @@ def analyze_store(
     made += [path for path, _ in soft_made]
     made += figures.embedded(out_dir / f for f in (pairwise or {}).get("figures", []))
     captions = {path.stem: caption for path, caption in soft_made}
-    return html.write_page(out_dir, html.analysis_page(summary, made, captions))
+    return html.write_page(out_dir, html.analysis_page(summary, made, captions, result))
 
 
 # ----------------------------------------------------------------------------------------------

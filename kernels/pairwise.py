@@ -431,19 +431,24 @@ def network_kappa_statistics(
     half_bins = bins / 2.0
     k = most.shape[1]
     for i in range(n0):
+        # The row's sum, count and the k-th largest and smallest so far live in registers:
+        # written through the arrays on every pair, they cost as much as the co-correct counts
+        # (3.3 ms a 512 x 512 tile).
+        row_sum = 0.0
+        row_pairs = 0
+        lowest_most = most[i, k - 1] if k else np.float32(np.inf)
+        highest_least = least[i, k - 1] if k else np.float32(-np.inf)
         for j in range(n1):
             if j == i + self_offset:
                 continue
             value = kappa[i, j]
             if np.isnan(value):
                 continue
-            kappa_sum[i] += np.float64(value)
-            kappa_pairs[i] += 1
+            row_sum += np.float64(value)
+            row_pairs += 1
             index = int((np.float64(value) + 1.0) * half_bins)
             histogram[i, min(max(index, 0), bins - 1)] += 1
-            if k == 0:
-                continue
-            if value > most[i, k - 1]:
+            if value > lowest_most:
                 place = k - 1
                 while place > 0 and value > most[i, place - 1]:
                     most[i, place] = most[i, place - 1]
@@ -451,7 +456,8 @@ def network_kappa_statistics(
                     place -= 1
                 most[i, place] = value
                 most_ids[i, place] = column_ids[j]
-            if value < least[i, k - 1]:
+                lowest_most = most[i, k - 1]
+            if value < highest_least:
                 place = k - 1
                 while place > 0 and value < least[i, place - 1]:
                     least[i, place] = least[i, place - 1]
@@ -459,6 +465,9 @@ def network_kappa_statistics(
                     place -= 1
                 least[i, place] = value
                 least_ids[i, place] = column_ids[j]
+                highest_least = least[i, k - 1]
+        kappa_sum[i] += row_sum
+        kappa_pairs[i] += row_pairs
 
 
 #: Bits of a class in :func:`pack_slices` (classes 0..15).

@@ -198,9 +198,9 @@ def graph_size(population) -> dict:
 def matrices_against_numpy(population, out: Path, repeat: int) -> dict:
     """``pairwise_report(matrices=True)`` store to zarr against NumPy float32 GEMM, best of
     ``repeat``; checks the stored kappa against NumPy's."""
-    from engine.pairwise import open_pairwise, pairwise_report
-
     import shutil
+
+    from engine.pairwise import open_pairwise, pairwise_report
 
     correct = population.correct("test").compute()[:, -1]
     numpy_seconds, engine_seconds, numpy_cpu, engine_cpu = [], [], [], []

@@ -20,7 +20,6 @@ def _grouped_store(path, seed=3):
     each other: kappa about 0.7 within groups and 0 between them, little spread among the
     networks of a group (the network interval is narrow)."""
     rng = np.random.default_rng(seed)
-    networks = GROUPS * PER_GROUP
     labels = rng.integers(0, 2, EXAMPLES).astype(np.int32)
     writer = engine.create_population(
         path,

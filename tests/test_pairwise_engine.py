@@ -100,13 +100,21 @@ def test_tiles_equal_direct_computation(population, direct, tmp_path):
 
 
 def test_network_bootstrap_is_the_weighted_pair_mean(population, direct, tmp_path):
-    """One replicate: its interval is that replicate's weighted mean over distinct pairs."""
+    """One replicate: its interval is that replicate's weighted mean over distinct pairs, per
+    group pair, the group pairs weighted by their pairs in the estimate (pooling the
+    replicate's own weighted pairs leans: tests/test_pairwise_groups.py)."""
     report = pairwise_report(population, tmp_path, bootstrap=1, seed=7, figures=False)
     groups = population.network_groups()
     weights = network_weights(groups, 1, np.random.default_rng(7))[:, 0].astype(np.float64)
     kappa = direct[2]["kappa"].astype(np.float64)
-    pair_weights = np.triu(np.outer(weights, weights), 1) * np.isfinite(kappa)
-    expected = (pair_weights * np.nan_to_num(kappa)).sum() / pair_weights.sum()
+    upper = np.triu(np.ones(kappa.shape, bool), 1) & np.isfinite(kappa)
+    same = groups[:, None] == groups[None, :]
+    means, counts = [], []
+    for pairs in [upper & same & (groups[:, None] == g) for g in (0, 1)] + [upper & ~same]:
+        pair_weights = np.outer(weights, weights) * pairs
+        means.append((pair_weights * np.nan_to_num(kappa)).sum() / pair_weights.sum())
+        counts.append(pairs.sum())
+    expected = np.average(means, weights=counts)
     low, high = report["splits"]["test"]["checkpoints"]["2"]["kappa"]["all"]["networks_ci"]
     assert low == pytest.approx(expected, rel=1e-5)
     assert high == pytest.approx(expected, rel=1e-5)

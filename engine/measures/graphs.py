@@ -114,6 +114,16 @@ def _join(fields: tuple[str, ...], *parts: Counts) -> Counts:
     return {name: np.concatenate([part[name] for part in parts], axis=0) for name in fields}
 
 
+def _merge(
+    example_fields: tuple[str, ...], network_fields: tuple[str, ...], *parts: Counts
+) -> Counts:
+    """Consecutive blocks of networks over the same examples as one: example fields summed,
+    network fields joined along networks."""
+    merged = _add(example_fields, *parts)
+    merged.update(_join(network_fields, *parts))
+    return merged
+
+
 def _tree(parts: list, combine: Callable[..., Counts], split_every: int = 8) -> Any:
     import dask
 
@@ -140,10 +150,13 @@ def _assemble(
     import dask.array as da
 
     result = {}
-    add_examples = functools.partial(_add, example_fields)
-    add_networks = functools.partial(_add, network_fields)
+    # One tree per column of examples takes each task's counts once, summing the example fields
+    # and joining the network fields of its blocks of networks. Two trees over the same tasks
+    # (one per kind of field) left Dask holding most tasks' counts until both had run: 114 of
+    # 157 at 20,000 x 50 x 10,000, 1.5 GB, where one tree holds a few.
+    merge = functools.partial(_merge, example_fields, network_fields)
     by_example = [
-        _tree([blocks[(i, j)] for i in range(len(network_ranges))], add_examples)
+        _tree([blocks[(i, j)] for i in range(len(network_ranges))], merge)
         for j in range(len(example_ranges))
     ]
     for name in example_fields:
@@ -159,18 +172,13 @@ def _assemble(
         result[name] = (
             pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=len(layout.before))
         )
-    by_network = [
-        _tree([blocks[(i, j)] for j in range(len(example_ranges))], add_networks)
-        for i in range(len(network_ranges))
-    ]
-    # One task joins the per-network sums: they are small, and one task per block of networks
-    # and field would cost more to schedule than to compute.
-    joined = dask.delayed(functools.partial(_join, network_fields), pure=True)(*by_network)
+    # The network fields of every column of examples, added in one task (they are small).
+    total_networks = dask.delayed(functools.partial(_add, network_fields), pure=True)(*by_example)
     total = network_ranges[-1][1]
     for name in network_fields:
         layout = layouts[name]
         result[name] = da.from_delayed(
-            dask.delayed(_pick, pure=True)(joined, name),
+            dask.delayed(_pick, pure=True)(total_networks, name),
             shape=layout.shape(total),
             dtype=layout.dtype,
         )

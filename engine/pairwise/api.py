@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
+from engine.pairwise.by_value import by_value_summary, compute_by_value, example_values
 from engine.pairwise.figures import matrix_figures
 from engine.pairwise.inputs import (
     MatrixSides,
@@ -71,6 +72,10 @@ class _Run:
     histograms: TableWriter
     networks: TableWriter
     opened: PairwiseOutput | None = None
+    #: The example-metadata column of the summaries per example group, and per split the
+    #: examples of each of its values (None: no such summaries).
+    by: str | None = None
+    by_values: dict[str, dict[str, np.ndarray]] | None = None
 
     def output(self) -> PairwiseOutput:
         if self.opened is None:
@@ -147,6 +152,12 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
     summary = summarise(sides, [tiles], counts_0, counts_1, run.bootstrap, rng, sample, sums)
     summary["matrices"] = target is not None
     side = sides.side_0
+    if run.by is not None and run.by_values is not None and sides.symmetric:
+        values = run.by_values[side.split]
+        kappa_sums = compute_by_value(sides, run.block, list(values.values()))
+        summary["by"] = by_value_summary(
+            sides, run.by, values, kappa_sums, (counts_0, counts_1), run.bootstrap, rng
+        )
     values = network_values(strips)
     summary["network_kappa"] = network_summary(values)
     split, checkpoint = side.split, side.checkpoint
@@ -222,6 +233,7 @@ def pairwise_report(
     seed: int = 0,
     figures: bool = True,
     matrices: bool | None = None,
+    by: str | None = None,
 ) -> dict:
     """Pairwise agreement and error consistency between every two networks of a store.
 
@@ -258,6 +270,10 @@ def pairwise_report(
     matrices : bool, optional
         Write the full matrices to ``pairwise.zarr``; default (None) only where a matrix has at
         most :data:`~engine.pairwise.inputs.MATRIX_NETWORKS` squared pairs.
+    by : str, optional
+        An example-metadata column: each summary also holds ``by``, the means on the examples
+        of each of its values (at most :data:`~engine.pairwise.by_value.MAX_VALUES`), per group
+        pair too (:func:`~engine.pairwise.by_value.by_value_summary`).
 
     Returns
     -------
@@ -275,6 +291,7 @@ def pairwise_report(
     splits = resolve_splits(population, splits)
     checkpoint_list = resolve_checkpoints(population, checkpoints)
     ids = resolve_networks(population, networks, checkpoint_list)
+    by_values = example_values(population, splits, by) if by is not None else None
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     report: dict[str, Any] = {
@@ -290,6 +307,7 @@ def pairwise_report(
         "figures": [],
     }
     run = _start(out_dir, report, ("splits", "figures"), device, block, bootstrap, matrices)
+    run.by, run.by_values = by, by_values
     epochs = population.checkpoints["epoch"].to_numpy()
     network_groups = population.network_groups()
     for split in splits:

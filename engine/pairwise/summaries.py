@@ -3,8 +3,10 @@
 - Means over distinct pairs (i < j) of the correctness agreement rate, kappa (pairs where it is
   undefined, c_exp == 1, are left out) and prediction agreement.
 - Network bootstrap: networks are resampled with replacement within each group (group sizes
-  kept); a replicate's mean is the weighted mean over distinct-network pairs,
-  sum_{i<j} w_i w_j s_ij / sum_{i<j} w_i w_j, with w the multiplicities. Each tile adds
+  kept); a replicate's mean of one group pair is the weighted mean over its distinct-network
+  pairs, sum_{i<j} w_i w_j s_ij / sum_{i<j} w_i w_j, with w the multiplicities, and a pooled
+  mean (``all``, ``within``, ``between``) combines its group pairs' means with the estimate's
+  pair counts as weights (:func:`pooled_means`). Each tile adds
   W_i^T S_ij W_j to the replicate sums (:func:`engine.pairwise.tiles.bootstrap_sums`); the
   denominators follow from the weights (:func:`pair_weights`).
 - Example bootstrap: examples are resampled (multinomial weights on examples). The mean agreement
@@ -221,6 +223,38 @@ def _undefined_kappa_pairs(
     )
 
 
+def pooled_means(totals: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """The mean over the pairs of several group pairs, and each replicate's, with every group
+    pair weighted by its pairs in the estimate.
+
+    The estimate is the sum over the pairs of the chosen group pairs over their number. A
+    replicate is the same combination of its group pairs' means, with the estimate's weights:
+    a network drawn twice is not paired with its copy, which removes pairs within groups only,
+    so the replicates' own pair counts weigh the within-group pairs by about (n_g - 1) / n_g of
+    what the estimate does, and their pooled means leaned toward the between-group mean (the
+    interval could miss the mean it is about). Groups keep their sizes in every replicate, so
+    the group pairs are fixed strata whose weights are not resampled.
+
+    Parameters
+    ----------
+    totals, denominator : ndarray of float64, dims (group_pairs, 1 + replicates)
+        Sums of the statistic and weighted pairs of each chosen group pair, the point first.
+
+    Returns
+    -------
+    ndarray of float64, dims (1 + replicates,)
+        The point mean (the plain ratio of sums), then each replicate's; NaN where no group
+        pair has a defined mean.
+    """
+    point = _ratio(totals[:, :1].sum(axis=0), denominator[:, :1].sum(axis=0))
+    per_pair = _ratio(totals[:, 1:], denominator[:, 1:])
+    weight = denominator[:, :1] * np.isfinite(per_pair)
+    # A group pair without a defined mean in one replicate (kappa undefined on every pair it
+    # drew) drops out of that replicate, the others reweighted.
+    replicates = _ratio((weight * np.nan_to_num(per_pair)).sum(axis=0), weight.sum(axis=0))
+    return np.concatenate([point, replicates])
+
+
 def _statistic_entry(
     totals: np.ndarray,
     denominator: np.ndarray,
@@ -232,7 +266,7 @@ def _statistic_entry(
     pairs, and the group x group means."""
     entry: dict[str, Any] = {}
     for kind, chosen in selections.items():
-        means = _ratio(totals[chosen].sum(axis=0), denominator[chosen].sum(axis=0))
+        means = pooled_means(totals[chosen], denominator[chosen])
         entry[kind] = {
             "mean": _float(means[0]),
             "networks_ci": interval(means[1:]) if bootstrap else None,

@@ -226,8 +226,10 @@ def _pairwise(
     checkpoints: list[int] | None,
     device: str,
     matrices: bool | None = None,
+    by: str | None = None,
 ) -> dict | None:
-    """Pairwise measures of the analysed networks at ``checkpoints``; None for none."""
+    """Pairwise measures of the analysed networks at ``checkpoints`` (per value of the
+    example-metadata column ``by`` too); None for none."""
     from engine.pairwise import pairwise_report
 
     if checkpoints is None:
@@ -240,6 +242,7 @@ def _pairwise(
         networks=selection.analysed,
         device=device,
         matrices=matrices,
+        by=by,
     )
 
 
@@ -362,7 +365,7 @@ def analyze_store(
             if network_table
             else None
         )
-        pairwise = _pairwise(selection, out_dir, checkpoints, device, matrices)
+        pairwise = _pairwise(selection, out_dir, checkpoints, device, matrices, by)
     execution = {
         "scheduler": _scheduler_name(scheduler, workers, cluster),
         "measures_seconds": seconds,

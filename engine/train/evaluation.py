@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     from engine.train.models import BatchedModel
 
 #: Floats of activations per evaluation batch (all networks together). On a CPU, batches whose
-#: activations stay in cache (8 MB) evaluate fastest: 64 MLPs of width 128 on digits took 35 ms
+#: activations stay in cache evaluate fastest: 64 MLPs of width 128 on digits took 35 ms
 #: per checkpoint at 256 examples per batch against 59 ms at 1,024, 32 small CNNs 166 ms against
-#: 591 ms (copies between the batched layers dominate once activations spill). A GPU takes
-#: batches as large as memory allows.
-EVAL_ACTIVATION_BUDGET_CPU = 2 * 2**20
+#: 591 ms (copies between the batched layers dominate once activations spill). With other jobs
+#: sharing the cache, 128 examples (4 MB) did better again: 97 ms of CPU against 118 ms at 256
+#: (one thread, load average 10). A GPU takes batches as large as memory allows.
+EVAL_ACTIVATION_BUDGET_CPU = 2**20
 EVAL_ACTIVATION_BUDGET_CUDA = 512 * 2**20
 
 

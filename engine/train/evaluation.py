@@ -116,11 +116,13 @@ def encode_soft(
 
     probability = probability.double()
     probability_code = torch.round(probability.clamp(0.0, 1.0) * PROBABILITY_SCALE)
-    probability_code[probability.isnan()] = PROBABILITY_MISSING
+    # masked_fill, not boolean-mask assignment: on CUDA the latter finds the mask's indices on
+    # the host first (a synchronisation per batch); this stays one kernel on the device.
+    probability_code.masked_fill_(probability.isnan(), PROBABILITY_MISSING)
     margin = margin.double()
     # As NumPy's nan_to_num: infinite margins are clipped, not missing.
     margin_code = torch.round(margin * MARGIN_SCALE).clamp(-MARGIN_LIMIT, MARGIN_LIMIT)
-    margin_code[margin.isnan()] = MARGIN_MISSING
+    margin_code.masked_fill_(margin.isnan(), MARGIN_MISSING)
     return probability_code.to(torch.uint8), margin_code.to(torch.int8)
 
 

@@ -290,6 +290,10 @@ def vmap_ensemble(study, dataset, device) -> dict:
     }
 
 
+#: ``--group-size``: networks per batched computation in the batched trainer's runs (0: all).
+GROUP_SIZE = 0
+
+
 def batched(study, dataset, device, store: Path | None = None) -> dict:
     recorder = None
     if store is None:
@@ -299,7 +303,11 @@ def batched(study, dataset, device, store: Path | None = None) -> dict:
     _sync(device)
     started = time.perf_counter()
     summary = train_population(
-        study, store, RunOptions(device=str(device), quiet=True), dataset=dataset, recorder=recorder
+        study,
+        store,
+        RunOptions(device=str(device), quiet=True, group_size=GROUP_SIZE),
+        dataset=dataset,
+        recorder=recorder,
     )
     _sync(device)
     seconds = time.perf_counter() - started
@@ -395,6 +403,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
+        "--group-size",
+        type=int,
+        default=0,
+        help="networks per batched computation of the batched trainer (0: all; the CLI's "
+        "--group-size)",
+    )
+    parser.add_argument(
         "--precision",
         default="fp32",
         choices=("fp32", "bf16"),
@@ -465,6 +480,8 @@ def main() -> None:
         args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    global GROUP_SIZE
+    GROUP_SIZE = args.group_size
     device = torch.device(args.device)
     if args.cnn_only:
         if not args.cnn_networks:
@@ -548,6 +565,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "width": study.groups[0].resolved_width,
         "precision": args.precision,
+        "group_size": args.group_size,
         "batched_network_epochs_per_s": network_epochs / ours["seconds"],
         "baseline_network_epochs_per_s": args.epochs / loop_per_network,
         "baseline_networks_timed": count,

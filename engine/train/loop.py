@@ -171,8 +171,9 @@ def hand_sgd_step(run: BlockRun, batch: torch.Tensor, labels: torch.Tensor, lr: 
     of a linear stack, with hand-written gradients summed straight into the momentum buffers.
 
     ``buf = momentum * buf + grad`` inside the gradient's matrix product (its ``beta``), then
-    ``buf += weight_decay * p`` and ``p -= lr * buf``: torch's update, in another order of
-    float sums. Why not ``optimizer.step()``: the gradients are then never written and read
+    ``buf += weight_decay * p`` and ``p -= lr * buf``, layer by layer as soon as the backward
+    pass is done with the layer (its tensors still in cache): torch's update, in another order
+    of float sums. Why not ``optimizer.step()``: the gradients are then never written and read
     back, and the optimiser's Python (a third of its 0.6 ms a step for 64 MLPs of width 128 on
     this project's CPU) is skipped. The buffers live in the optimiser's state, where torch's
     SGD keeps them, so that saving and resuming a block is unchanged.
@@ -190,12 +191,20 @@ def hand_sgd_step(run: BlockRun, batch: torch.Tensor, labels: torch.Tensor, lr: 
         if state[param].get("momentum_buffer") is None:
             state[param]["momentum_buffer"] = torch.zeros_like(param)
         buffers[name] = state[param]["momentum_buffer"]
-    run.model.linear_stack_gradients(run.params, batch, labels, into=buffers, beta=group.momentum)
+    decay = group.weight_decay
+
+    def update(layer: str) -> None:
+        # Right after the layer's gradients: its weights and buffers are still in cache.
+        for name in (f"{layer}.weight", f"{layer}.bias"):
+            param, buffer = run.params[name], buffers[name]
+            if decay:
+                buffer.add_(param, alpha=decay)
+            param.add_(buffer, alpha=-lr)
+
     with torch.no_grad():
-        for name, param in run.params.items():
-            if group.weight_decay:
-                buffers[name].add_(param, alpha=group.weight_decay)
-            param.add_(buffers[name], alpha=-lr)
+        run.model.linear_stack_gradients(
+            run.params, batch, labels, into=buffers, beta=group.momentum, done=update
+        )
 
 
 def _train_step(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -370,6 +371,7 @@ class BatchedModel:
         *,
         into: dict[str, torch.Tensor] | None = None,
         beta: float = 0.0,
+        done: Callable[[str], None] | None = None,
     ) -> None:
         """Gradients of each network's mean cross-entropy on its own batch, by hand (fp32).
 
@@ -392,6 +394,10 @@ class BatchedModel:
             in place, so no zeroing is needed).
         beta : float
             The factor of what ``into`` holds (SGD's momentum); ignored without ``into``.
+        done : callable, optional
+            Called with each layer's name (``hidden0``, ..., ``fc``, last layer first) once its
+            gradients are made and its weight is no longer needed: an optimiser may update the
+            layer there, while its tensors are still in cache.
         """
         if not self.linear_stack:
             raise AssertionError("hand-written gradients exist for linear stacks only")
@@ -413,30 +419,49 @@ class BatchedModel:
             g.mul_(1.0 / batch)
             for layer in range(len(layers) - 1, -1, -1):
                 name = layers[layer][0]
-                weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
-                h = activations[layer]
-                weight_sink, bias_sink = self._gradient_sinks(params, name, into)
-                if into is None:
-                    torch.bmm(h, g.transpose(1, 2), out=weight_sink)
-                    torch.sum(g, dim=2, out=bias_sink)
-                elif weight.shape[2] * 4 <= weight.shape[1]:
-                    # A narrow layer (10 classes from 128 features): ``h g^T`` is 1.7x faster
-                    # into a class-major result (this project's CPU, one thread), then added.
-                    size = (networks, weight.shape[2], weight.shape[1])
-                    gradient = self.scratch(f"{name}.grad_t", size, weight).transpose(1, 2)
-                    torch.bmm(h, g.transpose(1, 2), out=gradient)
-                    weight_sink.mul_(beta).add_(gradient)
-                else:
-                    torch.baddbmm(weight_sink, h, g.transpose(1, 2), beta=beta, out=weight_sink)
-                if into is not None:
-                    bias_sum = self.scratch(f"{name}.bias_sum", bias.shape, bias)
-                    bias_sink.mul_(beta).add_(torch.sum(g, dim=2, out=bias_sum))
+                weight = params[f"{name}.weight"]
+                h, g_out = activations[layer], g
                 if layer:
+                    # The gradient below first, so that ``done`` may then change this weight.
                     g = torch.bmm(weight, g, out=self.scratch(f"{name}.grad_in", h.shape, h))
                     if layers[layer - 1][1]:
                         # The layer below's ReLU output is positive exactly where it passed;
                         # autograd's ReLU backward is this very kernel, one pass, in place.
                         torch.ops.aten.threshold_backward.grad_input(g, h, 0.0, grad_input=g)
+                self._layer_gradients(params, name, h, g_out, into, beta)
+                if done is not None:
+                    done(name)
+
+    def _layer_gradients(
+        self,
+        params: dict[str, torch.Tensor],
+        name: str,
+        h: torch.Tensor,
+        g: torch.Tensor,
+        into: dict[str, torch.Tensor] | None,
+        beta: float,
+    ) -> None:
+        """Layer ``name``'s weight and bias gradients from its input ``h`` (networks, in,
+        batch) and output gradient ``g`` (networks, out, batch), written or summed
+        (:meth:`linear_stack_gradients`)."""
+        weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+        weight_sink, bias_sink = self._gradient_sinks(params, name, into)
+        if into is None:
+            torch.bmm(h, g.transpose(1, 2), out=weight_sink)
+            torch.sum(g, dim=2, out=bias_sink)
+            return
+        if weight.shape[2] * 4 <= weight.shape[1]:
+            # A narrow layer (10 classes from 128 features): ``h g^T`` is 1.7x faster into a
+            # class-major result (this project's CPU, one thread), then added.
+            networks, features_in, features_out = weight.shape
+            size = (networks, features_out, features_in)
+            gradient = self.scratch(f"{name}.grad_t", size, weight).transpose(1, 2)
+            torch.bmm(h, g.transpose(1, 2), out=gradient)
+            weight_sink.mul_(beta).add_(gradient)
+        else:
+            torch.baddbmm(weight_sink, h, g.transpose(1, 2), beta=beta, out=weight_sink)
+        bias_sum = self.scratch(f"{name}.bias_sum", bias.shape, bias)
+        bias_sink.mul_(beta).add_(torch.sum(g, dim=2, out=bias_sum))
 
     @staticmethod
     def _gradient_sinks(

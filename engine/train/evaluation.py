@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 #: Floats of activations per evaluation batch (all networks together). On a CPU, batches whose
 #: activations stay in cache evaluate fastest: 64 MLPs of width 128 on digits took 35 ms
 #: per checkpoint at 256 examples per batch against 59 ms at 1,024, 32 small CNNs 166 ms against
-#: 591 ms (copies between the batched layers dominate once activations spill). With other jobs
-#: sharing the cache, 128 examples (4 MB) did better again: 97 ms of CPU against 118 ms at 256
-#: (one thread, load average 10). A GPU takes batches as large as memory allows.
-EVAL_ACTIVATION_BUDGET_CPU = 2**20
+#: 591 ms (copies between the batched layers dominate once activations spill). Half that budget
+#: (128 examples) was tried again with other jobs sharing the cache (load average 10): no
+#: better in the trainer's evaluation (110-122 ms of CPU against 106-107 ms), so it stays.
+#: A GPU takes batches as large as memory allows.
+EVAL_ACTIVATION_BUDGET_CPU = 2 * 2**20
 EVAL_ACTIVATION_BUDGET_CUDA = 512 * 2**20
 
 

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from engine.errors import StoreError
 from engine.train import loop
-from engine.train.block import Block, BlockRun
 from engine.train.config import GroupConfig, RunOptions
 from engine.train.data import DataConfig, load_dataset
 from engine.train.device import DeviceData
@@ -74,50 +73,6 @@ def test_hand_written_gradients_equal_autograd(arch, depth, shape, batch):
         model.linear_stack_gradients(params, inputs, labels)
         for name, p in params.items():
             torch.testing.assert_close(p.grad, expected[name], rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.5, 1e-2)])
-def test_hand_sgd_step_equals_torch_sgd(momentum, weight_decay):
-    """Gradients summed into the momentum buffers inside the products, then weight decay and
-    the update by hand: torch's SGD after autograd, step after step, buffers included."""
-    group = GroupConfig(
-        "mlp", "mlp", networks=3, width=40, depth=2, momentum=momentum, weight_decay=weight_decay
-    )
-    model = BatchedModel(group, "vector", (12,), 10)  # 10 classes from 40: the narrow path
-    ours, theirs = (model.init_params([1, 2, 3], "cpu")[0] for _ in range(2))
-    run = BlockRun(
-        block=Block(0, group, 0, 3),
-        model=model,
-        params=ours,
-        buffers={},
-        optimizer=loop.make_optimizer(group, list(ours.values())),
-        subsets=[],
-        members=None,
-        steps_per_epoch=1,
-        checkpoint_steps=[0],
-        crop=0,
-    )
-    optimizer = loop.make_optimizer(group, list(theirs.values()))
-    generator = torch.Generator().manual_seed(0)
-    for step in range(4):
-        inputs = torch.randn(3, 7, 12, generator=generator)
-        labels = torch.randint(0, 10, (3, 7), generator=generator)
-        lr = 0.2 / (step + 1)
-        loop.hand_sgd_step(run, inputs, labels, lr)
-        for param_group in optimizer.param_groups:
-            param_group["lr"] = lr
-        _autograd_gradients(model, theirs, inputs, labels)
-        optimizer.step()
-        for name in ours:
-            torch.testing.assert_close(ours[name], theirs[name], rtol=1e-5, atol=1e-6)
-            if momentum:
-                torch.testing.assert_close(
-                    run.optimizer.state[ours[name]]["momentum_buffer"],
-                    optimizer.state[theirs[name]]["momentum_buffer"],
-                    rtol=1e-5,
-                    atol=1e-6,
-                )
-        assert all(p.grad is None for p in ours.values())  # never written
 
 
 def test_hand_written_gradients_refuse_convolutions():

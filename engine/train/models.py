@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -364,21 +363,15 @@ class BatchedModel:
         return h.transpose(1, 2)
 
     def linear_stack_gradients(
-        self,
-        params: dict[str, torch.Tensor],
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        into: dict[str, torch.Tensor] | None = None,
-        beta: float = 0.0,
-        done: Callable[[str], None] | None = None,
+        self, params: dict[str, torch.Tensor], inputs: torch.Tensor, labels: torch.Tensor
     ) -> None:
         """Gradients of each network's mean cross-entropy on its own batch, by hand (fp32).
 
         The same values autograd gives through :meth:`forward` and ``cross_entropy`` (up to the
         order of float sums; checked by tests/test_train_speed_paths.py), without a graph:
         ``d loss / d logits = (softmax - onehot) / batch``, then per layer ``dW = h g^T``,
-        ``db = sum g``, ``g <- (W g) * (h > 0)``.
+        ``db = sum g``, ``g <- (W g) * (h > 0)``. Written into each parameter's ``.grad`` (made
+        on the first call, then overwritten in place, so no zeroing is needed).
 
         Parameters
         ----------
@@ -386,18 +379,6 @@ class BatchedModel:
         inputs : Tensor of float32, dims (networks, batch, *input_shape)
         labels : Tensor of int64, dims (networks, batch)
             Classes ``0..K-1`` (every training example has one).
-        into : dict of str to Tensor of float32, dims (networks, *shape), optional
-            Where each parameter's gradient goes, as ``into = beta * into + gradient``: SGD's
-            momentum buffers (:func:`engine.train.loop.hand_sgd_step`), so that the weight
-            gradients are summed into them inside the matrix products, never written apart.
-            Without it, each parameter's ``.grad`` (made on the first call, then overwritten
-            in place, so no zeroing is needed).
-        beta : float
-            The factor of what ``into`` holds (SGD's momentum); ignored without ``into``.
-        done : callable, optional
-            Called with each layer's name (``hidden0``, ..., ``fc``, last layer first) once its
-            gradients are made and its weight is no longer needed: an optimiser may update the
-            layer there, while its tensors are still in cache.
         """
         if not self.linear_stack:
             raise AssertionError("hand-written gradients exist for linear stacks only")
@@ -419,62 +400,18 @@ class BatchedModel:
             g.mul_(1.0 / batch)
             for layer in range(len(layers) - 1, -1, -1):
                 name = layers[layer][0]
-                weight = params[f"{name}.weight"]
-                h, g_out = activations[layer], g
+                weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+                h = activations[layer]
+                if weight.grad is None or bias.grad is None:
+                    weight.grad, bias.grad = torch.empty_like(weight), torch.empty_like(bias)
+                torch.bmm(h, g.transpose(1, 2), out=weight.grad)
+                torch.sum(g, dim=2, out=bias.grad)
                 if layer:
-                    # The gradient below first, so that ``done`` may then change this weight.
                     g = torch.bmm(weight, g, out=self.scratch(f"{name}.grad_in", h.shape, h))
                     if layers[layer - 1][1]:
                         # The layer below's ReLU output is positive exactly where it passed;
                         # autograd's ReLU backward is this very kernel, one pass, in place.
                         torch.ops.aten.threshold_backward.grad_input(g, h, 0.0, grad_input=g)
-                self._layer_gradients(params, name, h, g_out, into, beta)
-                if done is not None:
-                    done(name)
-
-    def _layer_gradients(
-        self,
-        params: dict[str, torch.Tensor],
-        name: str,
-        h: torch.Tensor,
-        g: torch.Tensor,
-        into: dict[str, torch.Tensor] | None,
-        beta: float,
-    ) -> None:
-        """Layer ``name``'s weight and bias gradients from its input ``h`` (networks, in,
-        batch) and output gradient ``g`` (networks, out, batch), written or summed
-        (:meth:`linear_stack_gradients`)."""
-        weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
-        weight_sink, bias_sink = self._gradient_sinks(params, name, into)
-        if into is None:
-            torch.bmm(h, g.transpose(1, 2), out=weight_sink)
-            torch.sum(g, dim=2, out=bias_sink)
-            return
-        if weight.shape[2] * 4 <= weight.shape[1]:
-            # A narrow layer (10 classes from 128 features): ``h g^T`` is 1.7x faster into a
-            # class-major result (this project's CPU, one thread), then added.
-            networks, features_in, features_out = weight.shape
-            size = (networks, features_out, features_in)
-            gradient = self.scratch(f"{name}.grad_t", size, weight).transpose(1, 2)
-            torch.bmm(h, g.transpose(1, 2), out=gradient)
-            weight_sink.mul_(beta).add_(gradient)
-        else:
-            torch.baddbmm(weight_sink, h, g.transpose(1, 2), beta=beta, out=weight_sink)
-        bias_sum = self.scratch(f"{name}.bias_sum", bias.shape, bias)
-        bias_sink.mul_(beta).add_(torch.sum(g, dim=2, out=bias_sum))
-
-    @staticmethod
-    def _gradient_sinks(
-        params: dict[str, torch.Tensor], name: str, into: dict[str, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The tensors that take layer ``name``'s weight and bias gradients: ``into``'s, or
-        the parameters' ``.grad`` (made where missing)."""
-        if into is not None:
-            return into[f"{name}.weight"], into[f"{name}.bias"]
-        weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
-        if weight.grad is None or bias.grad is None:
-            weight.grad, bias.grad = torch.empty_like(weight), torch.empty_like(bias)
-        return weight.grad, bias.grad
 
     @staticmethod
     def _apply_linear(

@@ -82,6 +82,14 @@ def last_json(stdout: str):
     return None
 
 
+def gpu_test_files() -> list[str]:
+    """The test files that hold ``gpu`` tests. Why not the whole folder: collecting every file
+    imports every optional extra installed on the GPU machine's image (lightning,
+    transformers), tens of seconds of the step's limit for tests that ``-m gpu`` deselects."""
+    tests = sorted((ROOT / "tests").glob("test_*.py"))
+    return [str(path) for path in tests if "mark.gpu" in path.read_text(encoding="utf-8")]
+
+
 def steps(args, work: Path) -> list[tuple[str, int, list[str]]]:
     """(name, seconds allowed, command) of every step, in order."""
     python = sys.executable
@@ -109,7 +117,7 @@ def steps(args, work: Path) -> list[tuple[str, int, list[str]]]:
     mlp = ["--dataset", "mnist1d", "--arch", "mlp", "--networks", "512", "--epochs", "5",
            "--device", "cuda", "--baseline-networks", "16", "--repeats", "1"]  # fmt: skip
     return [
-        ("pytest_gpu", 100, [*pytest, str(ROOT / "tests")]),
+        ("pytest_gpu", 100, [*pytest, *gpu_test_files()]),
         ("train_mlp", 100, [python, f"{bench}/bench_train.py", *mlp]),
         ("train_cnn", 120, [python, f"{bench}/bench_train.py", "--cnn-only", "--device", "cuda",
                             "--cnn-networks", "256", "--cnn-epochs", "1", "--cnn-dataset", "npz",

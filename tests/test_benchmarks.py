@@ -363,3 +363,24 @@ def test_profile_train_step_smoke(tmp_path):
     assert all(positive(seconds) for seconds in result["cpu_seconds"].values())
     for key in ("step_ratio_vs_vmap", "step_ratio_hand_vs_autograd", "eval_ratio_vs_vmap"):
         assert positive(result[key]), key
+
+
+def test_gpu_checks_runs_only_the_test_files_with_gpu_tests(tmp_path):
+    """The GPU run's pytest step names the files holding ``gpu`` tests (collecting the whole
+    folder there imports every optional extra of the image) and passes ``-m gpu``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_checks", BENCHMARKS / "gpu_checks.py")
+    assert spec is not None and spec.loader is not None
+    gpu_checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_checks)
+    files = [Path(name).name for name in gpu_checks.gpu_test_files()]
+    assert "test_train.py" in files and "test_pairwise_engine.py" in files
+    assert "test_architecture.py" not in files and "test_store.py" not in files
+
+    class Args:
+        cpu_smoke = False
+
+    (name, _, command), *_ = gpu_checks.steps(Args(), tmp_path)
+    assert name == "pytest_gpu" and command[command.index("gpu") - 1] == "-m"
+    assert [Path(part).name for part in command if part.endswith(".py")] == files

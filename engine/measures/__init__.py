@@ -62,8 +62,14 @@ from engine.measures.tasks import (
     soft_block,
     verdict_block,
 )
+from engine.measures.verdicts import (
+    ACCESSIBILITY_FROM,
+    AccessibilityWindow,
+    accessibility_window,
+)
 
 __all__ = [
+    "ACCESSIBILITY_FROM",
     "AUM_EDGES",
     "CHUNK_TASK_PREFIXES",
     "CLASS_TASK_PREFIX",
@@ -75,11 +81,13 @@ __all__ = [
     "SOFT_TASK_PREFIX",
     "STATISTIC_NAMES",
     "VERDICT_TASK_PREFIX",
+    "AccessibilityWindow",
     "ClassTask",
     "ExampleFilter",
     "NetworkSelection",
     "SoftTask",
     "VerdictTask",
+    "accessibility_window",
     "check_fraction",
     "choose_examples",
     "class_block",

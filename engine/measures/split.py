@@ -11,7 +11,13 @@ from engine.measures.consensus import consensus_measures
 from engine.measures.selection import NetworkSelection
 from engine.measures.soft import soft_measures, soft_skipped
 from engine.measures.tasks import class_layouts, soft_layouts, verdict_layouts
-from engine.measures.verdicts import PooledVerdicts, correctness_measures, holdout_measures
+from engine.measures.verdicts import (
+    EVERY_CHECKPOINT,
+    AccessibilityWindow,
+    PooledVerdicts,
+    correctness_measures,
+    holdout_measures,
+)
 
 
 def split_measures(
@@ -25,6 +31,7 @@ def split_measures(
     consensus_seed: int = 0,
     soft: dict[str, np.ndarray] | None = None,
     soft_absent: str = "the split records no soft verdicts",
+    accessibility: AccessibilityWindow = EVERY_CHECKPOINT,
 ) -> dict[str, Any]:
     """Every measure of one split for the networks of ``groups``, from computed counts.
 
@@ -52,6 +59,9 @@ def split_measures(
         and the soft columns per example.
     soft_absent : str
         Why ``soft`` is None: the ``soft`` section then says it was skipped and why.
+    accessibility : AccessibilityWindow
+        The checkpoints accessibility averages over (:func:`accessibility_window` of the
+        store; default every checkpoint), recorded as the summary's ``accessibility_from``.
 
     Returns
     -------
@@ -66,9 +76,9 @@ def split_measures(
     labelled = labels >= 0
     if counts is not None and labelled.any() and size:
         verdicts = PooledVerdicts.pool(counts, groups, in_groups, labelled)
-        parts = [correctness_measures(verdicts, selection, labelled)]
+        parts = [correctness_measures(verdicts, selection, labelled, accessibility)]
         if membership:
-            parts.append(holdout_measures(verdicts, labelled))
+            parts.append(holdout_measures(verdicts, labelled, accessibility))
         for part_summary, part_examples in parts:
             summary.update(part_summary)
             per_example.update(part_examples)

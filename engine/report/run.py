@@ -212,12 +212,21 @@ def _compute(
     ]
 
 
+def _accessibility(selection: StoreSelection, rule: str) -> Any:
+    """The checkpoints accessibility averages over in ``selection``'s store under ``rule``."""
+    from engine.measures import accessibility_window
+
+    table = selection.population.checkpoints
+    return accessibility_window(table["epoch"].to_numpy(), table["step"].to_numpy(), rule)
+
+
 def _split_measures(
-    selection: StoreSelection, counts: dict[str, SplitCounts]
+    selection: StoreSelection, counts: dict[str, SplitCounts], accessibility_from: str
 ) -> dict[str, SplitMeasures]:
     """The measures of every split, of all analysed networks and of each group with networks."""
     from engine.measures import split_measures
 
+    window = _accessibility(selection, accessibility_from)
     networks = selection.networks
     membership_split = selection.population.attrs.get("membership_split")
     everyone = list(range(networks.num_groups))
@@ -235,6 +244,7 @@ def _split_measures(
                 membership=split == membership_split,
                 soft=split_counts.soft,
                 soft_absent=split_counts.soft_absent,
+                accessibility=window,
             )
 
         groups = {}
@@ -247,13 +257,17 @@ def _split_measures(
 
 
 def _measure(
-    selections: list[StoreSelection], client: Client | None, progress: bool, options: dict[str, Any]
+    selections: list[StoreSelection],
+    client: Client | None,
+    progress: bool,
+    options: dict[str, Any],
+    accessibility_from: str = "first-trained",
 ) -> list[StoreResult]:
     """Count, in one computation, then take the measures of every store's selection."""
     lazy = [_lazy_counts(selection, options) for selection in selections]
     computed = _compute(lazy, client, progress)
     return [
-        StoreResult(selection, counts, _split_measures(selection, counts))
+        StoreResult(selection, counts, _split_measures(selection, counts, accessibility_from))
         for selection, counts in zip(selections, computed, strict=True)
     ]
 
@@ -334,6 +348,7 @@ def _by_measures(
     values: dict[str, dict[str, np.ndarray]],
     client: Client | None,
     progress: bool,
+    accessibility_from: str = "first-trained",
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The measures of all analysed networks on the examples of each value, per split: the
     computed per-example counts restricted to the value's examples, the network-indexed ones
@@ -351,6 +366,7 @@ def _by_measures(
     }
     membership_split = selection.population.attrs.get("membership_split")
     everyone = list(range(selection.networks.num_groups))
+    window = _accessibility(selection, accessibility_from)
     measures: dict[str, dict[str, dict[str, Any]]] = {}
     for split, split_values in values.items():
         c, fields = counts[split], network[split]
@@ -367,6 +383,7 @@ def _by_measures(
                 membership=split == membership_split,
                 soft=subset_counts(c.soft, "soft", examples),
                 soft_absent=c.soft_absent,
+                accessibility=window,
             )
     return measures
 
@@ -496,6 +513,7 @@ def analyze_store(
     examples_per_task: int | None = None,
     network_table: bool = False,
     by: str | None = None,
+    accessibility_from: str = "first-trained",
 ) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
@@ -536,6 +554,11 @@ def analyze_store(
         An example-metadata column: also the measures of each split on the examples of each
         of its values (summary.json's ``by`` section per split, the column in
         examples.parquet, a table in report.html); at most :data:`MAX_BY_VALUES` values.
+    accessibility_from : {"first-trained", "initialisation"}
+        Accessibility (and its split-half reliability) averages TP-agreement from the first
+        trained checkpoint (an initialisation checkpoint, epoch 0 and step 0, left out where
+        there are others) or from checkpoint 0; recorded as each split's
+        ``accessibility_from`` in summary.json.
 
     Returns
     -------
@@ -548,6 +571,7 @@ def analyze_store(
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
     population = open_population(store)
     selection = _select(population, _resolve_splits(population, splits), require_complete)
+    _accessibility(selection, accessibility_from)  # a bad rule is refused before any file
     checkpoints = _pairwise_checkpoints(population, pairwise_checkpoints)
     values = by_values(population, list(selection.splits), by) if by is not None else None
     out_dir = Path(out_dir)
@@ -556,9 +580,9 @@ def analyze_store(
     with dask_scheduler(scheduler, workers, cluster) as client:
         # Only once the flags are valid and the cluster answers: bad input writes nothing.
         out_dir.mkdir(parents=True, exist_ok=True)
-        (result,) = _measure([selection], client, progress, options)
+        (result,) = _measure([selection], client, progress, options, accessibility_from)
         by_measures = (
-            _by_measures(selection, result.counts, values, client, progress)
+            _by_measures(selection, result.counts, values, client, progress, accessibility_from)
             if values is not None
             else None
         )
@@ -625,6 +649,7 @@ def compare_stores(
     pairwise: bool = True,
     device: str = "cpu",
     progress: bool = True,
+    accessibility_from: str = "first-trained",
 ) -> Path:
     """Compare the learning orders of populations trained on the same examples.
 
@@ -632,6 +657,7 @@ def compare_stores(
     correlation of accessibility, Spearman of TP-agreement per checkpoint, each population's
     split-half ceiling, the superset relation; across stores, test accuracy against agreement
     excess. Writes summary.json, the figures and report.html to ``out_dir``.
+    ``accessibility_from`` is that of :func:`analyze_store`, applied to every store.
 
     Returns
     -------
@@ -652,11 +678,13 @@ def compare_stores(
     chosen = _compare_splits(populations, splits)
     names = _store_names([p.path for p in populations])
     selections = [_select(p, chosen, require_complete) for p in populations]
+    for selection in selections:
+        _accessibility(selection, accessibility_from)
     out_dir = Path(out_dir)
     started = time.perf_counter()
     with dask_scheduler(scheduler, workers, cluster) as client:
         out_dir.mkdir(parents=True, exist_ok=True)
-        results = _measure(selections, client, progress, {})
+        results = _measure(selections, client, progress, {}, accessibility_from)
         seconds = time.perf_counter() - started
         cross = _cross_pairwise(selections, out_dir, device) if pairwise else None
     comparison = tables.compare_populations(names, results)

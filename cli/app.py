@@ -33,9 +33,11 @@ from cli import (
     store_commands,
     train_commands,
 )
+from cli.help import EngineGroup, suggestion
 from engine._version import __version__
 
 app = typer.Typer(
+    cls=EngineGroup,
     name="engine",
     help="Created Equal: train populations of networks and measure how they agree.",
     no_args_is_help=True,
@@ -125,7 +127,8 @@ def _usage_error(error: Any) -> int:
     else:
         ctx = getattr(error, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"Error: {_one_line(error.format_message())}{hint}", err=True)
+        message = suggestion(_one_line(error.format_message()))
+        typer.echo(f"Error: {message}{hint}", err=True)
     return int(getattr(error, "exit_code", 2))
 
 

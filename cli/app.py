@@ -132,6 +132,31 @@ def _usage_error(error: Any) -> int:
     return int(getattr(error, "exit_code", 2))
 
 
+#: What each optional package is needed for, and its ``pip install`` name.
+OPTIONAL_PACKAGES = {
+    "distributed": ("--workers and --cluster (a Dask cluster)", "distributed"),
+    "s3fs": ("s3:// stores", "s3fs"),
+    "gcsfs": ("gs:// stores", "gcsfs"),
+    "adlfs": ("az:// stores", "adlfs"),
+    "aiohttp": ("http:// stores", "aiohttp"),
+    "plotly": ("the report's interactive figures", "plotly"),
+    "lightning": ("the Lightning callback", "lightning"),
+    "pytorch_lightning": ("the Lightning callback", "lightning"),
+    "transformers": ("the Hugging Face callback", "transformers"),
+}
+
+
+def _missing_package(error: ImportError) -> str:
+    """The line naming the package to install for a failed import."""
+    name = (getattr(error, "name", None) or "").partition(".")[0]
+    if name in OPTIONAL_PACKAGES:
+        purpose, package = OPTIONAL_PACKAGES[name]
+        return f"{purpose} needs the optional package {package}: pip install {package}"
+    if name:
+        return f"a package this needs is missing: {name} (pip install {name})"
+    return f"a package this needs is missing: {_one_line(str(error))}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the app; turn the engine's errors into one line and a non-zero exit."""
     from engine.errors import EngineError
@@ -155,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         typer.echo(f"error: {_one_line(str(error))}", err=True)
+        return 1
+    except ImportError as error:  # an optional package a flag needs is not installed
+        if debug:
+            raise
+        typer.echo(f"error: {_missing_package(error)}", err=True)
         return 1
     except Exception as error:  # click's usage errors and anything unexpected
         import click

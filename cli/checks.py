@@ -180,9 +180,8 @@ def _set_aside(
     from engine.errors import ConfigError
 
     if not overwrite:
-        what = "folder" if path.is_dir() else "file"
         raise ConfigError(
-            f"{flag} {path}: the {what} exists and is not overwritten; pass --overwrite to "
+            f"{flag} {path} already exists and is not overwritten: pass --overwrite to "
             "replace it, or choose another path"
         )
     ours = (

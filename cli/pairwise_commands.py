@@ -123,6 +123,9 @@ def _render(report: dict, out: Path) -> None:
                 _number(prediction),
             )
     console.print(table)
+    for name, split_report in report["splits"].items():
+        if split_report.get("undefined"):
+            console.print(f"{name}: {split_report['undefined']['why']}")
     written = [report.get("zarr"), "pairwise.json", *report.get("tables", {}).values()]
     written += report["figures"]
     console.print("wrote " + ", ".join(str(out / f) for f in written if f))

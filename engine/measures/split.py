@@ -19,6 +19,16 @@ from engine.measures.verdicts import (
     holdout_measures,
 )
 
+#: What a split without true labels (a probe set) has and has not, in its summary: its
+#: verdicts are wrong by construction, so no measure of correctness is computed there.
+WITHOUT_LABELS = {
+    "defined": ["consensus", "prediction_agreement"],
+    "undefined": ["accuracy", "tp_agreement", "accessibility", "agreement", "kappa"],
+    "why": "the split has no true labels: every verdict is wrong by construction, so the "
+    "measures of correctness are not computed; consensus (and prediction agreement in the "
+    "pairwise measures) need only the predictions",
+}
+
 
 def split_measures(
     counts: dict[str, np.ndarray] | None,
@@ -82,6 +92,8 @@ def split_measures(
         for part_summary, part_examples in parts:
             summary.update(part_summary)
             per_example.update(part_examples)
+    if not labelled.any():
+        summary["without_labels"] = WITHOUT_LABELS
     if soft is None or not size:
         summary["soft"] = soft_skipped(soft_absent if soft is None else "no network analysed")
     elif not labelled.any():

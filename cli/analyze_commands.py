@@ -130,7 +130,19 @@ def compare(
             progress=progress,
             accessibility_from=accessibility_from.value,
         )
+    _warn(Path(report).parent / "summary.json")
     typer.echo(f"wrote {report}")
+
+
+def _warn(summary: Path) -> None:
+    """Print the comparison's warnings (checkpoints that differ between populations)."""
+    import json
+
+    grids = json.loads(summary.read_text()).get("checkpoint_grids") or {}
+    for warning in grids.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    if grids.get("warnings"):
+        typer.echo(f"note: {grids['how']}", err=True)
 
 
 def register(app: typer.Typer) -> None:

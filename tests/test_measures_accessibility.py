@@ -141,3 +141,49 @@ def test_a_misspelt_rule_is_a_usage_error(population, tmp_path, capsys):
     assert code == 2
     assert "--accessibility-from" in err and "first-trained" in err and "initialisation" in err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# compare: checkpoint grids that differ are said, with how accessibility was made comparable
+
+
+def test_checkpoint_grids_warn_of_other_epochs_and_initialisations():
+    from engine.measures import checkpoint_grids
+
+    def window(epochs):
+        return accessibility_window(np.array(epochs), np.full(len(epochs), -1))
+
+    same = checkpoint_grids(["a", "b"], [np.arange(3.0)] * 2, [window([0, 1, 2])] * 2)
+    assert same["warnings"] == [] and same["same_checkpoints"] is True
+    shifted = [np.array([0.0, 1, 2]), np.array([0.0, 2, 4])]
+    other = checkpoint_grids(["a", "b"], shifted, [window(e) for e in shifted])
+    assert len(other["warnings"]) == 1 and "different epochs" in other["warnings"][0]
+    no_init = [np.array([0.0, 1, 2]), np.array([1.0, 2, 3])]
+    mixed = checkpoint_grids(["a", "b"], no_init, [window(e) for e in no_init])
+    assert any("a: left out, b: none" in w for w in mixed["warnings"])
+    assert "first trained" in mixed["how"]
+
+
+@pytest.mark.parametrize("checkpoints", [4, 7])
+def test_compare_warns_when_checkpoint_counts_differ(tmp_path, capsys, checkpoints):
+    from cli.app import main
+
+    def store(name, t):
+        return simulate_population(
+            tmp_path / name, networks=8, checkpoints=t, splits={"test": 60}, seed=1
+        ).path
+
+    out = tmp_path / "out"
+    args = ["compare", store("a.zarr", 4), store("b.zarr", checkpoints), "-o", str(out)]
+    code = main([*args, "--no-progress", "--no-pairwise"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    grids = json.loads((out / "summary.json").read_text())["checkpoint_grids"]
+    assert grids["checkpoints"] == {"a": 4, "b": checkpoints}
+    assert grids["accessibility"]["b"]["first_checkpoint"] == 1
+    if checkpoints == 4:
+        assert grids["warnings"] == [] and "warning" not in err
+    else:
+        assert "warning: the populations have different checkpoint counts (a: 4, b: 7)" in err
+        assert "note: accessibility is each population's mean" in err
+        assert grids["warnings"] and grids["how"]

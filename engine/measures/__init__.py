@@ -19,6 +19,7 @@ The rooms, in the order the data flows:
 """
 
 from engine.measures.compare import (
+    checkpoint_grids,
     compare_measures,
     generalisation_row,
     learning_order_correlation,
@@ -89,6 +90,7 @@ __all__ = [
     "VerdictTask",
     "accessibility_window",
     "check_fraction",
+    "checkpoint_grids",
     "choose_examples",
     "class_block",
     "class_statistics",

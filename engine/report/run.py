@@ -637,6 +637,16 @@ def _compare_splits(populations: list[Population], splits) -> list[str]:
     return chosen
 
 
+def _checkpoint_grids(
+    names: list[str], selections: list[StoreSelection], rule: str
+) -> dict[str, Any]:
+    """``summary.json``'s ``checkpoint_grids`` of a comparison (with its warnings)."""
+    from engine.measures import checkpoint_grids
+
+    windows = [_accessibility(selection, rule) for selection in selections]
+    return checkpoint_grids(names, [s.epochs for s in selections], windows)
+
+
 def compare_stores(
     stores: list[str],
     out_dir: Path,
@@ -689,6 +699,7 @@ def compare_stores(
         cross = _cross_pairwise(selections, out_dir, device) if pairwise else None
     comparison = tables.compare_populations(names, results)
     summary = tables.comparison_summary(comparison, results, cross, seconds)
+    summary["checkpoint_grids"] = _checkpoint_grids(names, selections, accessibility_from)
     tables.write_summary(summary, out_dir)
     tables.write_histograms(results, out_dir / tables.HISTOGRAM_TABLE, names)
     made = figures.compare_figures(comparison, results, out_dir)

@@ -67,6 +67,7 @@ def analyze(
     checks.analysis_device(device.value)
     checks.store_metadata(store)
     checks.checkpoints("--pairwise-checkpoints", store, pairwise_checkpoints)
+    checks.splits(store, split)
     with checks.output_folder(out, overwrite=overwrite, made_by="analyze", marks=MARKS):
         report = analyze_store(
             store,

@@ -84,6 +84,22 @@ def checkpoints(flag: str, store: str, value: str) -> None:
         raise ConfigError(f"{flag} {value!r}: {error}") from None
 
 
+def splits(store: str, names: list[str] | None) -> None:
+    """``--split`` checked against the store before the output is looked at, so that a typo
+    is named before an existing output folder is.
+
+    Raises
+    ------
+    StoreError
+        For a split the store does not have (or a store that cannot be opened).
+    """
+    from engine.store import open_population
+
+    population = open_population(store)
+    for name in names or []:
+        population.require_split(name)
+
+
 def store_metadata(store: str | os.PathLike) -> None:
     """Read every ``zarr.json`` of a local store as JSON, so that a damaged one is named.
 

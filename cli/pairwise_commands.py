@@ -72,6 +72,7 @@ def pairwise(
     checks.analysis_device(device.value)
     checks.store_metadata(store)
     checks.checkpoints("--checkpoints", store, checkpoints)
+    checks.splits(store, split)
     population = open_population(store)
     with (
         checks.output_folder(out, overwrite=overwrite, made_by="pairwise", marks=MARKS),

@@ -156,7 +156,7 @@ def test_a_failed_overwrite_keeps_the_old_output(store, tmp_path, capsys):
     args = ["analyze", store, "-o", str(out), "--no-progress", "--pairwise-checkpoints", "none"]
     assert run(args, capsys)[0] == 0
     before = _listing(out)
-    code, _, err = run([*args, "--overwrite", "--split", "nope"], capsys)
+    code, _, err = run([*args, "--overwrite", "--by", "nope"], capsys)
     assert code == 1 and "nope" in err
     assert _listing(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -43,7 +43,9 @@ def plain(params: list[Any]) -> None:
         if isinstance(param, TyperArgument):
             param.metavar = str(param.name).upper()
             # The upper-case name says what to give; the type column would only repeat it.
-            param.display_type_rich = _no_type
+            # typer reads an argument's type column from this method and offers no setting
+            # for it (an option's is its metavar), so this instance's method is replaced.
+            param.display_type_rich = _no_type  # type: ignore[method-assign]
         else:
             param.metavar = value_name(param)
 

@@ -232,3 +232,23 @@ def test_workers_without_distributed_names_it(store, tmp_path, capsys, monkeypat
     code, _, err = run(["analyze", store, "-o", str(out), "--workers", "2"], capsys)
     assert code == 1 and "--workers" in err and "pip install distributed" in err, err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_bench_cli_smoke(tmp_path):
+    from tests.test_benchmarks import run_benchmark
+
+    lines = [
+        json.loads(line)
+        for line in run_benchmark("bench_cli.py", tmp_path, "--smoke").split("\n")
+        if line.startswith("{")
+    ]
+    startups = {row["startup"]: row for row in lines if "startup" in row}
+    assert set(startups) == {
+        "python -c pass",
+        "import cli.app",
+        "engine --help",
+        "engine analyze --help",
+    }
+    assert startups["python -c pass"]["ratio"] == 1.0
+    (verdicts,) = [row for row in lines if "verdict_pass" in row]
+    assert verdicts["seconds"] > 0 and verdicts["baseline_seconds"] > 0

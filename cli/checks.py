@@ -100,6 +100,26 @@ def splits(store: str, names: list[str] | None) -> None:
         population.require_split(name)
 
 
+def local_path(flag: str, value: str | os.PathLike) -> None:
+    """An output that must be a local folder (training and import write through the file
+    system): a URL is refused, since as a path ``s3://b/x`` would quietly become the local
+    folder ``s3:/b/x``.
+
+    Raises
+    ------
+    ConfigError
+        For a URL.
+    """
+    from engine.errors import ConfigError
+
+    text = str(value)
+    if "://" in text or text.startswith(("s3:/", "gs:/", "gcs:/", "az:/", "http:/", "https:/")):
+        raise ConfigError(
+            f"{flag} {text}: this command writes a local folder (or one on a shared file "
+            "system), not a URL; write locally, then copy the store"
+        )
+
+
 def store_metadata(store: str | os.PathLike) -> None:
     """Read every ``zarr.json`` of a local store as JSON, so that a damaged one is named.
 
@@ -164,6 +184,7 @@ def output_folder(
         Where ``path`` holds something and ``overwrite`` is not given, or holds something no
         ``made_by`` wrote.
     """
+    local_path(flag, path)
     folder = Path(path)
     existed = folder.exists()
     aside = _set_aside(folder, overwrite, made_by, marks, flag) if _occupied(folder) else None

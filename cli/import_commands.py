@@ -126,6 +126,7 @@ def import_command(
     every flag of every source format (the help is :data:`HELP`)."""
     from engine.importers import TrialColumns, import_population, load_examples, open_source
 
+    checks.local_path("--out", out)
     checks.store_metadata(out)
     columns = TrialColumns(
         observer=observer_column,

@@ -296,6 +296,7 @@ def train_population(
     quiet = quiet or not progress
     if not out.strip():
         raise ConfigError("--out must name the store to create or resume")
+    checks.local_path("--out", out)
     count, network_range = _parse_networks(networks)
     flags = StudyFlags(
         study_file=study,

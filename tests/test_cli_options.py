@@ -252,3 +252,25 @@ def test_bench_cli_smoke(tmp_path):
     assert startups["python -c pass"]["ratio"] == 1.0
     (verdicts,) = [row for row in lines if "verdict_pass" in row]
     assert verdicts["seconds"] > 0 and verdicts["baseline_seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train-population", "--dataset", "digits", "--arch", "linear", "--networks", "2"],
+        ["import", "x.npy"],
+        ["analyze", "STORE"],
+        ["pairwise", "STORE"],
+        ["merge", "STORE", "STORE"],
+        ["compact", "STORE"],
+    ],
+)
+def test_a_url_output_is_refused_not_written_as_a_local_folder(
+    store, command, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    flag = "--output" if command[0] in ("merge", "compact") else "--out"
+    args = [store if a == "STORE" else a for a in command]
+    code, _, err = run([*args, flag, "s3://bucket/x.zarr"], capsys)
+    assert code == 1 and "not a URL" in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())  # no folder named s3:

@@ -57,6 +57,7 @@ def select(
     cluster: options.Cluster = None,
     progress: options.Progress = True,
     overwrite: options.Overwrite = False,
+    accessibility_from: options.Accessibility = options.AccessibilityFrom.first_trained,
 ) -> None:
     """Write the example ids (the split's example_ids, best first) that a data-map filter
     takes, as dataset cartography selects examples to train on."""
@@ -78,6 +79,7 @@ def select(
             workers=workers,
             cluster=cluster,
             progress=progress,
+            accessibility_from=accessibility_from.value,
         )
     typer.echo(
         f"wrote {result.path}: {result.chosen} of {result.scored} examples of {result.split} "

@@ -187,3 +187,16 @@ def test_compare_warns_when_checkpoint_counts_differ(tmp_path, capsys, checkpoin
         assert "warning: the populations have different checkpoint counts (a: 4, b: 7)" in err
         assert "note: accessibility is each population's mean" in err
         assert grids["warnings"] and grids["how"]
+
+
+@pytest.mark.parametrize("flag,start", [([], 1), (["--accessibility-from", "initialisation"], 0)])
+def test_select_by_accessibility_follows_the_choice(population, tmp_path, capsys, flag, start):
+    from cli.app import main
+
+    out = tmp_path / "ids.npy"
+    args = ["select", str(population.path), "-o", str(out), "--split", "test", "--by"]
+    code = main([*args, "accessibility", "--fraction", "1", "--no-progress", *flag])
+    assert code == 0, capsys.readouterr().err
+    accessibility, _ = _reference(population, select_networks(population), start)
+    order = np.argsort(-accessibility, kind="stable")
+    np.testing.assert_array_equal(np.load(out), population.example_ids("test")[order])

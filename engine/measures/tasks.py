@@ -243,13 +243,17 @@ def _count_half_first(
     network_half : uint8 (s, n)
     half_first : int32 (g, s, x), x = 8 b
     """
-    # One checkpoint of one chunk column. The product runs in float32 through BLAS (integer
-    # matmul does not): each sum counts at most a chunk's networks, far below 2^24, so exact.
-    bits = np.unpackbits(block[:, :, 0], axis=0, bitorder=BIT_ORDER).astype(np.float32)
+    # One checkpoint of one chunk column, (n, x) once unpacked. Row sums, not a matrix product:
+    # BLAS's threads on a busy machine made the product 10x slower than these sums (measured in
+    # benchmarks/RESULTS.md, "The command line").
+    bits = np.unpackbits(np.ascontiguousarray(block[:, :, 0].T), axis=1, bitorder=BIT_ORDER)
+    halves = network_half.astype(bool)
     for g in np.unique(groups[groups >= 0]):
         members = groups == g
-        product = network_half[:, members].astype(np.float32) @ bits[:, members].T
-        half_first[g] += product.astype(np.int32)
+        for s, half in enumerate(halves):
+            rows = members & half
+            if rows.any():
+                half_first[g, s] += bits[rows].sum(axis=0, dtype=np.int32)
 
 
 def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:

@@ -10,14 +10,15 @@ import typer
 from cli import checks, options
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs.")]
-Device = Annotated[str, typer.Option("--device", help="cpu or cuda (pairwise measures).")]
+#: What marks a folder as an earlier output of these commands, for --overwrite.
+MARKS = ("summary.json", "report.html")
 
 
 def analyze(
     store: options.Store,
     out: Out,
     split: options.Splits = None,
-    scheduler: options.Scheduler = "threads",
+    scheduler: options.Scheduler = options.SchedulerName.threads,
     workers: options.Workers = None,
     cluster: options.Cluster = None,
     require_complete: Annotated[
@@ -30,7 +31,7 @@ def analyze(
             help="Checkpoints of the pairwise measures: last, all, a comma list, or none.",
         ),
     ] = "last",
-    device: Device = "cpu",
+    device: options.Device = options.AnalysisDevice.cpu,
     matrices: Annotated[
         bool | None,
         typer.Option(
@@ -39,6 +40,8 @@ def analyze(
         ),
     ] = None,
     progress: options.Progress = True,
+    overwrite: options.Overwrite = False,
+    accessibility_from: options.Accessibility = options.AccessibilityFrom.first_trained,
     network_table: Annotated[
         bool,
         typer.Option(
@@ -61,24 +64,26 @@ def analyze(
     of soft verdicts; summary.json, tables, figures, report.html."""
     from engine.report import analyze_store
 
-    checks.analysis_device(device)
+    checks.analysis_device(device.value)
     checks.store_metadata(store)
     checks.checkpoints("--pairwise-checkpoints", store, pairwise_checkpoints)
-    with checks.output_folder(out):
+    checks.splits(store, split)
+    with checks.output_folder(out, overwrite=overwrite, made_by="analyze", marks=MARKS):
         report = analyze_store(
             store,
             out,
             splits=split or None,
-            scheduler=scheduler,
+            scheduler=scheduler.value,
             workers=workers,
             cluster=cluster,
             require_complete=require_complete,
             pairwise_checkpoints=pairwise_checkpoints,
-            device=device,
+            device=device.value,
             matrices=matrices,
             progress=progress,
             network_table=network_table,
             by=by,
+            accessibility_from=accessibility_from.value,
         )
     typer.echo(f"wrote {report}")
 
@@ -87,7 +92,7 @@ def compare(
     stores: options.Stores,
     out: Out,
     split: options.Splits = None,
-    scheduler: options.Scheduler = "threads",
+    scheduler: options.Scheduler = options.SchedulerName.threads,
     workers: options.Workers = None,
     cluster: options.Cluster = None,
     require_complete: Annotated[
@@ -100,30 +105,45 @@ def compare(
             help="Also agreement and kappa between the stores' networks.",
         ),
     ] = True,
-    device: Device = "cpu",
+    device: options.Device = options.AnalysisDevice.cpu,
     progress: options.Progress = True,
+    overwrite: options.Overwrite = False,
+    accessibility_from: options.Accessibility = options.AccessibilityFrom.first_trained,
 ) -> None:
     """Learning-order agreement between populations on the same examples."""
     from engine.report import compare_stores
 
     if pairwise:
-        checks.analysis_device(device)
+        checks.analysis_device(device.value)
     for path in stores:
         checks.store_metadata(path)
-    with checks.output_folder(out):
+    with checks.output_folder(out, overwrite=overwrite, made_by="compare", marks=MARKS):
         report = compare_stores(
             stores,
             out,
             splits=split or None,
-            scheduler=scheduler,
+            scheduler=scheduler.value,
             workers=workers,
             cluster=cluster,
             require_complete=require_complete,
             pairwise=pairwise,
-            device=device,
+            device=device.value,
             progress=progress,
+            accessibility_from=accessibility_from.value,
         )
+    _warn(Path(report).parent / "summary.json")
     typer.echo(f"wrote {report}")
+
+
+def _warn(summary: Path) -> None:
+    """Print the comparison's warnings (checkpoints that differ between populations)."""
+    import json
+
+    grids = json.loads(summary.read_text()).get("checkpoint_grids") or {}
+    for warning in grids.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    if grids.get("warnings"):
+        typer.echo(f"note: {grids['how']}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -33,9 +33,11 @@ from cli import (
     store_commands,
     train_commands,
 )
+from cli.help import EngineGroup, suggestion
 from engine._version import __version__
 
 app = typer.Typer(
+    cls=EngineGroup,
     name="engine",
     help="Created Equal: train populations of networks and measure how they agree.",
     no_args_is_help=True,
@@ -125,8 +127,34 @@ def _usage_error(error: Any) -> int:
     else:
         ctx = getattr(error, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"Error: {_one_line(error.format_message())}{hint}", err=True)
+        message = suggestion(_one_line(error.format_message()))
+        typer.echo(f"Error: {message}{hint}", err=True)
     return int(getattr(error, "exit_code", 2))
+
+
+#: What each optional package is needed for, and its ``pip install`` name.
+OPTIONAL_PACKAGES = {
+    "distributed": ("--workers and --cluster (a Dask cluster)", "distributed"),
+    "s3fs": ("s3:// stores", "s3fs"),
+    "gcsfs": ("gs:// stores", "gcsfs"),
+    "adlfs": ("az:// stores", "adlfs"),
+    "aiohttp": ("http:// stores", "aiohttp"),
+    "plotly": ("the report's interactive figures", "plotly"),
+    "lightning": ("the Lightning callback", "lightning"),
+    "pytorch_lightning": ("the Lightning callback", "lightning"),
+    "transformers": ("the Hugging Face callback", "transformers"),
+}
+
+
+def _missing_package(error: ImportError) -> str:
+    """The line naming the package to install for a failed import."""
+    name = (getattr(error, "name", None) or "").partition(".")[0]
+    if name in OPTIONAL_PACKAGES:
+        purpose, package = OPTIONAL_PACKAGES[name]
+        return f"{purpose} needs the optional package {package}: pip install {package}"
+    if name:
+        return f"a package this needs is missing: {name} (pip install {name})"
+    return f"a package this needs is missing: {_one_line(str(error))}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         typer.echo(f"error: {_one_line(str(error))}", err=True)
+        return 1
+    except ImportError as error:  # an optional package a flag needs is not installed
+        if debug:
+            raise
+        typer.echo(f"error: {_missing_package(error)}", err=True)
         return 1
     except Exception as error:  # click's usage errors and anything unexpected
         import click

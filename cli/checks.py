@@ -84,6 +84,42 @@ def checkpoints(flag: str, store: str, value: str) -> None:
         raise ConfigError(f"{flag} {value!r}: {error}") from None
 
 
+def splits(store: str, names: list[str] | None) -> None:
+    """``--split`` checked against the store before the output is looked at, so that a typo
+    is named before an existing output folder is.
+
+    Raises
+    ------
+    StoreError
+        For a split the store does not have (or a store that cannot be opened).
+    """
+    from engine.store import open_population
+
+    population = open_population(store)
+    for name in names or []:
+        population.require_split(name)
+
+
+def local_path(flag: str, value: str | os.PathLike) -> None:
+    """An output that must be a local folder (training and import write through the file
+    system): a URL is refused, since as a path ``s3://b/x`` would quietly become the local
+    folder ``s3:/b/x``.
+
+    Raises
+    ------
+    ConfigError
+        For a URL.
+    """
+    from engine.errors import ConfigError
+
+    text = str(value)
+    if "://" in text or text.startswith(("s3:/", "gs:/", "gcs:/", "az:/", "http:/", "https:/")):
+        raise ConfigError(
+            f"{flag} {text}: this command writes a local folder (or one on a shared file "
+            "system), not a URL; write locally, then copy the store"
+        )
+
+
 def store_metadata(store: str | os.PathLike) -> None:
     """Read every ``zarr.json`` of a local store as JSON, so that a damaged one is named.
 
@@ -125,17 +161,87 @@ def store_metadata(store: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def output_folder(path: str | os.PathLike) -> Iterator[None]:
-    """Run a command's work; where it fails, remove ``path`` if the work created it empty.
+def output_folder(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    made_by: str = "",
+    marks: tuple[str, ...] = (),
+    flag: str = "--out",
+) -> Iterator[None]:
+    """Run a command's work into ``path``, which must not hold an earlier output unless
+    ``overwrite``; where the work fails, remove ``path`` if the work created it empty.
 
-    A folder that existed before, or that holds anything, is left as it is.
+    An existing file or non-empty folder is refused before any work, naming ``flag``. With
+    ``overwrite`` it must look like an output of the command ``made_by`` (a file name in
+    ``marks`` inside the folder, or the file's suffix in ``marks``), so that a typo cannot
+    remove another folder; it is moved aside while the work runs, removed once the work
+    succeeds, and put back where the work fails.
+
+    Raises
+    ------
+    ConfigError
+        Where ``path`` holds something and ``overwrite`` is not given, or holds something no
+        ``made_by`` wrote.
     """
+    local_path(flag, path)
     folder = Path(path)
     existed = folder.exists()
+    aside = _set_aside(folder, overwrite, made_by, marks, flag) if _occupied(folder) else None
     try:
         yield
     except BaseException:
-        if not existed and folder.is_dir():
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                _remove(folder)
+                aside.rename(folder)
+        elif not existed and folder.is_dir():
             with contextlib.suppress(OSError):
                 folder.rmdir()  # fails, and so keeps it, unless it is empty
         raise
+    if aside is not None:
+        _remove(aside)
+
+
+def _occupied(path: Path) -> bool:
+    """Something is there: a file, or a folder with anything in it."""
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists() or path.is_symlink()
+
+
+def _set_aside(
+    path: Path, overwrite: bool, made_by: str, marks: tuple[str, ...], flag: str
+) -> Path:
+    """Check that ``path`` may be replaced, then move it aside; the new name."""
+    from engine.errors import ConfigError
+
+    if not overwrite:
+        raise ConfigError(
+            f"{flag} {path} already exists and is not overwritten: pass --overwrite to "
+            "replace it, or choose another path"
+        )
+    ours = (
+        any((path / mark).exists() for mark in marks)
+        if path.is_dir()
+        else any(path.name.endswith(mark) for mark in marks)
+    )
+    if not ours:
+        raise ConfigError(
+            f"{flag} {path}: it holds something that is not an output of engine {made_by}, so "
+            "--overwrite does not remove it; remove it yourself or choose another path"
+        )
+    aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+    _remove(aside)
+    path.rename(aside)
+    return aside
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder tree, if there."""
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

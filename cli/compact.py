@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from cli import checks, options
+from cli.store_commands import STORE_MARKS
+
 
 def compact(
     store: str = typer.Argument(..., help="Population store to compact (folder or URL)."),
@@ -22,18 +25,22 @@ def compact(
     require_complete: bool = typer.Option(
         False, "--require-complete", help="Refuse a store with incomplete networks."
     ),
+    overwrite: options.Overwrite = False,
 ) -> None:
     """Rewrite a store (one filled by many runs, one network per object) into blocks of
     networks, keeping every array, attribute and network as it is."""
     from engine.store import compact_population
 
-    compacted = compact_population(
-        store,
-        output,
-        network_block,
-        checkpoint_block=checkpoint_block,
-        require_complete=require_complete,
-    )
+    with checks.output_folder(
+        output, overwrite=overwrite, made_by="compact", marks=STORE_MARKS, flag="--output"
+    ):
+        compacted = compact_population(
+            store,
+            output,
+            network_block,
+            checkpoint_block=checkpoint_block,
+            require_complete=require_complete,
+        )
     complete = compacted.complete_networks().size
     typer.echo(
         f"wrote {output}: {compacted.num_networks} networks ({complete} complete) in blocks "

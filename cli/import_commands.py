@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import checks
+from cli import checks, options
 
 
 class Format(StrEnum):
@@ -120,14 +120,13 @@ def import_command(
     architecture: Annotated[
         str, typer.Option("--architecture", help="The networks' architecture.")
     ] = "unknown",
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-    ] = True,
+    progress: options.Progress = True,
 ) -> None:
     """The command: open the source, load its examples, import. Long because it declares
     every flag of every source format (the help is :data:`HELP`)."""
     from engine.importers import TrialColumns, import_population, load_examples, open_source
 
+    checks.local_path("--out", out)
     checks.store_metadata(out)
     columns = TrialColumns(
         observer=observer_column,

@@ -14,6 +14,8 @@ from cli import checks, options
 MAX_BOOTSTRAP = 10_000
 #: Tile side in networks: a tile of 65,536 x 65,536 counts is already 16 GiB of int32.
 MAX_BLOCK = 65_536
+#: What marks a folder as an earlier output of engine pairwise, for --overwrite.
+MARKS = ("pairwise.json", "pairwise.zarr")
 
 
 def pairwise(
@@ -25,7 +27,7 @@ def pairwise(
     checkpoints: Annotated[
         str, typer.Option("--checkpoints", help="'last', 'all' or a comma list such as 0,9,29.")
     ] = "last",
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda (same counts).")] = "cpu",
+    device: options.Device = options.AnalysisDevice.cpu,
     block: Annotated[
         int | None,
         typer.Option(
@@ -35,7 +37,7 @@ def pairwise(
             help="Networks per tile side (default 512 on cpu, 2048 on cuda).",
         ),
     ] = None,
-    scheduler: options.Scheduler = "threads",
+    scheduler: options.Scheduler = options.SchedulerName.threads,
     workers: options.Workers = None,
     cluster: options.Cluster = None,
     bootstrap: Annotated[
@@ -59,6 +61,7 @@ def pairwise(
             "networks; the summaries are always written).",
         ),
     ] = None,
+    overwrite: options.Overwrite = False,
 ) -> None:
     """Pairwise agreement, error consistency (kappa) and prediction agreement: summaries
     streamed over tiles, and the N x N matrices where asked for."""
@@ -66,17 +69,21 @@ def pairwise(
     from engine.scheduling import dask_scheduler
     from engine.store import open_population
 
-    checks.analysis_device(device)
+    checks.analysis_device(device.value)
     checks.store_metadata(store)
     checks.checkpoints("--checkpoints", store, checkpoints)
+    checks.splits(store, split)
     population = open_population(store)
-    with checks.output_folder(out), dask_scheduler(scheduler, workers, cluster):
+    with (
+        checks.output_folder(out, overwrite=overwrite, made_by="pairwise", marks=MARKS),
+        dask_scheduler(scheduler.value, workers, cluster),
+    ):
         report = pairwise_report(
             population,
             out,
             splits=split or None,
             checkpoints=checkpoints,
-            device=device,
+            device=device.value,
             block=block,
             bootstrap=bootstrap,
             seed=seed,
@@ -117,6 +124,9 @@ def _render(report: dict, out: Path) -> None:
                 _number(prediction),
             )
     console.print(table)
+    for name, split_report in report["splits"].items():
+        if split_report.get("undefined"):
+            console.print(f"{name}: {split_report['undefined']['why']}")
     written = [report.get("zarr"), "pairwise.json", *report.get("tables", {}).values()]
     written += report["figures"]
     console.print("wrote " + ", ".join(str(out / f) for f in written if f))

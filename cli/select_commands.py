@@ -52,29 +52,35 @@ def select(
         typer.Option("--ascending/--descending", help="Take the lowest (or highest) scores first."),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="Split whose examples to take.")] = "train",
-    scheduler: options.Scheduler = "threads",
+    scheduler: options.Scheduler = options.SchedulerName.threads,
     workers: options.Workers = None,
     cluster: options.Cluster = None,
-    progress: options.Progress = False,
+    progress: options.Progress = True,
+    overwrite: options.Overwrite = False,
+    accessibility_from: options.Accessibility = options.AccessibilityFrom.first_trained,
 ) -> None:
     """Write the example ids (the split's example_ids, best first) that a data-map filter
     takes, as dataset cartography selects examples to train on."""
     from engine.report import select_examples
 
     checks.store_metadata(store)
-    result = select_examples(
-        store,
-        out,
-        fraction=fraction,
-        region=region.value if region is not None else None,
-        by=by.value if by is not None else None,
-        ascending=ascending,
-        split=split,
-        scheduler=scheduler,
-        workers=workers,
-        cluster=cluster,
-        progress=progress,
-    )
+    with checks.output_folder(
+        out, overwrite=overwrite, made_by="select", marks=(".npy",), flag="--out"
+    ):
+        result = select_examples(
+            store,
+            out,
+            fraction=fraction,
+            region=region.value if region is not None else None,
+            by=by.value if by is not None else None,
+            ascending=ascending,
+            split=split,
+            scheduler=scheduler.value,
+            workers=workers,
+            cluster=cluster,
+            progress=progress,
+            accessibility_from=accessibility_from.value,
+        )
     typer.echo(
         f"wrote {result.path}: {result.chosen} of {result.scored} examples of {result.split} "
         f"({result.rule}, over {result.networks} networks)"

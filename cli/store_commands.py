@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
-from cli import checks
+from cli import checks, options
+
+#: What marks a folder as a store, which --overwrite may replace.
+STORE_MARKS = ("zarr.json",)
 
 
 def info(
@@ -68,6 +71,7 @@ def info(
 def merge(
     stores: list[str] = typer.Argument(..., help="Two or more stores of the same data set."),
     output: Path = typer.Option(..., "--output", "-o", help="New store to write."),
+    overwrite: options.Overwrite = False,
 ) -> None:
     """Merge stores of the same data set and checkpoints into a new store."""
     import sys
@@ -76,7 +80,10 @@ def merge(
 
     for path in stores:
         checks.store_metadata(path)
-    merged = merge_populations(stores, output, command=" ".join(["engine", *sys.argv[1:]]))
+    with checks.output_folder(
+        output, overwrite=overwrite, made_by="merge", marks=STORE_MARKS, flag="--output"
+    ):
+        merged = merge_populations(stores, output, command=" ".join(["engine", *sys.argv[1:]]))
     typer.echo(f"wrote {output}: {merged.num_networks} networks from {len(stores)} stores")
 
 

@@ -7,7 +7,9 @@ study, and the engine trains it (here, or on a Dask cluster with ``--cluster``).
 
 from __future__ import annotations
 
+import re
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,19 +65,74 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+class DatasetName(StrEnum):
+    """``engine.train.data.DATASETS``."""
+
+    digits = "digits"
+    mnist1d = "mnist1d"
+    gaussian = "gaussian"
+    teacher = "teacher"
+    npz = "npz"
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    svhn = "svhn"
+    imagefolder = "imagefolder"
+
+
+class ArchName(StrEnum):
+    """``engine.train.config.ARCHITECTURES``."""
+
+    linear = "linear"
+    mlp = "mlp"
+    cnn = "cnn"
+    resnet = "resnet"
+    vgg = "vgg"
+
+
+class OptimizerName(StrEnum):
+    """``engine.train.config.OPTIMIZERS``."""
+
+    sgd = "sgd"
+    adam = "adam"
+
+
+class ScheduleName(StrEnum):
+    """``engine.train.config.SCHEDULES``."""
+
+    constant = "constant"
+    cosine = "cosine"
+    step = "step"
+
+
+class PrecisionName(StrEnum):
+    """``engine.train.config.PRECISIONS``."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+#: ``--device`` of training: the names, or ``cuda:N`` (so not a plain choice).
+TRAIN_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _train_device(value: str) -> str:
+    """``--device``'s callback: auto, cpu, cuda or cuda:N, else a usage error."""
+    if not TRAIN_DEVICE.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+    return value
+
+
+def _name(choice: StrEnum | None) -> str | None:
+    return None if choice is None else choice.value
+
+
 # Each flag is declared once here, so that the command's signature is one line per flag.
 Out = Annotated[str, typer.Option("--out", "-o", help="Population store to create or resume.")]
 StudyFile = Annotated[str | None, typer.Option("--study", help="TOML study file (several groups).")]
-Dataset = Annotated[
-    str | None,
-    typer.Option(
-        "--dataset",
-        help="digits, mnist1d, gaussian, "
-        "teacher, npz, mnist, fashion-mnist, cifar10, "
-        "cifar100, svhn, imagefolder.",
-    ),
-]
-Arch = Annotated[str | None, typer.Option("--arch", help="linear, mlp, cnn, resnet or vgg.")]
+Dataset = Annotated[DatasetName | None, typer.Option("--dataset", help="The data set.")]
+Arch = Annotated[ArchName | None, typer.Option("--arch", help="The architecture.")]
 Networks = Annotated[
     list[str] | None,
     typer.Option(
@@ -113,11 +170,13 @@ Soft = Annotated[
 Width = Annotated[int | None, typer.Option("--width", help="Hidden units or channels.")]
 Depth = Annotated[int | None, typer.Option("--depth", help="Hidden layers or stages.")]
 BatchNorm = Annotated[bool | None, typer.Option("--batch-norm/--no-batch-norm")]
-Optimizer = Annotated[str | None, typer.Option("--optimizer", help="sgd or adam.")]
+Optimizer = Annotated[OptimizerName | None, typer.Option("--optimizer", help="The optimiser.")]
 LearningRate = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
 Momentum = Annotated[float | None, typer.Option("--momentum")]
 WeightDecay = Annotated[float | None, typer.Option("--weight-decay")]
-Schedule = Annotated[str | None, typer.Option("--schedule", help="constant, cosine or step.")]
+Schedule = Annotated[
+    ScheduleName | None, typer.Option("--schedule", help="The learning-rate schedule.")
+]
 Milestones = Annotated[str | None, typer.Option("--milestones", help="Epochs of step decays.")]
 Gamma = Annotated[float | None, typer.Option("--gamma", help="Step decay factor.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size")]
@@ -125,9 +184,9 @@ Augment = Annotated[
     bool | None, typer.Option("--augment/--no-augment", help="Random crop and flip (images).")
 ]
 Precision = Annotated[
-    str | None,
+    PrecisionName | None,
     typer.Option(
-        "--precision", help="fp32 (default) or bf16: mixed-precision forward passes, fp32 weights."
+        "--precision", help="fp32 (default), or bf16: mixed-precision forward passes, fp32 weights."
     ),
 ]
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Folder or .npz of users' data.")]
@@ -148,10 +207,22 @@ NetworkBlock = Annotated[
 GroupSize = Annotated[
     int, typer.Option("--group-size", help="Networks per batched computation (0: the whole group).")
 ]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="[auto|cpu|cuda|cuda:N]",
+        callback=_train_device,
+        help="Where to train (auto: CUDA where there is one).",
+    ),
+]
 Threads = Annotated[int, typer.Option("--threads", help="CPU threads for torch (0: its default).")]
 KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep final weights.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+#: Hidden: the old spelling of --no-progress, kept so that scripts that use it still run.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", hidden=True, help="Like --no-progress.")]
+Progress = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress bars and the result line.")
+]
 ClusterTasks = Annotated[
     int,
     typer.Option(
@@ -202,6 +273,7 @@ def train_population(
     device: Device = "auto",
     threads: Threads = 0,
     keep_state: KeepState = False,
+    progress: Progress = True,
     quiet: Quiet = False,
     cluster: options.Cluster = None,
     cluster_tasks: ClusterTasks = 0,
@@ -213,7 +285,7 @@ def train_population(
     in several processes to fill one store together, or give --cluster to train one shard per
     task on the workers of a Dask scheduler (the store must be on a file system they share).
     \f
-    Long only because it declares all 39 flags, one parameter each, and hands 29 of them to
+    Long only because it declares all 40 flags, one parameter each, and hands 29 of them to
     :class:`engine.train.StudyFlags` by name; the steps are few: parse the flags, let
     :func:`engine.train.study_from_command_line` merge them, train, print one line.
     """
@@ -221,13 +293,15 @@ def train_population(
     from engine.train.config import RunOptions
     from engine.train.study import StudyFlags, study_from_command_line
 
+    quiet = quiet or not progress
     if not out.strip():
         raise ConfigError("--out must name the store to create or resume")
+    checks.local_path("--out", out)
     count, network_range = _parse_networks(networks)
     flags = StudyFlags(
         study_file=study,
-        dataset=dataset,
-        arch=arch,
+        dataset=_name(dataset),
+        arch=_name(arch),
         networks=count,
         data_dir=data_dir,
         download=download,
@@ -244,15 +318,15 @@ def train_population(
         width=width,
         depth=depth,
         batch_norm=batch_norm,
-        optimizer=optimizer,
+        optimizer=_name(optimizer),
         lr=lr,
         momentum=momentum,
         weight_decay=weight_decay,
-        schedule=schedule,
+        schedule=_name(schedule),
         gamma=gamma,
         batch_size=batch_size,
         augment=augment,
-        precision=precision,
+        precision=_name(precision),
         milestones=_int_list(milestones, "--milestones") if milestones else None,
     )
     run = RunOptions(
@@ -336,7 +410,8 @@ def quickstart(
         "-o",
         help="Folder for the study file, the store and the report.",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    progress: Progress = True,
+    quiet: Quiet = False,
 ) -> None:
     """Train a small study on digits (linear and MLP populations, CPU), analyse it, and say where
     the results are. Rerunning resumes or reuses the finished store."""
@@ -344,6 +419,7 @@ def quickstart(
     from engine.train.loop import train_population as train
     from engine.train.study import load_study
 
+    quiet = quiet or not progress
     out.mkdir(parents=True, exist_ok=True)
     study_file = out / "study.toml"
     if not study_file.exists() or study_file.read_text() != QUICKSTART_STUDY:

@@ -109,10 +109,7 @@ def test_bad_inputs_are_one_line_errors(stores, tmp_path, capsys):
     assert "incomplete" in _error(capsys)
     assert main(["compare", stores["a"], stores["other"], "--out", out]) == 1
     assert "different data sets" in _error(capsys)
-    assert main(["analyze", stores["a"], "--out", out, "--scheduler", "gpu"]) == 1
-    assert "scheduler" in _error(capsys)
-    assert main(["analyze", stores["a"], "--out", out, "--device", "tpu"]) == 1
-    assert "device" in _error(capsys)
+    # Unknown choices are usage errors now (exit 2, tests/test_cli_validation.py).
     assert main(["compare", stores["a"], "--out", out]) == 1
     assert "at least two" in _error(capsys)
     assert not (tmp_path / "out").exists()  # bad input writes nothing, not even the folder

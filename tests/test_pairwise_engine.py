@@ -280,7 +280,6 @@ def test_cli(population, tmp_path, capsys):
         (["pairwise", str(tmp_path / "none"), "--out", str(out)], "does not exist"),
         (["pairwise", population.path, "--out", str(out), "--split", "bogus"], "bogus"),
         (["pairwise", population.path, "--out", str(out), "--checkpoints", "1,x"], "comma list"),
-        (["pairwise", population.path, "--out", str(out), "--scheduler", "mpi"], "scheduler"),
     ]:
         assert main(args) == 1
         err = capsys.readouterr().err.strip()

@@ -155,7 +155,9 @@ def test_cli_matrices_flag(population, tmp_path):
     assert not (out / "pairwise.zarr").exists()
     assert json.loads((out / "pairwise.json").read_text())["tables"]["networks"]
     result = CliRunner().invoke(
-        app, ["pairwise", population.path, "--out", str(out), "--matrices", "--no-figures"]
+        app,
+        ["pairwise", population.path, "--out", str(out), "--matrices", "--no-figures"]
+        + ["--overwrite"],  # the first run's output is replaced, not written over
     )
     assert result.exit_code == 0, result.output
     assert (out / "pairwise.zarr").is_dir()

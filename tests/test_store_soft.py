@@ -330,7 +330,15 @@ def test_a_format_1_store_opens_and_analyses_exactly_as_before(tmp_path):
     assert population.soft_arrays("train") == []
     assert population.probability("train") is None
     verify_population(population)
-    analyze_store(str(store), tmp_path / "out", pairwise_checkpoints="none", progress=False)
+    # Accessibility over every checkpoint, as it was computed then (the default now leaves an
+    # initialisation checkpoint out).
+    analyze_store(
+        str(store),
+        tmp_path / "out",
+        pairwise_checkpoints="none",
+        progress=False,
+        accessibility_from="initialisation",
+    )
     got = json.loads((tmp_path / "out" / "summary.json").read_text())
     expected = json.loads((DATA / "v1_population.summary.json").read_text())
     for key in ("store", "execution"):
@@ -340,6 +348,13 @@ def test_a_format_1_store_opens_and_analyses_exactly_as_before(tmp_path):
         assert split.pop("soft") == {"skipped": "the store records no soft verdicts"}
         for group in split.get("groups", {}).values():
             assert group.pop("soft") == {"skipped": "the store records no soft verdicts"}
+        # Since issue 13: which checkpoints accessibility averages, and what a split without
+        # labels has.
+        for section in [split, *split.get("groups", {}).values()]:
+            if split["has_labels"]:
+                assert section.pop("accessibility_from")["first_checkpoint"] == 0
+            else:
+                assert "consensus" in section.pop("without_labels")["defined"]
     # And the histograms over k = 0..N networks moved to histograms.parquet (issue 12): the
     # same numbers, there.
     assert got.pop("histograms") == "histograms.parquet"

@@ -228,6 +228,7 @@ def analyze(
     cluster: str | None = None,
     networks_per_task: int | None = None,
     examples_per_task: int | None = None,
+    accessibility_from: str = "first-trained",
 ) -> Analysis:
     """The measures of a store, lazily: nothing heavy is read until they are computed.
 
@@ -244,6 +245,9 @@ def analyze(
         computed by itself runs on Dask's current scheduler.
     networks_per_task, examples_per_task : int, optional
         Size of a Dask task, rounded up to whole stored chunks.
+    accessibility_from : {"first-trained", "initialisation"}
+        Whether accessibility leaves out an initialisation checkpoint (the default; it adds
+        the same chance-level term to every example) or averages over every checkpoint.
 
     Returns
     -------
@@ -257,7 +261,12 @@ def analyze(
     from engine.store import Population, open_population
 
     population = store if isinstance(store, Population) else open_population(str(store))
-    selection = select_store(population, resolve_splits(population, splits), require_complete)
+    selection = select_store(
+        population,
+        resolve_splits(population, splits),
+        require_complete,
+        accessibility_from=accessibility_from,
+    )
     options = {"networks_per_task": networks_per_task, "examples_per_task": examples_per_task}
     return Analysis(selection, options, _scheduler(scheduler, workers, cluster))
 
@@ -396,6 +405,7 @@ def compare(
     scheduler: str = "threads",
     workers: int | None = None,
     cluster: str | None = None,
+    accessibility_from: str = "first-trained",
 ) -> ComparisonAnalysis:
     """Several stores of the same examples, lazily (as ``engine compare`` without its
     pairwise matrices).
@@ -406,7 +416,7 @@ def compare(
         At least two stores of the same data set.
     splits : list of str or comma string, optional
         Default: the splits every store has.
-    require_complete, scheduler, workers, cluster
+    require_complete, scheduler, workers, cluster, accessibility_from
         As :func:`analyze`.
 
     Raises
@@ -426,7 +436,11 @@ def compare(
     names = store_names([p.path for p in populations])
     scheduler_options = _scheduler(scheduler, workers, cluster)
     analyses = {
-        name: Analysis(select_store(p, chosen, require_complete), {}, scheduler_options)
+        name: Analysis(
+            select_store(p, chosen, require_complete, accessibility_from=accessibility_from),
+            {},
+            scheduler_options,
+        )
         for name, p in zip(names, populations, strict=True)
     }
     return ComparisonAnalysis(analyses, scheduler_options)

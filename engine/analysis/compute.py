@@ -69,10 +69,22 @@ def map_networks(network_group: np.ndarray, count: int = MAP_NETWORKS) -> np.nda
 
 
 def select_store(
-    population: Population, splits: list[str], require_complete: bool, *, seed: int = 0
+    population: Population,
+    splits: list[str],
+    require_complete: bool,
+    *,
+    seed: int = 0,
+    accessibility_from: str = "first-trained",
 ) -> StoreSelection:
-    """The complete networks of ``population`` and what the report reads of its splits."""
-    from engine.measures import num_classes_of, select_networks
+    """The complete networks of ``population`` and what the report reads of its splits, with
+    the checkpoints accessibility averages over under ``accessibility_from`` (one of
+    :data:`engine.measures.ACCESSIBILITY_FROM`; another is refused here, before any output)."""
+    from engine.measures import accessibility_window, num_classes_of, select_networks
+
+    table = population.checkpoints
+    window = accessibility_window(
+        table["epoch"].to_numpy(), table["step"].to_numpy(), accessibility_from
+    )
 
     complete = population.complete_networks()
     missing = population.num_networks - complete.size
@@ -93,6 +105,7 @@ def select_store(
         epochs=np.asarray(population.checkpoints["epoch"].to_numpy(), np.float64),
         labels={split: population.labels(split) for split in splits},
         map_networks=map_networks(networks.network_group),
+        accessibility=window,
     )
 
 
@@ -204,7 +217,7 @@ def split_measures_of(
     selection: StoreSelection, counts: dict[str, SplitCounts]
 ) -> dict[str, SplitMeasures]:
     """The measures of every split, of all analysed networks and of each group with networks."""
-    from engine.measures import split_measures
+    from engine.measures import EVERY_CHECKPOINT, split_measures
 
     networks = selection.networks
     membership_split = selection.population.attrs.get("membership_split")
@@ -225,6 +238,7 @@ def split_measures_of(
                 soft=split_counts.soft,
                 soft_absent=split_counts.soft_absent,
                 epochs=epochs,
+                accessibility=selection.accessibility or EVERY_CHECKPOINT,
             )
 
         groups = {}

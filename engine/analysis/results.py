@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.measures import NetworkSelection
+    from engine.measures import AccessibilityWindow, NetworkSelection
     from engine.store import Population
 
 
@@ -41,6 +41,9 @@ class StoreSelection:
     map_networks : ndarray of int64, dims (networks,)
         The analysed networks whose own data maps are drawn (the first of each group, then
         the next ones), in the order drawn.
+    accessibility : AccessibilityWindow
+        The checkpoints accessibility averages over (``--accessibility-from``), resolved from
+        the store's checkpoints; every checkpoint where None.
     """
 
     population: Population
@@ -51,6 +54,7 @@ class StoreSelection:
     epochs: np.ndarray
     labels: Mapping[str, np.ndarray]
     map_networks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    accessibility: AccessibilityWindow | None = None
 
     @property
     def analysed(self) -> np.ndarray:

@@ -19,6 +19,7 @@ The rooms, in the order the data flows:
 """
 
 from engine.measures.compare import (
+    checkpoint_grids,
     compare_measures,
     generalisation_row,
     learning_order_correlation,
@@ -62,25 +63,36 @@ from engine.measures.tasks import (
     soft_block,
     verdict_block,
 )
+from engine.measures.verdicts import (
+    ACCESSIBILITY_FROM,
+    EVERY_CHECKPOINT,
+    AccessibilityWindow,
+    accessibility_window,
+)
 
 __all__ = [
+    "ACCESSIBILITY_FROM",
     "AUM_EDGES",
     "CHUNK_TASK_PREFIXES",
     "CLASS_TASK_PREFIX",
     "CONSENSUS_NULL_SAMPLES",
     "DEFAULT_HALVINGS",
+    "EVERY_CHECKPOINT",
     "EXAMPLE_AXES",
     "POPULATION_REGIONS",
     "REGION_THRESHOLDS",
     "SOFT_TASK_PREFIX",
     "STATISTIC_NAMES",
     "VERDICT_TASK_PREFIX",
+    "AccessibilityWindow",
     "ClassTask",
     "ExampleFilter",
     "NetworkSelection",
     "SoftTask",
     "VerdictTask",
+    "accessibility_window",
     "check_fraction",
+    "checkpoint_grids",
     "choose_examples",
     "class_block",
     "class_statistics",

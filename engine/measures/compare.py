@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from engine.measures.numbers import nan_to_none, spearman
+from engine.measures.verdicts import AccessibilityWindow
 
 
 def learning_order_correlation(accessibility_0: np.ndarray, accessibility_1: np.ndarray) -> dict:
@@ -113,4 +114,84 @@ def generalisation_row(name: str, measures: dict) -> dict:
         "extreme_fraction": summary["extreme_fraction"][-1],
         "split_half_spearman": summary.get("split_half_spearman"),
         "networks": summary["networks"],
+    }
+
+
+def _epochs_text(epochs: np.ndarray, shown: int = 4) -> str:
+    values = ["?" if not np.isfinite(e) else f"{e:g}" for e in epochs]
+    return ", ".join(values if len(values) <= shown else [*values[:shown], "..."])
+
+
+def checkpoint_grids(
+    names: list[str], epochs: list[np.ndarray], windows: list[AccessibilityWindow]
+) -> dict[str, Any]:
+    """How the populations' checkpoints compare, how accessibility was made comparable, and
+    the warnings a reader of ``engine compare`` must see.
+
+    Parameters
+    ----------
+    names : list of str
+    epochs : list of float64 (t,)
+        Each population's checkpoint epochs (NaN: unknown).
+    windows : list of AccessibilityWindow
+        The checkpoints each population's accessibility averages over.
+
+    Returns
+    -------
+    dict
+        ``checkpoints`` and ``epochs`` per population, ``same_checkpoints``,
+        ``accessibility`` (each window's summary), ``how`` (one sentence) and ``warnings``.
+    """
+    counts = [int(e.size) for e in epochs]
+    same_count = len(set(counts)) == 1
+    same_epochs = same_count and all(
+        np.array_equal(epochs[0], e, equal_nan=True) for e in epochs[1:]
+    )
+    common = min(counts)
+    warnings = []
+    if not same_count:
+        listed = ", ".join(f"{n}: {c}" for n, c in zip(names, counts, strict=True))
+        warnings.append(
+            f"the populations have different checkpoint counts ({listed}); accessibility is "
+            "each one's mean TP-agreement over its own checkpoints, so learning orders are "
+            f"compared as rankings, and spearman_per_checkpoint pairs the first {common} "
+            "checkpoints by index, not by epoch"
+        )
+    elif not same_epochs:
+        listed = "; ".join(f"{n}: {_epochs_text(e)}" for n, e in zip(names, epochs, strict=True))
+        warnings.append(
+            f"the populations' checkpoints lie at different epochs ({listed}); "
+            "spearman_per_checkpoint pairs checkpoints by index, not by epoch"
+        )
+    left_out = {w.start for w in windows}
+    if len(left_out) > 1:
+        listed = ", ".join(
+            f"{n}: {'left out' if w.start else 'none' if not w.initialisation else 'kept'}"
+            for n, w in zip(names, windows, strict=True)
+        )
+        warnings.append(
+            f"the initialisation checkpoint is treated differently ({listed}): only some "
+            "populations record one"
+        )
+    rule = windows[0].rule if windows else "first-trained"
+    how = (
+        "accessibility is each population's mean TP-agreement over its own checkpoints "
+        + (
+            "from the first trained one (an initialisation checkpoint left out)"
+            if rule == "first-trained"
+            else "from checkpoint 0"
+        )
+        + "; a mean does not grow with the number of checkpoints, and learning orders are "
+        "compared by rank"
+    )
+    return {
+        "checkpoints": dict(zip(names, counts, strict=True)),
+        "epochs": {
+            n: [float(x) if np.isfinite(x) else None for x in e]
+            for n, e in zip(names, epochs, strict=True)
+        },
+        "same_checkpoints": same_epochs,
+        "accessibility": {n: w.summary() for n, w in zip(names, windows, strict=True)},
+        "how": how,
+        "warnings": warnings,
     }

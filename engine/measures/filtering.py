@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.errors import ConfigError, StoreError
 from engine.measures.selection import NetworkSelection
+from engine.measures.verdicts import accessibility_window
 
 if TYPE_CHECKING:
     from engine.store import Population
@@ -102,13 +103,16 @@ def filter_scores(
     split: str,
     selection: NetworkSelection,
     chosen: ExampleFilter,
+    accessibility_from: str = "first-trained",
     **options: Any,
 ) -> Any:
     """The lazy score of every example of ``split`` for the filter, float64 (x,), NaN where an
     example has none (no label, or no soft verdict).
 
     The soft scores are population means over the selected networks (every group pooled);
-    accessibility is the mean TP-agreement over checkpoints.
+    accessibility is the mean TP-agreement over the checkpoints of
+    :func:`~engine.measures.accessibility_window` of ``accessibility_from`` (by default an
+    initialisation checkpoint is left out).
 
     Raises
     ------
@@ -124,12 +128,17 @@ def filter_scores(
         raise StoreError(f"split {split!r} of {population.path} has no labels to filter on")
     groups = list(range(selection.num_groups))
     if not chosen.needs_soft:
+        table = population.checkpoints
+        window = accessibility_window(
+            table["epoch"].to_numpy(), table["step"].to_numpy(), accessibility_from
+        )
         counts = verdict_statistics(population, split, selection, **options)
         return dask.delayed(_accessibility, pure=True)(
             counts["tpa_count"],
             groups,
             int(selection.networks_in(groups).sum()),
             population.labels(split) >= 0,
+            window.start,
         )
     soft = soft_statistics(population, split, selection, **options)
     if soft is None:
@@ -143,9 +152,9 @@ def filter_scores(
 
 
 def _accessibility(
-    tpa_count: np.ndarray, groups: list[int], size: int, labelled: np.ndarray
+    tpa_count: np.ndarray, groups: list[int], size: int, labelled: np.ndarray, start: int
 ) -> np.ndarray:
-    total = np.asarray(tpa_count)[groups].sum(axis=0)  # (x, t)
+    total = np.asarray(tpa_count)[groups].sum(axis=0)[:, start:]  # (x, t)
     return np.where(labelled, total.mean(axis=1) / max(size, 1), np.nan)
 
 

@@ -12,11 +12,23 @@ from engine.measures.selection import NetworkSelection
 from engine.measures.soft import soft_measures, soft_skipped
 from engine.measures.tasks import class_layouts, soft_layouts, verdict_layouts
 from engine.measures.verdicts import (
+    EVERY_CHECKPOINT,
+    AccessibilityWindow,
     PooledVerdicts,
     correctness_measures,
     first_learned_epoch_measures,
     holdout_measures,
 )
+
+#: What a split without true labels (a probe set) has and has not, in its summary: its
+#: verdicts are wrong by construction, so no measure of correctness is computed there.
+WITHOUT_LABELS = {
+    "defined": ["consensus", "prediction_agreement"],
+    "undefined": ["accuracy", "tp_agreement", "accessibility", "agreement", "kappa"],
+    "why": "the split has no true labels: every verdict is wrong by construction, so the "
+    "measures of correctness are not computed; consensus (and prediction agreement in the "
+    "pairwise measures) need only the predictions",
+}
 
 
 def split_measures(
@@ -31,6 +43,7 @@ def split_measures(
     soft: dict[str, np.ndarray] | None = None,
     soft_absent: str = "the split records no soft verdicts",
     epochs: np.ndarray | None = None,
+    accessibility: AccessibilityWindow = EVERY_CHECKPOINT,
 ) -> dict[str, Any]:
     """Every measure of one split for the networks of ``groups``, from computed counts.
 
@@ -61,6 +74,9 @@ def split_measures(
     epochs : float (t,), optional
         The checkpoints' epochs (NaN where unknown): adds the first-learned epoch per example
         (``first_learned_epoch_mean`` and ``_median``) beside the first-learned checkpoint.
+    accessibility : AccessibilityWindow
+        The checkpoints accessibility averages over (:func:`accessibility_window` of the
+        store; default every checkpoint), recorded as the summary's ``accessibility_from``.
 
     Returns
     -------
@@ -75,14 +91,16 @@ def split_measures(
     labelled = labels >= 0
     if counts is not None and labelled.any() and size:
         verdicts = PooledVerdicts.pool(counts, groups, in_groups, labelled)
-        parts = [correctness_measures(verdicts, selection, labelled)]
+        parts = [correctness_measures(verdicts, selection, labelled, accessibility)]
         if membership:
-            parts.append(holdout_measures(verdicts, labelled))
+            parts.append(holdout_measures(verdicts, labelled, accessibility))
         for part_summary, part_examples in parts:
             summary.update(part_summary)
             per_example.update(part_examples)
         if epochs is not None:
             per_example.update(first_learned_epoch_measures(verdicts, labelled, epochs))
+    if not labelled.any():
+        summary["without_labels"] = WITHOUT_LABELS
     if soft is None or not size:
         summary["soft"] = soft_skipped(soft_absent if soft is None else "no network analysed")
     elif not labelled.any():

@@ -33,6 +33,7 @@ VERDICT_EXAMPLE_FIELDS = (
     "forgetting_count",
     "first_learned_histogram",
     "half_sum",
+    "half_first",
     "holdout_networks",
 )
 #: Counts indexed by network, summed over blocks of examples.
@@ -66,6 +67,10 @@ def verdict_layouts(
         "first_learned_histogram": CountLayout((g,), (t + 1,)),
         # The kernel sums halves in int32 per task; the sum over tasks may need more.
         "half_sum": CountLayout((g, s), (), np.int64),
+        # The halves' correct verdicts at checkpoint 0 alone, so that accessibility and its
+        # split-half reliability can leave an initialisation checkpoint out (or not) after the
+        # counts are computed.
+        "half_first": CountLayout((g, s), ()),
         "holdout_networks": CountLayout((g,), ()),
         "network_count": CountLayout((), (t,)),
         "network_forgetting": CountLayout((), ()),
@@ -273,7 +278,39 @@ def _count_verdict_column(
             array, (a, b), (t0, t1), (c, d), direct=task.direct, completed=completed
         )
         accumulate_verdicts(block, t0, column.groups, nonmember, state, changes)
+        if t0 == 0:
+            _count_half_first(
+                block, column.groups, network_half[:, ns], counts["half_first"][:, :, xs]
+            )
     finish_verdicts(state, column.groups, nonmember, network_half[:, ns], learned)
+
+
+def _count_half_first(
+    block: np.ndarray, groups: np.ndarray, network_half: np.ndarray, half_first: np.ndarray
+) -> None:
+    """Add each halving's first-half correct verdicts at checkpoint 0 to ``half_first`` (in
+    place).
+
+    Parameters
+    ----------
+    block : uint8 (b, n, t)
+        Packed verdicts of a block of checkpoints starting at checkpoint 0.
+    groups : int64 (n,)
+        Group of each network, -1 for one left out.
+    network_half : uint8 (s, n)
+    half_first : int32 (g, s, x), x = 8 b
+    """
+    # One checkpoint of one chunk column, (n, x) once unpacked. Row sums, not a matrix product:
+    # BLAS's threads on a busy machine made the product 10x slower than these sums (measured in
+    # benchmarks/RESULTS.md, "The command line").
+    bits = np.unpackbits(np.ascontiguousarray(block[:, :, 0].T), axis=1, bitorder=BIT_ORDER)
+    halves = network_half.astype(bool)
+    for g in np.unique(groups[groups >= 0]):
+        members = groups == g
+        for s, half in enumerate(halves):
+            rows = members & half
+            if rows.any():
+                half_first[g, s] += bits[rows].sum(axis=0, dtype=np.int32)
 
 
 def verdict_block(task: VerdictTask) -> dict[str, np.ndarray]:

@@ -32,6 +32,8 @@ class PooledVerdicts:
     network_accuracy: np.ndarray
     #: int64 (s, x): correct verdicts, over checkpoints, of the first half of each halving.
     half_sum: np.ndarray
+    #: int64 (s, x): the same at checkpoint 0 alone.
+    half_first: np.ndarray
     #: int64 (x, t + 1): networks whose first-learned checkpoint is k (k = t: never learned).
     first_learned_histogram: np.ndarray
     #: int64 (x,): forgetting events.
@@ -62,6 +64,7 @@ class PooledVerdicts:
             tpa_count=tpa_count,
             network_accuracy=counts["network_count"][in_groups] / tpa_count.shape[1],
             half_sum=counts["half_sum"][groups].sum(axis=0)[:, labelled],
+            half_first=counts["half_first"][groups].sum(axis=0)[:, labelled].astype(np.int64),
             first_learned_histogram=pooled("first_learned_histogram"),
             forgetting_count=pooled("forgetting_count"),
             holdout_count=pooled("holdout_count").T,
@@ -146,10 +149,95 @@ def agreement_excess(tpa: np.ndarray, accuracy_mean: np.ndarray, size: int) -> n
     return np.where(np.isfinite(excess), excess, np.nan)
 
 
-def example_accessibility(tpa: np.ndarray) -> np.ndarray:
-    """Accessibility of each example, the mean of its TP-agreement over checkpoints, float64
-    (x,), from ``tpa`` float64 (t, x)."""
-    return tpa.mean(axis=0)
+#: The two readings of accessibility's checkpoints (``--accessibility-from``): from the first
+#: trained checkpoint (an initialisation checkpoint left out), or from checkpoint 0 whatever it is.
+ACCESSIBILITY_FROM = ("first-trained", "initialisation")
+
+
+@dataclass(frozen=True)
+class AccessibilityWindow:
+    """The checkpoints accessibility averages TP-agreement over: ``start`` to the last.
+
+    An untrained network is right on an example with the chance of its output, so an
+    initialisation checkpoint adds about the same term to every example's accessibility: it
+    moves no rank but shrinks the spread and pulls every value towards chance.
+    """
+
+    #: One of :data:`ACCESSIBILITY_FROM`.
+    rule: str
+    #: First checkpoint averaged (0 or 1).
+    start: int
+    #: Checkpoints of the store, T.
+    num_checkpoints: int
+    #: Checkpoint 0 is an initialisation checkpoint (epoch 0, step 0 or unknown).
+    initialisation: bool
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints averaged."""
+        return self.num_checkpoints - self.start
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``'s ``accessibility_from`` entry of a split."""
+        return {
+            "rule": self.rule,
+            "first_checkpoint": self.start,
+            "checkpoints": self.checkpoints,
+            "initialisation_checkpoint": self.initialisation,
+            "initialisation_left_out": self.start == 1,
+        }
+
+
+def accessibility_window(
+    epochs: np.ndarray, steps: np.ndarray, rule: str = "first-trained"
+) -> AccessibilityWindow:
+    """The checkpoints accessibility averages over, from the store's checkpoint table.
+
+    Checkpoint 0 is left out only where ``rule`` is ``first-trained``, it is an initialisation
+    checkpoint (epoch 0 and step 0, or step unknown: -1) and there is another checkpoint.
+
+    Parameters
+    ----------
+    epochs : float64 (t,)
+        Epoch of each checkpoint (NaN: unknown).
+    steps : int64 (t,)
+        Optimiser step of each checkpoint (-1: unknown).
+    rule : str
+        One of :data:`ACCESSIBILITY_FROM`.
+
+    Raises
+    ------
+    ConfigError
+        For another rule.
+
+    Examples
+    --------
+    >>> accessibility_window(np.array([0.0, 1.0, 2.0]), np.array([0, 10, 20])).start
+    1
+    >>> accessibility_window(np.array([1.0, 2.0]), np.array([10, 20])).start
+    0
+    """
+    from engine.errors import ConfigError
+
+    if rule not in ACCESSIBILITY_FROM:
+        raise ConfigError(
+            f"accessibility from {rule!r}: choose one of {', '.join(ACCESSIBILITY_FROM)}"
+        )
+    epochs, steps = np.asarray(epochs, np.float64), np.asarray(steps, np.int64)
+    total = int(epochs.size)
+    initialisation = bool(total and epochs[0] == 0 and steps[0] in (0, -1))
+    start = int(rule == "first-trained" and initialisation and total > 1)
+    return AccessibilityWindow(rule, start, total, initialisation)
+
+
+#: Accessibility over every checkpoint: what a caller that names no window gets.
+EVERY_CHECKPOINT = AccessibilityWindow("initialisation", 0, 0, False)
+
+
+def example_accessibility(tpa: np.ndarray, start: int = 0) -> np.ndarray:
+    """Accessibility of each example, the mean of its TP-agreement over checkpoints ``start``
+    to the last, float64 (x,), from ``tpa`` float64 (t, x)."""
+    return tpa[start:].mean(axis=0)
 
 
 def learning_order(accessibility: np.ndarray) -> np.ndarray:
@@ -161,14 +249,19 @@ def learning_order(accessibility: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def split_half_reliabilities(verdicts: PooledVerdicts, network_half: np.ndarray) -> list[float]:
+def split_half_reliabilities(
+    verdicts: PooledVerdicts, network_half: np.ndarray, start: int = 0
+) -> list[float]:
     """Spearman-Brown corrected Spearman correlation of the accessibilities of each halving's
-    two halves; halvings with an empty half are skipped.
+    two halves (over checkpoints ``start`` to the last, ``start`` 0 or 1); halvings with an
+    empty half are skipped.
 
     ``network_half`` uint8 (s, networks) over the whole population.
     """
-    row_total = verdicts.tpa_count.sum(axis=0)
+    row_total = verdicts.tpa_count[start:].sum(axis=0)
     size, half = verdicts.size, verdicts.half_sum
+    if start:
+        half = half - verdicts.half_first
     reliabilities = []
     for s in range(half.shape[0]):
         first = int((network_half[s] & verdicts.in_groups).sum())
@@ -276,16 +369,21 @@ def first_learned_epoch_measures(
 
 
 def correctness_measures(
-    verdicts: PooledVerdicts, selection: NetworkSelection, labelled: np.ndarray
+    verdicts: PooledVerdicts,
+    selection: NetworkSelection,
+    labelled: np.ndarray,
+    window: AccessibilityWindow = EVERY_CHECKPOINT,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Every measure of correctness: the summary's entries and the arrays per example."""
+    """Every measure of correctness: the summary's entries and the arrays per example;
+    accessibility (and its split-half reliability) over the checkpoints of ``window``."""
     size, x_count = verdicts.size, verdicts.num_examples
     tpa = verdicts.tpa
     accuracy_mean = verdicts.network_accuracy.mean(axis=0)
     histogram = tpa_histogram(verdicts.tpa_count, size)
     null = independence_null_histogram(verdicts.network_accuracy, x_count)
-    accessibility = example_accessibility(tpa)
-    reliabilities = split_half_reliabilities(verdicts, selection.network_half)
+    window = _fitted(window, verdicts.num_checkpoints)
+    accessibility = example_accessibility(tpa, window.start)
+    reliabilities = split_half_reliabilities(verdicts, selection.network_half, window.start)
     first_mean, first_median, never_learned = first_learned_statistics(
         verdicts.first_learned_histogram, size
     )
@@ -303,6 +401,7 @@ def correctness_measures(
         "split_half_spearman": nan_to_none(np.mean(reliabilities)) if reliabilities else None,
         "split_half_spearman_each": nan_to_none_list(np.asarray(reliabilities)),
         "accessibility_mean": nan_to_none(accessibility.mean()),
+        "accessibility_from": window.summary(),
         "never_learned_share": nan_to_none(never_learned.mean()),
         "forgetting_mean": nan_to_none(forgetting.mean()),
         "tpa_mean_by_accessibility": learning_curves(tpa, accessibility),
@@ -322,13 +421,30 @@ def correctness_measures(
     return summary, per_example
 
 
+def _fitted(window: AccessibilityWindow, num_checkpoints: int) -> AccessibilityWindow:
+    """``window`` on counts of ``num_checkpoints`` (the default names no store's count)."""
+    if window.num_checkpoints == num_checkpoints:
+        return window
+    if window.num_checkpoints:
+        raise ValueError(
+            f"accessibility window of {window.num_checkpoints} checkpoints on counts of "
+            f"{num_checkpoints}"
+        )
+    return AccessibilityWindow(window.rule, 0, num_checkpoints, window.initialisation)
+
+
 def holdout_measures(
-    verdicts: PooledVerdicts, labelled: np.ndarray
+    verdicts: PooledVerdicts,
+    labelled: np.ndarray,
+    window: AccessibilityWindow = EVERY_CHECKPOINT,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Hold-out consistency per checkpoint and its rank correlation with accessibility at the
-    last checkpoint: the summary's entries and the array per example."""
+    """Hold-out consistency per checkpoint and its rank correlation with accessibility (over
+    the checkpoints of ``window``) at the last checkpoint: the summary's entries and the array
+    per example."""
     consistency = holdout_consistency(verdicts.holdout_count, verdicts.holdout_networks)
-    accessibility = example_accessibility(verdicts.tpa)
+    accessibility = example_accessibility(
+        verdicts.tpa, _fitted(window, verdicts.num_checkpoints).start
+    )
     mean = (
         nan_to_none_list(np.nanmean(consistency, axis=1))
         if np.isfinite(consistency).any()

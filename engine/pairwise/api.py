@@ -49,12 +49,14 @@ from engine.pairwise.output import (
     write_correct_counts,
 )
 from engine.pairwise.summaries import (
+    NO_LABELS,
     kappa_sample,
     matrix_histograms,
     network_summary,
     network_sums,
     network_values,
     summarise,
+    without_correctness,
 )
 from engine.pairwise.tiles import TileResult, compute_matrix
 
@@ -317,10 +319,18 @@ def pairwise_report(
             "predictions": bool(num_classes),
             "checkpoints": {},
         }
+        labelled = population.has_labels(split)
+        if not labelled:
+            split_report["has_labels"] = False
+            split_report["undefined"] = {"measures": ["agreement", "kappa"], "why": NO_LABELS}
         for t in checkpoint_list:
             side = make_side(population, split, t, ids, bootstrap, rng, num_classes, network_groups)
-            matrix = _store_matrix(side, float(epochs[t]), figures and t == checkpoint_list[-1])
+            # The figures draw kappa and correctness agreement: nothing to draw without labels.
+            draw = figures and labelled and t == checkpoint_list[-1]
+            matrix = _store_matrix(side, float(epochs[t]), draw)
             summary, drawn = _run_matrix(run, matrix, rng)
+            if not labelled:
+                without_correctness(summary)
             # An unknown epoch (NaN: an imported final checkpoint) is null; JSON has no NaN.
             summary["epoch"] = float(epochs[t]) if np.isfinite(epochs[t]) else None
             summary["group_names"] = side.group_names

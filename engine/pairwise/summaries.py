@@ -573,6 +573,37 @@ def network_summary(values: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
+#: Why a split without true labels has no correctness measures between networks.
+NO_LABELS = (
+    "the split has no true labels, so every network is 'wrong' on every example by "
+    "construction: correctness agreement and kappa are not defined there; prediction "
+    "agreement (and, in engine analyze, consensus) is"
+)
+
+
+def without_correctness(summary: dict[str, Any]) -> dict[str, Any]:
+    """A matrix summary of a split without labels: its correctness agreement and kappa (which
+    count verdicts that are wrong by construction, and so read 1.0 and undefined) emptied, and
+    ``undefined`` saying why; prediction agreement is kept (in place, and returned).
+
+    Examples
+    --------
+    >>> entry = {"all": {"mean": 1.0, "networks_ci": [1.0, 1.0], "pairs": 3}}
+    >>> entry["group_means"] = [[1.0]]
+    >>> out = without_correctness({"agreement": entry, "kappa": dict(entry)})
+    >>> out["agreement"]["all"]["mean"] is None, out["agreement"]["group_means"]
+    (True, [[None]])
+    """
+    for key in ("agreement", "kappa"):
+        entry = summary.get(key)
+        if not isinstance(entry, dict):
+            continue
+        entry["all"] = {k: (None if k != "pairs" else 0) for k in entry.get("all", {})}
+        entry["group_means"] = [[None] * len(row) for row in entry.get("group_means", [])]
+    summary["undefined"] = {"measures": ["agreement", "kappa"], "why": NO_LABELS}
+    return summary
+
+
 def network_sums(sides: MatrixSides, strips: list[StripResult]) -> tuple[np.ndarray, np.ndarray]:
     """Each network's sums with each group of the other side, per statistic, from the strips
     (:attr:`StripResult.row_sums` and ``column_sums``): (statistics, networks_0, groups_1) and

@@ -158,6 +158,7 @@ def _by_measures(
                 membership=split == membership_split,
                 soft=subset_counts(c.soft, "soft", examples),
                 soft_absent=c.soft_absent,
+                accessibility=selection.accessibility,
             )
     return measures
 
@@ -290,6 +291,7 @@ def analyze_store(
     examples_per_task: int | None = None,
     network_table: bool = False,
     by: str | None = None,
+    accessibility_from: str = "first-trained",
 ) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
@@ -330,6 +332,11 @@ def analyze_store(
         An example-metadata column: also the measures of each split on the examples of each
         of its values (summary.json's ``by`` section per split, the column in
         examples.parquet, a table in report.html); at most :data:`MAX_BY_VALUES` values.
+    accessibility_from : {"first-trained", "initialisation"}
+        Accessibility (and its split-half reliability) averages TP-agreement from the first
+        trained checkpoint (an initialisation checkpoint, epoch 0 and step 0, left out where
+        there are others) or from checkpoint 0; recorded as each split's
+        ``accessibility_from`` in summary.json.
 
     Returns
     -------
@@ -341,7 +348,12 @@ def analyze_store(
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
     population = open_population(store)
-    selection = select_store(population, resolve_splits(population, splits), require_complete)
+    selection = select_store(
+        population,
+        resolve_splits(population, splits),
+        require_complete,
+        accessibility_from=accessibility_from,
+    )
     checkpoints = _pairwise_checkpoints(population, pairwise_checkpoints)
     values = by_values(population, list(selection.splits), by) if by is not None else None
     out_dir = Path(out_dir)
@@ -397,6 +409,15 @@ def analyze_store(
 # compare
 
 
+def _checkpoint_grids(names: list[str], selections: list[StoreSelection]) -> dict[str, Any]:
+    """``summary.json``'s ``checkpoint_grids`` of a comparison (with its warnings)."""
+    from engine.measures import checkpoint_grids
+
+    return checkpoint_grids(
+        names, [s.epochs for s in selections], [s.accessibility for s in selections]
+    )
+
+
 def compare_stores(
     stores: list[str],
     out_dir: Path,
@@ -409,6 +430,7 @@ def compare_stores(
     pairwise: bool = True,
     device: str = "cpu",
     progress: bool = True,
+    accessibility_from: str = "first-trained",
 ) -> Path:
     """Compare the learning orders of populations trained on the same examples.
 
@@ -416,6 +438,7 @@ def compare_stores(
     correlation of accessibility, Spearman of TP-agreement per checkpoint, each population's
     split-half ceiling, the superset relation; across stores, test accuracy against agreement
     excess. Writes summary.json, the figures and report.html to ``out_dir``.
+    ``accessibility_from`` is that of :func:`analyze_store`, applied to every store.
 
     Returns
     -------
@@ -435,7 +458,10 @@ def compare_stores(
     require_same_dataset(populations, "compare")
     chosen = compare_splits(populations, splits)
     names = store_names([p.path for p in populations])
-    selections = [select_store(p, chosen, require_complete) for p in populations]
+    selections = [
+        select_store(p, chosen, require_complete, accessibility_from=accessibility_from)
+        for p in populations
+    ]
     out_dir = Path(out_dir)
     started = time.perf_counter()
     with dask_scheduler(scheduler, workers, cluster) as client:
@@ -448,6 +474,7 @@ def compare_stores(
         cross = _cross_pairwise(selections, out_dir, device) if pairwise else None
     comparison = compared.comparison
     summary = tables.comparison_summary(comparison, results, cross, seconds)
+    summary["checkpoint_grids"] = _checkpoint_grids(names, selections)
     tables.write_summary(summary, out_dir)
     tables.write_frame(compared.histograms(), out_dir / tables.HISTOGRAM_TABLE)
     made = figures.compare_figures(comparison, results, out_dir)

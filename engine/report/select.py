@@ -57,6 +57,7 @@ def select_examples(
     workers: int | None = None,
     cluster: str | None = None,
     progress: bool = False,
+    accessibility_from: str = "first-trained",
 ) -> SelectedExamples:
     """Write the ``example_ids`` of the examples a filter takes from one split of a store.
 
@@ -81,6 +82,8 @@ def select_examples(
         As in :func:`engine.report.analyze_store`.
     progress : bool
         Show a progress bar of chunks done.
+    accessibility_from : {"first-trained", "initialisation"}
+        The checkpoints of ``by="accessibility"``, as in :func:`engine.report.analyze_store`.
 
     Raises
     ------
@@ -108,7 +111,7 @@ def select_examples(
     if complete.size == 0:
         raise StoreError(f"{population.path} has no complete network to score examples with")
     selection = select_networks(population, networks=complete, halvings=0)
-    lazy = filter_scores(population, split, selection, chosen_filter)
+    lazy = filter_scores(population, split, selection, chosen_filter, accessibility_from)
     with dask_scheduler(scheduler, workers, cluster) as client:
         (scores,) = compute_with_progress(
             [lazy], client=client, progress=progress, counted=CHUNK_TASK_PREFIXES

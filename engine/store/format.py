@@ -559,6 +559,8 @@ def open_root(
                 f"unreadable root metadata of {path} (zarr.json): {type(error).__name__}; the "
                 "store is damaged or not a population store"
             ) from error
+        if isinstance(error, ImportError):  # fsspec's file system for the URL is missing
+            raise StoreError(missing_file_system(path, error)) from error
         raise StoreError(f"{path} is not a population store: {type(error).__name__}") from error
     meta = root.attrs.get(ATTRS_KEY)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
@@ -570,6 +572,36 @@ def open_root(
             f"up to {FORMAT_VERSION}: upgrade created-equal"
         )
     return root, meta
+
+
+#: The package fsspec needs for each URL scheme (``pip install`` names).
+FILE_SYSTEM_PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+}
+
+
+def missing_file_system(path: str | os.PathLike, error: ImportError) -> str:
+    """The line that says which package to install to reach ``path``, where fsspec raised
+    ``error`` for the file system of its URL.
+
+    Examples
+    --------
+    >>> missing_file_system("s3://bucket/p.zarr", ImportError("Install s3fs to access S3"))
+    's3://bucket/p.zarr needs the optional package s3fs to be read: pip install s3fs'
+    """
+    scheme = str(path).partition("://")[0].lower()
+    package = FILE_SYSTEM_PACKAGES.get(scheme) or getattr(error, "name", None)
+    if not package:
+        return f"{path} cannot be read: a package it needs is missing ({error})"
+    return f"{path} needs the optional package {package} to be read: pip install {package}"
 
 
 def consolidate(path: str | os.PathLike, storage_options: dict | None = None) -> None:

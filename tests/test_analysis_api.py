@@ -110,7 +110,9 @@ def test_values_equal_numpy(store, computed):
     dataset = computed.split("test")
     tpa = correct.mean(axis=0)
     np.testing.assert_allclose(dataset["tpa"], tpa)
-    np.testing.assert_allclose(dataset["accessibility"], tpa.mean(axis=0))
+    # By default the initialisation checkpoint (epoch 0) is left out of accessibility.
+    assert computed.selection.accessibility.start == 1
+    np.testing.assert_allclose(dataset["accessibility"], tpa[1:].mean(axis=0))
     np.testing.assert_allclose(dataset["tpa_last"], tpa[-1])
     np.testing.assert_allclose(dataset["accuracy_mean"], correct.mean(axis=2).mean(axis=0))
     np.testing.assert_allclose(dataset["network_accuracy"], correct.mean(axis=2))
@@ -123,7 +125,7 @@ def test_values_equal_numpy(store, computed):
     group = computed.split("test", "group1")
     members = (store.networks["group"] == "group1").to_numpy()
     np.testing.assert_array_equal(group["networks"], np.flatnonzero(members))
-    np.testing.assert_allclose(group["accessibility"], correct[members].mean(axis=0).mean(axis=0))
+    np.testing.assert_allclose(group["accessibility"], correct[members].mean(axis=0)[1:].mean(axis=0))
     assert set(group["group"].values) == {"group1"}
 
 
@@ -301,3 +303,12 @@ def test_open_pairwise_of_several_splits(pairwise_out):
             open_pairwise(pairwise_out, **kwargs)
     with pytest.raises(StoreError, match="no pairwise.zarr"):
         open_pairwise(pairwise_out / "nothing")
+
+
+def test_accessibility_from_the_initialisation_averages_every_checkpoint(store):
+    tpa = store.correct("test").compute().mean(axis=0)
+    analysis = engine.analyze(store.path, "test", accessibility_from="initialisation")
+    dataset = analysis.compute().split("test")
+    np.testing.assert_allclose(dataset["accessibility"], tpa.mean(axis=0))
+    with pytest.raises(engine.ConfigError, match="accessibility"):
+        engine.analyze(store.path, accessibility_from="epoch-3")

@@ -112,6 +112,8 @@ def test_values_equal_numpy(store, computed):
     np.testing.assert_allclose(dataset["tpa"], tpa)
     # By default the initialisation checkpoint (epoch 0) is left out of accessibility.
     assert computed.selection.accessibility.start == 1
+    assert dataset.attrs["accessibility_from"] == "first-trained"
+    assert dataset.attrs["accessibility_first_checkpoint"] == 1
     np.testing.assert_allclose(dataset["accessibility"], tpa[1:].mean(axis=0))
     np.testing.assert_allclose(dataset["tpa_last"], tpa[-1])
     np.testing.assert_allclose(dataset["accuracy_mean"], correct.mean(axis=2).mean(axis=0))
@@ -125,7 +127,9 @@ def test_values_equal_numpy(store, computed):
     group = computed.split("test", "group1")
     members = (store.networks["group"] == "group1").to_numpy()
     np.testing.assert_array_equal(group["networks"], np.flatnonzero(members))
-    np.testing.assert_allclose(group["accessibility"], correct[members].mean(axis=0)[1:].mean(axis=0))
+    np.testing.assert_allclose(
+        group["accessibility"], correct[members].mean(axis=0)[1:].mean(axis=0)
+    )
     assert set(group["group"].values) == {"group1"}
 
 

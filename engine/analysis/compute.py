@@ -217,7 +217,7 @@ def split_measures_of(
     selection: StoreSelection, counts: dict[str, SplitCounts]
 ) -> dict[str, SplitMeasures]:
     """The measures of every split, of all analysed networks and of each group with networks."""
-    from engine.measures import EVERY_CHECKPOINT, split_measures
+    from engine.measures import split_measures
 
     networks = selection.networks
     membership_split = selection.population.attrs.get("membership_split")
@@ -238,7 +238,7 @@ def split_measures_of(
                 soft=split_counts.soft,
                 soft_absent=split_counts.soft_absent,
                 epochs=epochs,
-                accessibility=selection.accessibility or EVERY_CHECKPOINT,
+                accessibility=selection.accessibility,
             )
 
         groups = {}

@@ -196,7 +196,10 @@ def dataset_attrs(selection: StoreSelection, split: str, groups: Iterable[int]) 
         "split": split,
         "groups": ",".join(names),
         "incomplete_networks_left_out": selection.incomplete,
-        "definitions": "docs/python-api.md and docs/outputs.md of Created Equal",
+        # Which checkpoints the accessibility variables average over.
+        "accessibility_from": selection.accessibility.rule,
+        "accessibility_first_checkpoint": selection.accessibility.start,
+        "definitions": "docs/measures.md, docs/python-api.md and docs/outputs.md of Created Equal",
     }
 
 

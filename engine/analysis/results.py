@@ -43,7 +43,7 @@ class StoreSelection:
         the next ones), in the order drawn.
     accessibility : AccessibilityWindow
         The checkpoints accessibility averages over (``--accessibility-from``), resolved from
-        the store's checkpoints; every checkpoint where None.
+        the store's checkpoints.
     """
 
     population: Population
@@ -53,8 +53,8 @@ class StoreSelection:
     num_classes: int
     epochs: np.ndarray
     labels: Mapping[str, np.ndarray]
+    accessibility: AccessibilityWindow
     map_networks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
-    accessibility: AccessibilityWindow | None = None
 
     @property
     def analysed(self) -> np.ndarray:

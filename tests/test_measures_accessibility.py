@@ -130,6 +130,10 @@ def test_analyze_records_the_choice(population, tmp_path, capsys, flag, start):
     assert split["accessibility_from"]["first_checkpoint"] == start
     accessibility, _ = _reference(population, select_networks(population), start)
     assert split["accessibility_mean"] == pytest.approx(accessibility.mean())
+    # The report says which checkpoints were averaged, as summary.json does.
+    page = (out / "report.html").read_text()
+    said = "after the initialisation" if start else "the initialisation included"
+    assert "test: accessibility averages TP-agreement over" in page and said in page
 
 
 def test_a_misspelt_rule_is_a_usage_error(population, tmp_path, capsys):
@@ -187,6 +191,10 @@ def test_compare_warns_when_checkpoint_counts_differ(tmp_path, capsys, checkpoin
         assert "warning: the populations have different checkpoint counts (a: 4, b: 7)" in err
         assert "note: accessibility is each population's mean" in err
         assert grids["warnings"] and grids["how"]
+        # The page says it too, not only the terminal.
+        page = (out / "report.html").read_text()
+        assert "Warning: the populations have different checkpoint counts (a: 4, b: 7)" in page
+        assert "Accessibility is each population&#39;s mean" in page
 
 
 @pytest.mark.parametrize("flag,start", [([], 1), (["--accessibility-from", "initialisation"], 0)])

@@ -296,14 +296,24 @@ def versions_table() -> Table:
 # compare
 
 
-def comparison_page(comparison: Comparison, figures: list[Path]) -> Page:
-    """The page of ``engine compare``."""
+def comparison_page(
+    comparison: Comparison, figures: list[Path], grids: Mapping[str, Any] | None = None
+) -> Page:
+    """The page of ``engine compare``; ``grids`` is summary.json's ``checkpoint_grids`` (how
+    accessibility was made comparable, and the warnings the command printed)."""
     from engine.report import sections
 
+    paragraphs = comparison_reading(comparison)
+    if grids is not None:
+        how = grids["how"]
+        paragraphs += [
+            how[:1].upper() + how[1:] + ".",
+            *(f"Warning: {w}." for w in grids["warnings"]),
+        ]
     overview = Section(
         "overview",
         "Overview",
-        paragraphs=comparison_reading(comparison),
+        paragraphs=paragraphs,
         rows=comparison_rows(comparison),
     )
     pngs = sections.Figures(figures, comparison_captions(comparison, figures))

@@ -268,6 +268,8 @@ def learning(
             "networks rank the examples by accessibility (1: the same order)."
         )
         rows.append((f"{split}: split-half reliability", number(s.get("split_half_spearman"))))
+        if s.get("accessibility_from") is not None:
+            paragraphs.append(f"{split}: {accessibility_sentence(s['accessibility_from'])}")
         if s.get("never_learned_share") is not None:
             rows.append((f"{split}: never learned (share)", percent(s["never_learned_share"])))
         if s.get("holdout_consistency_mean"):
@@ -290,6 +292,24 @@ def learning(
     if summary.get("checkpoints") == 1 and labelled:
         paragraphs.append("One checkpoint: no learning curves (they need two checkpoints).")
     return Section("learning", "Learning order", paragraphs, rows, figures=figures)
+
+
+def accessibility_sentence(window: Mapping[str, Any]) -> str:
+    """Which checkpoints accessibility averages over, from summary.json's
+    ``accessibility_from`` entry of a split."""
+    count = _plural(window["checkpoints"], "checkpoint")
+    if window["initialisation_left_out"]:
+        return (
+            f"accessibility averages TP-agreement over the {count} after the initialisation "
+            "(checkpoint 0 adds the same chance-level term to every example; "
+            "--accessibility-from initialisation counts it)."
+        )
+    if window["initialisation_checkpoint"]:
+        return (
+            f"accessibility averages TP-agreement over all {count}, the initialisation "
+            "included (--accessibility-from initialisation)."
+        )
+    return f"accessibility averages TP-agreement over all {count} (none is an initialisation)."
 
 
 def _curves_caption(split: str) -> str:

@@ -58,6 +58,14 @@ def analyze(
             "(at most 100).",
         ),
     ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            help="The folder of a data set read from files (as given to train-population): "
+            "the report shows the browsed examples' pictures.",
+        ),
+    ] = None,
 ) -> None:
     """Every measure of one store: agreement histograms and their nulls, learning order,
     learning events, consensus, hold-out consistency, data maps and the area under the margin
@@ -84,6 +92,7 @@ def analyze(
             network_table=network_table,
             by=by,
             accessibility_from=accessibility_from.value,
+            data_dir=data_dir,
         )
     typer.echo(f"wrote {report}")
 

@@ -421,7 +421,41 @@ def test_pictures_say_why_they_are_missing(tmp_path):
     population.attrs["extra"] = {"train_config": {"data": {"name": "cifar10"}}}
     population.attrs["dataset"] = {**population.attrs["dataset"], "name": "cifar10"}
     inputs, note = split_inputs(population, ["train"])
-    assert inputs == {} and "not available offline" in note
+    assert inputs == {} and "engine analyze --data-dir FOLDER" in note
+
+
+def test_images_read_from_files_are_shown_with_the_data_folder(tmp_path, capsys):
+    """A data set read from files (CIFAR-10's python batches, written small in their real
+    format): the store does not keep the folder, `engine analyze --data-dir` gives it."""
+    from cli.app import main
+    from tests.test_data import make_cifar
+
+    batch = make_cifar(tmp_path / "data" / "cifar-10-batches-py", per_batch=40)
+    store = tmp_path / "cifar.zarr"
+    flags = ["--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--arch", "linear"]
+    code = main(
+        ["train-population", *flags, "--networks", "2", "--epochs", "1", "--quiet"]
+        + ["--out", str(store)]
+    )
+    assert code == 0, capsys.readouterr().err
+    common = ["analyze", str(store), "--pairwise-checkpoints", "none", "--no-progress"]
+    assert main([*common, "-o", str(tmp_path / "without")]) == 0
+    page = read_page(tmp_path / "without" / "report.html")
+    assert not any(c["picture"] for c in page.cards) and page.cards
+    assert "--data-dir" in (tmp_path / "without" / "report.html").read_text()
+    out = tmp_path / "with"
+    assert main([*common, "-o", str(out), "--data-dir", str(tmp_path / "data")]) == 0
+    page = read_page(out / "report.html")
+    test_cards = [c for c in page.cards if c["split"] == "test"]
+    assert test_cards and all(c["picture"] for c in page.cards)
+    for card in test_cards:
+        shape = tuple(int(v) for v in card["picture"]["data-shape"].split(","))
+        assert shape == (32, 32, 3)
+        shown = np.frombuffer(base64.b64decode(card["picture"]["data-pixels"]), np.uint8)
+        # The test batch's row of this example, CIFAR's channel-first bytes as an image.
+        raw = batch[b"data"][int(card["id"])].reshape(3, 32, 32).astype(np.float64)
+        expected = np.round(255 * (raw - raw.min()) / (raw.max() - raw.min()))
+        np.testing.assert_allclose(shown, np.moveaxis(expected, 0, -1).ravel(), atol=1)
 
 
 # ----------------------------------------------------------------------------------------------

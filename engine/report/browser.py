@@ -224,7 +224,7 @@ def split_inputs(
     if name not in REBUILT and data_dir is None:
         return {}, (
             f"the data set ({name}) is read from files whose folder the store does not keep; "
-            "its pictures are not available offline"
+            "engine analyze --data-dir FOLDER shows their pictures"
         )
     try:
         dataset = _rebuilt(config["data"], data_dir)

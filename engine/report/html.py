@@ -217,15 +217,17 @@ def analysis_page(
     figures: list[Path],
     captions: Mapping[str, str] | None = None,
     result: StoreResult | None = None,
+    data_dir: str | None = None,
 ) -> Page:
     """The page of ``engine analyze`` from its ``summary.json`` and PNG figures (``captions``
     by figure stem, the rest from :func:`caption_of`); with ``result``, also the interactive
-    figures and the example browser."""
+    figures and the example browser (its pictures of a data set read from files need the
+    files' folder, ``data_dir``)."""
     from engine.report import sections
 
     started = time.perf_counter()
     pngs = sections.Figures(figures, dict(captions or {}))
-    built = sections.analysis_sections(summary, pngs, result)
+    built = sections.analysis_sections(summary, pngs, result, data_dir)
     command = result.population.attrs.get("command") if result is not None else None
     details = run_details(summary, time.perf_counter() - started, command)
     return Page(f"Analysis of {summary['store']}", [*built, details])

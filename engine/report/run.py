@@ -292,6 +292,7 @@ def analyze_store(
     network_table: bool = False,
     by: str | None = None,
     accessibility_from: str = "first-trained",
+    data_dir: str | None = None,
 ) -> Path:
     """Compute every measure of a store and write the outputs to ``out_dir``.
 
@@ -337,6 +338,9 @@ def analyze_store(
         trained checkpoint (an initialisation checkpoint, epoch 0 and step 0, left out where
         there are others) or from checkpoint 0; recorded as each split's
         ``accessibility_from`` in summary.json.
+    data_dir : str, optional
+        The folder of a data set read from files (``train-population --data-dir``): the
+        report's example browser then shows the examples' pictures.
 
     Returns
     -------
@@ -402,7 +406,7 @@ def analyze_store(
     made += [path for path, _ in soft_made]
     made += figures.embedded(out_dir / f for f in (pairwise or {}).get("figures", []))
     captions = {path.stem: caption for path, caption in soft_made}
-    return html.write_page(out_dir, html.analysis_page(summary, made, captions, result))
+    return html.write_page(out_dir, html.analysis_page(summary, made, captions, result, data_dir))
 
 
 # ----------------------------------------------------------------------------------------------

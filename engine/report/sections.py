@@ -128,12 +128,16 @@ def _with_twin(chart: dict[str, Any], name: str, caption: str, twin: Figure | No
 
 
 def analysis_sections(
-    summary: dict[str, Any], pngs: Figures, result: StoreResult | None
+    summary: dict[str, Any],
+    pngs: Figures,
+    result: StoreResult | None,
+    data_dir: str | None = None,
 ) -> list[Section]:
-    """Every section of the analysis page but the run's details, in order."""
+    """Every section of the analysis page but the run's details, in order; ``data_dir`` is the
+    folder of a data set read from files, for the browser's pictures."""
     splits = summary.get("splits", {})
     labelled = [s for s, v in splits.items() if v.get("accuracy_mean")]
-    browsed, note = _browsed(result, labelled)
+    browsed, note = _browsed(result, labelled, data_dir)
     parts = [
         overview(summary, pngs),
         agreement(summary, pngs, result, labelled),
@@ -548,14 +552,14 @@ def by_table(split: str, by: dict[str, Any]) -> Table:
 
 
 def _browsed(
-    result: StoreResult | None, labelled: list[str]
+    result: StoreResult | None, labelled: list[str], data_dir: str | None = None
 ) -> tuple[dict[str, dict[str, list[browser.BrowsedExample]]], str]:
     """The browser's examples of every labelled split, with pictures where available, and why
     pictures are missing ("" where they are not)."""
     if result is None or not labelled:
         return {}, ""
     population = result.population
-    inputs, note = browser.split_inputs(population, labelled)
+    inputs, note = browser.split_inputs(population, labelled, data_dir)
     class_names = [str(c) for c in population.attrs.get("class_names", [])]
     browsed = {
         split: browser.browse_split(

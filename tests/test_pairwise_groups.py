@@ -165,6 +165,6 @@ def test_summaries_per_example_group_need_the_column(tmp_path):
     from engine.errors import ConfigError
 
     population, _ = _metadata_store(tmp_path / "conditions.zarr", networks=12)
-    with pytest.raises(ConfigError, match="no such column; it has condition"):
+    with pytest.raises(ConfigError, match="no such metadata column; it has condition"):
         pairwise_report(population, tmp_path / "out", by="severity", figures=False)
     assert not (tmp_path / "out").exists()

@@ -255,29 +255,39 @@ def _group_means(sums: np.ndarray, pairs: np.ndarray, symmetric: bool) -> list[l
 MAX_VALUES = 100
 
 
-def example_values(population: Any, splits: list[str], column: str) -> dict[str, dict]:
+def example_values(
+    population: Any, splits: list[str], column: str, limit: int = MAX_VALUES
+) -> dict[str, dict]:
     """Per split, the examples (int64 indices) of each value of the metadata ``column``, the
-    values sorted and named as text; examples without a value are in none.
+    values sorted and named as text; examples without a value are in none. The one reading of
+    ``--by`` that ``engine analyze`` and the pairwise summaries share.
 
     Raises
     ------
     ConfigError
-        A split lacks the column, or it has over :data:`MAX_VALUES` values.
+        A split has no metadata, lacks the column, or the column has over ``limit`` values.
     """
     from engine.errors import ConfigError
 
     found = {}
     for split in splits:
         table = population.example_metadata(split)
+        if table.columns.empty:
+            raise ConfigError(
+                f"--by {column}: split {split!r} has no example metadata "
+                "(choose splits with --split)"
+            )
         if column not in table.columns:
-            have = ", ".join(map(str, table.columns)) or "no example metadata"
-            raise ConfigError(f"by {column!r}: split {split!r} has no such column; it has {have}")
+            raise ConfigError(
+                f"--by {column}: split {split!r} has no such metadata column; it has "
+                + ", ".join(map(str, table.columns))
+            )
         values = table[column]
         distinct = sorted(values.dropna().unique().tolist())
-        if len(distinct) > MAX_VALUES:
+        if len(distinct) > limit:
             raise ConfigError(
-                f"by {column!r}: split {split!r} has {len(distinct)} values, at most "
-                f"{MAX_VALUES} are summarised"
+                f"--by {column}: split {split!r} has {len(distinct)} values, "
+                f"at most {limit} are reported"
             )
         found[split] = {
             str(value): np.flatnonzero((values == value).to_numpy(dtype=bool, na_value=False))

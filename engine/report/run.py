@@ -57,40 +57,11 @@ MAX_BY_VALUES = 100
 
 
 def by_values(population: Population, splits: list[str], column: str) -> dict[str, dict]:
-    """Per split, the examples (int64 indices) of each value of the metadata ``column``, the
-    values in sorted order and named as text; examples without a value are in none.
+    """Per split, the examples (int64 indices) of each value of the metadata ``column``
+    (:func:`engine.pairwise.by_value.example_values`, at most :data:`MAX_BY_VALUES` values)."""
+    from engine.pairwise.by_value import example_values
 
-    Raises
-    ------
-    ConfigError
-        A split has no metadata, lacks the column, or the column has over
-        :data:`MAX_BY_VALUES` values.
-    """
-    found = {}
-    for split in splits:
-        table = population.example_metadata(split)
-        if table.columns.empty:
-            raise ConfigError(
-                f"--by {column}: split {split!r} has no example metadata "
-                "(choose splits with --split)"
-            )
-        if column not in table.columns:
-            raise ConfigError(
-                f"--by {column}: split {split!r} has no such metadata column; it has "
-                + ", ".join(map(str, table.columns))
-            )
-        values = table[column]
-        distinct = sorted(values.dropna().unique().tolist())
-        if len(distinct) > MAX_BY_VALUES:
-            raise ConfigError(
-                f"--by {column}: split {split!r} has {len(distinct)} values, "
-                f"at most {MAX_BY_VALUES} are reported"
-            )
-        found[split] = {
-            str(value): np.flatnonzero((values == value).to_numpy(dtype=bool, na_value=False))
-            for value in distinct
-        }
-    return found
+    return example_values(population, splits, column, MAX_BY_VALUES)
 
 
 def _lazy_network_counts(

@@ -560,7 +560,7 @@ def _browsed(
         return {}, ""
     population = result.population
     inputs, note = browser.split_inputs(population, labelled, data_dir)
-    class_names = [str(c) for c in population.attrs.get("class_names", [])]
+    class_names = [str(c) for c in population.attrs.get("class_names") or []]
     browsed = {
         split: browser.browse_split(
             result.measures[split].overall["examples"],

@@ -195,6 +195,7 @@ def test_compare_warns_when_checkpoint_counts_differ(tmp_path, capsys, checkpoin
         page = (out / "report.html").read_text()
         assert "Warning: the populations have different checkpoint counts (a: 4, b: 7)" in page
         assert "Accessibility is each population&#39;s mean" in page
+    assert "measures computed in" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize("flag,start", [([], 1), (["--accessibility-from", "initialisation"], 0)])

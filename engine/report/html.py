@@ -299,13 +299,15 @@ def versions_table() -> Table:
 
 
 def comparison_page(
-    comparison: Comparison, figures: list[Path], grids: Mapping[str, Any] | None = None
+    comparison: Comparison, figures: list[Path], summary: Mapping[str, Any] | None = None
 ) -> Page:
-    """The page of ``engine compare``; ``grids`` is summary.json's ``checkpoint_grids`` (how
-    accessibility was made comparable, and the warnings the command printed)."""
+    """The page of ``engine compare``; from its ``summary`` (summary.json), how accessibility
+    was made comparable, the warnings the command printed, and the timings."""
     from engine.report import sections
 
+    summary = summary or {}
     paragraphs = comparison_reading(comparison)
+    grids = summary.get("checkpoint_grids")
     if grids is not None:
         how = grids["how"]
         paragraphs += [
@@ -324,7 +326,13 @@ def comparison_page(
     details = Section(
         "run",
         "Run details",
-        rows=[("this report's command line", command_line())],
+        rows=[
+            ("this report's command line", command_line()),
+            (
+                "measures computed in",
+                _seconds((summary.get("execution") or {}).get("measures_seconds")),
+            ),
+        ],
         tables=[versions_table()],
     )
     return Page("Comparison of " + ", ".join(comparison.names), [*parts, details])

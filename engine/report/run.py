@@ -456,9 +456,7 @@ def compare_stores(
     for report in (cross or {}).values():
         if isinstance(report, dict):
             made += figures.embedded(report.get("figures", []))
-    return html.write_page(
-        out_dir, html.comparison_page(comparison, made, summary["checkpoint_grids"])
-    )
+    return html.write_page(out_dir, html.comparison_page(comparison, made, summary))
 
 
 __all__ = ["MAX_BY_VALUES", "analyze_store", "by_values", "compare_stores"]

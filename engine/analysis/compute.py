@@ -222,7 +222,6 @@ def split_measures_of(
     networks = selection.networks
     membership_split = selection.population.attrs.get("membership_split")
     everyone = list(range(networks.num_groups))
-    epochs = selection.population.checkpoints["epoch"].to_numpy(np.float64)
     measures = {}
     for split, split_counts in counts.items():
 
@@ -237,7 +236,7 @@ def split_measures_of(
                 membership=split == membership_split,
                 soft=split_counts.soft,
                 soft_absent=split_counts.soft_absent,
-                epochs=epochs,
+                epochs=selection.epochs,
                 accessibility=selection.accessibility,
             )
 

@@ -61,19 +61,21 @@ def test_prediction_agreement_counts(n0, n1, examples, classes, data):
         kernels.pack_classes(p0, classes), kernels.pack_classes(p1, classes)
     )
     np.testing.assert_array_equal(planes, expected)
-    # So does the bit-sliced route (classes below 16).
-    sliced = kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1))
+    # So does the bit-sliced route (classes below 15).
+    sliced = kernels.same_prediction_counts(
+        kernels.pack_slices(p0), kernels.pack_slices(p1), examples
+    )
     np.testing.assert_array_equal(sliced, expected)
 
 
 @given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 200), st.data())
-def test_same_prediction_counts_over_sixteen_classes(n0, n1, examples, data):
+def test_same_prediction_counts_over_fifteen_classes(n0, n1, examples, data):
     def draw(n):
-        return data.draw(hnp.arrays(np.int16, (n, examples), elements=st.integers(-1, 15)))
+        return data.draw(hnp.arrays(np.int16, (n, examples), elements=st.integers(-1, 14)))
 
     p0, p1 = draw(n0), draw(n1)
     np.testing.assert_array_equal(
-        kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1)),
+        kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1), examples),
         reference.prediction_agreement_counts(p0, p1),
     )
 
@@ -181,3 +183,21 @@ def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide,
     pairs = n0 * (n0 - 1) // 2 if diagonal else n0 * n1
     assert kernel[4][0].sum() == pairs
     assert kernel[5].sum() == kernel[4][1].sum()
+
+
+@pytest.mark.parametrize("missing", ["none", "rows", "both"])
+@pytest.mark.parametrize(("n0", "n1", "examples"), [(7, 101, 130), (2, 48, 64), (1, 3, 1)])
+def test_same_prediction_counts_across_column_blocks(n0, n1, examples, missing):
+    # More columns than one block of SLICE_COLUMNS, an odd row, columns not a multiple of 3,
+    # and missing predictions on neither, one or both sides.
+    rng = np.random.default_rng(n0 * 1000 + n1)
+    p0 = rng.integers(0, 10, (n0, examples)).astype(np.int16)
+    p1 = rng.integers(0, 10, (n1, examples)).astype(np.int16)
+    if missing in ("rows", "both"):
+        p0[rng.random(p0.shape) < 0.2] = -1
+    if missing == "both":
+        p1[rng.random(p1.shape) < 0.2] = -1
+    np.testing.assert_array_equal(
+        kernels.same_prediction_counts(kernels.pack_slices(p0), kernels.pack_slices(p1), examples),
+        reference.prediction_agreement_counts(p0, p1),
+    )

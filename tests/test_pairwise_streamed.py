@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from typer.testing import CliRunner
 
 from engine.pairwise import inputs as pairwise_inputs
-from engine.pairwise import pairwise_report
+from engine.pairwise import pairwise_report, tiles
 from engine.pairwise.tiles import KAPPA_BINS, NEIGHBOURS, histogram_median
 from engine.testing import simulate_population
 from tests.reference_pairwise import pairwise_matrices
@@ -87,7 +87,11 @@ def test_histograms_are_exact(population, direct, tmp_path):
         assert (rows.low <= rows.high).all()
 
 
-def test_network_statistics(population, direct, tmp_path):
+@pytest.mark.parametrize("gathered", [4096, 12, 1])
+def test_network_statistics(population, direct, tmp_path, monkeypatch, gathered):
+    # A strip adds its kappa to its rows' statistics every ``gathered`` columns: all at once
+    # (4096), every two tiles of 8 (12; the diagonal tile mid-buffer), every tile (1).
+    monkeypatch.setattr(tiles, "STATISTICS_COLUMNS", gathered)
     report = _report(population, tmp_path, matrices=False)
     table = pd.read_parquet(tmp_path / "pairwise_networks.parquet").set_index("network")
     assert list(table.index) == list(range(41))

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 #: above it a direct comparison of int16 predictions is faster (measured: 8.9e9 words/s of
 #: popcount against 2e10 comparisons/s, crossing near 28 classes).
 MAX_PLANE_CLASSES = 24
-#: Up to this many classes (4 bits), bit-sliced predictions (:func:`kernels.pairwise.pack_slices`:
-#: a validity plane and 4 class-bit planes) replace the planes per class: 2.1-2.7x faster at 10
-#: classes (benchmarks/RESULTS.md, Scale).
-MAX_SLICE_CLASSES = 16
+#: Up to this many classes, bit-sliced predictions (:func:`kernels.pairwise.pack_slices`: 4
+#: class-bit planes, code 15 where a prediction is missing, and a plane marking those) replace the
+#: planes per class: 3.3x faster at 10 classes (benchmarks/RESULTS.md, Scale).
+MAX_SLICE_CLASSES = 15
 
 
 @dataclass(frozen=True, eq=False)

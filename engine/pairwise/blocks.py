@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MAX_PLANE_CLASSES = 24
 #: Up to this many classes, bit-sliced predictions (:func:`kernels.pairwise.pack_slices`: 4
 #: class-bit planes, code 15 where a prediction is missing, and a plane marking those) replace the
-#: planes per class: 3.3x faster at 10 classes (benchmarks/RESULTS.md, Scale).
+#: planes per class: 4.9x faster at 10 classes (benchmarks/RESULTS.md, Scale).
 MAX_SLICE_CLASSES = 15
 
 
@@ -38,7 +38,8 @@ class NetworkBlock:
     Attributes
     ----------
     words : ndarray of uint64, dims (networks, words)
-        Packed correctness bits, as :func:`kernels.pairwise.pack_bits` packs them.
+        Packed correctness bits, as :func:`kernels.pairwise.pack_bits` packs them, padded with
+        zero words to a multiple of ``kernels.pairwise.WORD_MULTIPLE``.
     correct_count : ndarray of int64, dims (networks,)
         Examples each network gets right.
     example_correct : ndarray of int64, dims (examples,)
@@ -84,11 +85,14 @@ class SideCounts:
 def words_from_bytes(packed_bytes: np.ndarray) -> np.ndarray:
     """uint8 (networks, example_bytes), little bit order -> uint64 (networks, words).
 
-    The store's packed bytes are the kernels' words already: pad to a multiple of 8 bytes and
-    read them as little-endian uint64.
+    The store's packed bytes are the kernels' words already: pad with zero bytes to a multiple
+    of ``WORD_MULTIPLE`` words (the popcount loops then leave no scalar remainder) and read them
+    as little-endian uint64.
     """
+    from kernels.pairwise import WORD_MULTIPLE
+
     networks, num_bytes = packed_bytes.shape
-    num_words = -(-num_bytes // 8)
+    num_words = -(-num_bytes // (8 * WORD_MULTIPLE)) * WORD_MULTIPLE
     padded = np.zeros((networks, 8 * num_words), np.uint8)
     padded[:, :num_bytes] = packed_bytes
     return padded.view("<u8").astype(np.uint64, copy=False)

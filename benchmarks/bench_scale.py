@@ -264,13 +264,8 @@ def matrices_against_numpy(population, out: Path, repeat: int) -> dict:
         timed("numpy", lambda: _numpy_kappa(correct))
         timed("numpy_to_zarr", lambda: _numpy_to_zarr(population, numpy_out))
         both, kappa = _numpy_kappa(correct)
-        timed(
-            "tofile",
-            lambda: (
-                both.astype(np.uint16).tofile(raw / "both"),
-                kappa.astype(np.float32).tofile(raw / "kappa"),
-            ),
-        )
+        matrices = {"both": both.astype(np.uint16), "kappa": kappa.astype(np.float32)}
+        timed("tofile", lambda m=matrices: [a.tofile(raw / name) for name, a in m.items()])
         timed(
             "engine",
             lambda: pairwise_report(population, out, bootstrap=0, figures=False, matrices=True),

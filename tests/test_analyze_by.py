@@ -147,3 +147,19 @@ def test_the_cli_takes_by(tmp_path):
     assert result.exit_code == 0, result.output
     by = json.loads((out / "summary.json").read_text())["splits"]["test"]["by"]
     assert list(by["values"]) == ["0", "1"]
+
+
+def test_page_shows_pairwise_kappa_per_value(tmp_path):
+    # With the pairwise measures, each value's row carries its mean pairwise kappa and the
+    # network interval from the pairwise summary.
+    from engine.report.sections import number
+
+    store = _store(tmp_path / "s.zarr")
+    analyze_store(str(store), tmp_path / "out", by="condition", progress=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    checkpoints = summary["pairwise"]["splits"]["test"]["checkpoints"]
+    kappa = checkpoints[max(checkpoints, key=int)]["by"]["values"]["blur"]["kappa"]
+    low, high = kappa["networks_ci"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "pairwise kappa [networks 95%]" in page
+    assert f"{number(kappa['mean'])} [{number(low)}, {number(high)}]" in page

@@ -86,13 +86,16 @@ def test_pooled_replicate_weighs_group_pairs_as_the_estimate(grouped, tmp_path):
     assert high == pytest.approx(numerator / denominator, rel=1e-5)
 
 
-def _metadata_store(path, networks=22, examples=300, classes=4, seed=8):
+def _metadata_store(path, networks=22, examples=300, classes=4, seed=8, one_value=False):
     """Two groups of networks with predictions; examples in three conditions (and some with
-    none), the ``hard`` ones mostly wrong."""
+    none), the ``hard`` ones mostly wrong; or (``one_value``) every example of one condition,
+    ``mixed``."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, examples).astype(np.int32)
     condition = np.array(["easy", "hard", "mixed"], dtype=object)[rng.integers(0, 3, examples)]
     condition[:7] = None
+    if one_value:
+        condition[:] = "mixed"
     writer = engine.create_population(
         path,
         dataset_name="conditions",
@@ -168,3 +171,40 @@ def test_summaries_per_example_group_need_the_column(tmp_path):
     with pytest.raises(ConfigError, match="no such metadata column; it has condition"):
         pairwise_report(population, tmp_path / "out", by="severity", figures=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_network_intervals_per_example_group(tmp_path, monkeypatch):
+    # One value holding every example: its linearised network intervals are the whole
+    # matrix's, linearised too (the same network weights; sums taken in another order).
+    from engine.pairwise import inputs
+
+    monkeypatch.setattr(inputs, "EXACT_BOOTSTRAP_NETWORKS", 0)
+    population, _ = _metadata_store(tmp_path / "one.zarr", one_value=True)
+    report = pairwise_report(
+        population, tmp_path / "out", bootstrap=40, figures=False, by="condition", block=8
+    )
+    summary = report["splits"]["test"]["checkpoints"]["0"]
+    assert summary["networks_ci_method"] == "linearised"
+    entry = summary["by"]["values"]["mixed"]
+    for name in ("kappa", "agreement"):
+        whole = summary[name]["all"]
+        assert entry[name]["mean"] == pytest.approx(whole["mean"], rel=1e-9)
+        assert entry[name]["networks_ci"] == pytest.approx(whole["networks_ci"], rel=1e-9)
+        low, high = entry[name]["networks_ci"]
+        assert low < high
+    assert entry["prediction_agreement"]["networks_ci"] is None
+    # Three values: each has an interval of its own, about its own mean.
+    population, _ = _metadata_store(tmp_path / "three.zarr")
+    report = pairwise_report(
+        population, tmp_path / "out3", bootstrap=40, figures=False, by="condition", block=8
+    )
+    values = report["splits"]["test"]["checkpoints"]["0"]["by"]["values"]
+    for value, entry in values.items():
+        for name in ("kappa", "agreement"):
+            low, high = entry[name]["networks_ci"]
+            assert low < high, (value, name)
+            assert low - 0.05 < entry[name]["mean"] < high + 0.05, (value, name)
+    assert (
+        values["easy"]["agreement"]["networks_ci"][0]
+        > values["hard"]["agreement"]["networks_ci"][1]
+    )

@@ -156,9 +156,9 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
     side = sides.side_0
     if run.by is not None and run.by_values is not None and sides.symmetric:
         values = run.by_values[side.split]
-        kappa_sums = compute_by_value(sides, run.block, list(values.values()))
+        value_sums = compute_by_value(sides, run.block, list(values.values()))
         summary["by"] = by_value_summary(
-            sides, run.by, values, kappa_sums, (counts_0, counts_1), run.bootstrap, rng
+            sides, run.by, values, value_sums, (counts_0, counts_1), run.bootstrap, rng
         )
     values = network_values(strips)
     summary["network_kappa"] = network_summary(values)

@@ -51,6 +51,36 @@ def value_block(block: NetworkBlock, examples: list[np.ndarray], num_examples: i
     return ValueBlock(words, counts)
 
 
+@dataclass(frozen=True, eq=False)
+class ValueSums:
+    """What the pass per value returns for one matrix (or one strip of it).
+
+    Attributes
+    ----------
+    pairs : ndarray of float64, dims (3, values, groups_0, groups_1)
+        Over the upper tiles (pairs i < j): kappa summed over the pairs where it is defined,
+        those pairs, and agreement counts summed over every pair.
+    rows : ndarray of float64, dims (2, values, networks_0, groups_1)
+        Each row network's sums of kappa (defined pairs) and of agreement counts with the
+        networks of each group, itself left out: its whole row.
+    correct : ndarray of int64, dims (values, networks_0)
+        Examples of each value each row network gets right.
+    """
+
+    pairs: np.ndarray
+    rows: np.ndarray
+    correct: np.ndarray
+
+    @classmethod
+    def join(cls, strips: list[ValueSums]) -> ValueSums:
+        """The strips' sums over the matrix: pair sums added, rows side by side."""
+        return cls(
+            add_up(strip.pairs for strip in strips),
+            np.concatenate([strip.rows for strip in strips], axis=2),
+            np.concatenate([strip.correct for strip in strips], axis=1),
+        )
+
+
 def value_strip(
     rows: ValueBlock,
     columns: list[ValueBlock],
@@ -60,9 +90,8 @@ def value_strip(
     sizes: np.ndarray,
     num_groups: tuple[int, int],
     symmetric: bool,
-) -> np.ndarray:
-    """Sums of kappa and pairs with a defined kappa per value and group pair over one strip's
-    tiles (the upper ones where symmetric, pairs i < j on the diagonal).
+) -> ValueSums:
+    """The sums per value over one strip's tiles (:class:`ValueSums`).
 
     Parameters
     ----------
@@ -78,38 +107,47 @@ def value_strip(
         Examples of each value.
     num_groups : (int, int)
     symmetric : bool
-
-    Returns
-    -------
-    ndarray of float64, dims (2, values, groups_0, groups_1)
-        Kappa summed over the pairs where it is defined, and those pairs.
     """
     from kernels.pairwise import agreement_and_kappa, co_correct_counts
 
     g0, g1 = num_groups
-    sums = np.zeros((2, sizes.size, g0, g1))
+    n0 = groups_0.size
+    pairs = np.zeros((3, sizes.size, g0, g1))
+    row_sums = np.zeros((2, sizes.size, n0, g1))
     onehot_0 = (groups_0[:, None] == np.arange(g0)).astype(np.float64)
     for j, block in enumerate(columns):
-        if symmetric and j < index:
-            continue
+        upper = not (symmetric and j < index)
         onehot_1 = (groups_1[j][:, None] == np.arange(g1)).astype(np.float64)
         for v, size in enumerate(sizes):
             both = co_correct_counts(rows.words[v], block.words[v])
-            _, kappa = agreement_and_kappa(
+            agree, kappa = agreement_and_kappa(
                 both, rows.correct_count[v], block.correct_count[v], int(size)
             )
             defined = np.isfinite(kappa)
+            counted = np.ones(kappa.shape, bool)
             if symmetric and j == index:
-                defined = np.triu(defined, 1)
-            values = np.where(defined, kappa, 0).astype(np.float64)
-            sums[0, v] += onehot_0.T @ values @ onehot_1
-            sums[1, v] += onehot_0.T @ defined.astype(np.float64) @ onehot_1
-    return sums
+                # A network is not paired with itself; the sums over pairs take i < j.
+                np.fill_diagonal(defined, False)
+                np.fill_diagonal(counted, False)
+            kappa_values = np.where(defined, kappa, 0).astype(np.float64)
+            agree_values = np.where(counted, agree, 0).astype(np.float64)
+            row_sums[0, v] += kappa_values @ onehot_1
+            row_sums[1, v] += agree_values @ onehot_1
+            if not upper:
+                continue
+            if symmetric and j == index:
+                defined, kappa_values, agree_values = (
+                    np.triu(m, 1) for m in (defined, kappa_values, agree_values)
+                )
+            pairs[0, v] += onehot_0.T @ kappa_values @ onehot_1
+            pairs[1, v] += onehot_0.T @ defined.astype(np.float64) @ onehot_1
+            pairs[2, v] += onehot_0.T @ agree_values @ onehot_1
+    return ValueSums(pairs, row_sums, rows.correct_count)
 
 
-def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray]) -> np.ndarray:
-    """The kappa sums of :func:`value_strip` over every strip of one matrix (computed on the
-    active Dask scheduler), dims (2, values, groups_0, groups_1).
+def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray]) -> ValueSums:
+    """The sums of :func:`value_strip` over every strip of one matrix (computed on the active
+    Dask scheduler).
 
     Parameters
     ----------
@@ -151,7 +189,7 @@ def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray])
         for i, positions in enumerate(slices_0)
     ]
     (parts,) = dask.compute(strips)
-    return add_up(parts)
+    return ValueSums.join(parts)
 
 
 def _linear_means(
@@ -191,14 +229,16 @@ def by_value_summary(
     sides: MatrixSides,
     column: str,
     values: dict[str, np.ndarray],
-    kappa_sums: np.ndarray,
+    sums: ValueSums,
     counts: tuple[SideCounts, SideCounts],
     bootstrap: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """The summary's ``by`` entry of one matrix: per value, its examples and, per statistic,
-    the mean over all pairs (kappa over pairs where defined), an example-bootstrap interval
-    (agreement and prediction agreement; None for kappa) and the group x group means.
+    """The summary's ``by`` entry of one symmetric matrix: per value, its examples and, per
+    statistic, the mean over all pairs (kappa over pairs where defined), a network-bootstrap
+    interval (linearised; kappa and agreement; None for prediction agreement), an
+    example-bootstrap interval (agreement and prediction agreement; None for kappa) and the
+    group x group means of kappa.
 
     Parameters
     ----------
@@ -206,8 +246,8 @@ def by_value_summary(
     column : str
         The example-metadata column.
     values : dict of str to ndarray of int64
-        Each value's examples, in the order of ``kappa_sums``.
-    kappa_sums : ndarray of float64, dims (2, values, groups_0, groups_1)
+        Each value's examples, in the order of ``sums``.
+    sums : ValueSums
         From :func:`compute_by_value`.
     counts : (SideCounts, SideCounts)
     bootstrap : int
@@ -215,14 +255,16 @@ def by_value_summary(
     """
     from engine.pairwise.summaries import fold, interval
 
-    out: dict[str, Any] = {"column": column, "values": {}}
+    out: dict[str, Any] = {"column": column, "values": {}, "networks_ci_method": "linearised"}
     for v, (value, chosen) in enumerate(values.items()):
-        kappa_sum = fold(kappa_sums[0, v], sides.symmetric)
-        kappa_pairs = fold(kappa_sums[1, v], sides.symmetric)
+        kappa_sum = fold(sums.pairs[0, v], sides.symmetric)
+        kappa_pairs = fold(sums.pairs[1, v], sides.symmetric)
         entry: dict[str, Any] = {"examples": int(chosen.size)}
         total = kappa_pairs.sum()
+        networks_ci = _network_intervals(sides, sums, v, chosen.size) if bootstrap else {}
         entry["kappa"] = {
             "mean": float(kappa_sum.sum() / total) if total else None,
+            "networks_ci": networks_ci.get("kappa"),
             "examples_ci": None,
             "pairs": int(total),
             "group_means": _group_means(kappa_sum, kappa_pairs, sides.symmetric),
@@ -235,9 +277,48 @@ def by_value_summary(
         for name, mean in point.items():
             entry[name] = {
                 "mean": float(mean[0]),
+                "networks_ci": networks_ci.get(name),
                 "examples_ci": interval(replicates[name]) if name in replicates else None,
             }
         out["values"][value] = entry
+    return out
+
+
+def _network_intervals(
+    sides: MatrixSides, sums: ValueSums, v: int, size: int
+) -> dict[str, list[float] | None]:
+    """Network-bootstrap intervals of value ``v``'s mean kappa and mean agreement over all
+    pairs: the whole matrix's linearised bootstrap (:func:`summarise` with ``network_sums``)
+    on the value's examples, with its pair weights and its undefined kappa pairs."""
+    from engine.pairwise.summaries import (
+        fold,
+        interval,
+        linear_network_bootstrap,
+        pair_weights,
+        pooled_means,
+        second_order,
+    )
+
+    if not size:
+        return {}
+    pairs = pair_weights(sides)
+    correct = sums.correct[v]
+    undefined = add_up(
+        pair_weights(sides, mask, mask)
+        for mask in ((correct == size).astype(np.float64), (correct == 0).astype(np.float64))
+    )
+    unused = np.zeros((sides.side_1.size, sides.side_0.num_groups))
+    chosen = np.ones(pairs.shape[:2], bool)
+    out: dict[str, list[float] | None] = {}
+    for name, index, scale, denominator in (
+        ("kappa", 0, 1.0, pairs - undefined),
+        ("agreement", 1, 1.0 / size, pairs),
+    ):
+        point = sums.pairs[0 if name == "kappa" else 2, v] * scale
+        boot = linear_network_bootstrap(sides, point, sums.rows[index, v] * scale, unused)
+        stacked = np.concatenate([point[..., None], boot.transpose(1, 2, 0)], axis=2)
+        totals = second_order(fold(stacked, sides.symmetric), denominator)
+        out[name] = interval(pooled_means(totals[chosen], denominator[chosen])[1:])
     return out
 
 

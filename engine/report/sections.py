@@ -516,12 +516,36 @@ def groups_section(summary: dict[str, Any]) -> Section:
                 )
     for split, s in splits.items():
         if s.get("by"):
-            tables.append(by_table(split, s["by"]))
+            tables.append(by_table(split, s["by"], _pairwise_by(summary, split)))
     return Section("groups", "Groups", paragraphs, tables=tables)
 
 
-def by_table(split: str, by: dict[str, Any]) -> Table:
-    """One row per value of a split's ``by`` section at the last checkpoint."""
+def _pairwise_by(summary: dict[str, Any], split: str) -> dict[str, Any]:
+    """The pairwise summaries per value of a split's ``--by`` column at the last checkpoint
+    computed (value -> entry), or {} where pairwise measures were not computed."""
+    result = ((summary.get("pairwise") or {}).get("splits") or {}).get(split) or {}
+    checkpoints = result.get("checkpoints") or {}
+    if not checkpoints:
+        return {}
+    return ((checkpoints[max(checkpoints, key=int)].get("by") or {}).get("values")) or {}
+
+
+def _with_interval(entry: dict[str, Any] | None, shown_as: Any) -> str:
+    """A mean with its network interval, as pairwise_rows shows them; "-" without a mean."""
+    if not entry or entry.get("mean") is None:
+        return "-"
+    shown = shown_as(entry["mean"])
+    interval = entry.get("networks_ci")
+    if interval:
+        shown += f" [{shown_as(interval[0])}, {shown_as(interval[1])}]"
+    return shown
+
+
+def by_table(split: str, by: dict[str, Any], pairwise: dict[str, Any] | None = None) -> Table:
+    """One row per value of a split's ``by`` section at the last checkpoint, with the mean
+    pairwise kappa on the value's examples and its network interval where ``pairwise`` (value
+    -> the pairwise summary's entry) has them."""
+    pairwise = pairwise or {}
     rows = [
         [
             f"{split}: {by['column']} = {value}",
@@ -531,6 +555,7 @@ def by_table(split: str, by: dict[str, Any]) -> Table:
             number(v.get("agreement_excess")),
             number(v.get("split_half_spearman")),
         ]
+        + ([_with_interval(pairwise.get(value, {}).get("kappa"), number)] if pairwise else [])
         for value, v in by["values"].items()
     ]
     return Table(
@@ -542,7 +567,8 @@ def by_table(split: str, by: dict[str, Any]) -> Table:
             "extreme fraction",
             "agreement excess",
             "split-half reliability",
-        ],
+        ]
+        + (["pairwise kappa [networks 95%]"] if pairwise else []),
         rows,
     )
 

@@ -17,6 +17,7 @@ Steps (``--steps``, comma separated; default every one):
   against the NumPy float32 GEMM formulation (C @ C.T, agreement and kappa) in the same run.
 - ``growth``: the cost of ``analyze_store`` (pairwise summaries included) as N, T and X double
   from a base store.
+- ``growth_cluster``: the same growth on a 2-worker local Dask cluster.
 - ``cluster``: the ``cifar`` and ``wide`` analyses again on a 2-worker local Dask cluster.
 
 Stores are written once into ``--dir`` by :func:`fast_store` (the public writer, a block of
@@ -58,7 +59,7 @@ SMOKE_SIZES = {
     "matrices": (100, 1, 300, False),
     "growth": (40, 2, 100, True),
 }
-STEPS = ("cifar", "wide", "graph", "matrices", "growth", "cluster")
+STEPS = ("cifar", "wide", "graph", "matrices", "growth", "growth_cluster", "cluster")
 CLASSES = 10
 
 
@@ -337,7 +338,9 @@ def main() -> None:
             small, args.dir / f"{prefix}out_matrices", args.repeat
         )
         print("matrices:", json.dumps(results["matrices"]), flush=True)
-    if "growth" in steps:
+    for step, workers in (("growth", 0), ("growth_cluster", 2)):
+        if step not in steps:
+            continue
         n, t, x, predictions = sizes["growth"]
         growth = {}
         for name, shape in (
@@ -347,10 +350,11 @@ def main() -> None:
             ("2X", (n, t, 2 * x, predictions)),
         ):
             population = make("growth", shape)
-            run = analysis(warm, population.path, args.dir / f"{prefix}out_growth_{name}")  # type: ignore[attr-defined]
+            out = args.dir / f"{prefix}out_{step}_{name}"
+            run = analysis(warm, population.path, out, workers=workers)  # type: ignore[attr-defined]
             growth[name] = {"shape": shape[:3], **run}
-            print(f"growth {name} {shape[:3]}: {run['seconds']:.1f} s", flush=True)
-        results["growth"] = growth
+            print(f"{step} {name} {shape[:3]}: {run['seconds']:.1f} s", flush=True)
+        results[step] = growth
     if "cluster" in steps:
         for name in ("cifar", "wide"):
             population = make(name, sizes[name])

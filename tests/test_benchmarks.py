@@ -384,3 +384,16 @@ def test_gpu_checks_runs_only_the_test_files_with_gpu_tests(tmp_path):
     (name, _, command), *_ = gpu_checks.steps(Args(), tmp_path)
     assert name == "pytest_gpu" and command[command.index("gpu") - 1] == "-m"
     assert [Path(part).name for part in command if part.endswith(".py")] == files
+
+
+def test_tile_kernels_smoke(tmp_path):
+    # The counts were checked against NumPy before any time was printed.
+    result = json.loads(run_benchmark("tile_kernels.py", tmp_path, "--smoke").splitlines()[-1])
+    assert result["tile"] == [40, 40, 300]
+    for key in (
+        "same_prediction_ms",
+        "co_correct_ms",
+        "network_statistics_per_tile_ms",
+        "network_statistics_gathered_ms",
+    ):
+        assert positive(result[key]), key

@@ -351,6 +351,73 @@ def tile_statistics(
 
 
 @kernel
+def tile_group_sums(
+    both_correct,
+    same,
+    kappa,
+    correct_0,
+    correct_1,
+    num_examples,
+    groups_0,
+    groups_1,
+    num_groups_0,
+    num_groups_1,
+    diagonal,
+):
+    """Per statistic, each row network's sum over a tile's pairs with the columns of each group,
+    and each column network's with the rows of each group: what the linearised network
+    bootstrap needs (one pass where matrix products over one-hot groups took four).
+
+    Parameters
+    ----------
+    both_correct : ndarray of int32, dims (networks_0, networks_1)
+        Co-correct counts B.
+    same : ndarray of int32, dims (networks_0, networks_1) or (0, 0)
+        Prediction agreement counts; (0, 0) where predictions are not compared.
+    kappa : ndarray of float32, dims (networks_0, networks_1)
+        Error consistency, NaN where undefined (summed as 0).
+    correct_0, correct_1 : ndarray of int64, dims (networks_0,), (networks_1,)
+    num_examples : int
+    groups_0, groups_1 : ndarray of int64, group index of each network
+    num_groups_0, num_groups_1 : int
+    diagonal : bool
+        Only pairs i < j are summed.
+
+    Returns
+    -------
+    row_sums : ndarray of float64, dims (statistics, networks_0, groups_1)
+    column_sums : ndarray of float64, dims (statistics, networks_1, groups_0)
+        Statistics in the order agreement counts, kappa, prediction agreement counts (the last
+        only where ``same`` is given).
+    """
+    n0, n1 = both_correct.shape
+    has_same = same.shape[0] == n0 and same.shape[1] == n1 and same.size > 0
+    statistics = 3 if has_same else 2
+    row_sums = np.zeros((statistics, n0, num_groups_1), np.float64)
+    column_sums = np.zeros((statistics, n1, num_groups_0), np.float64)
+    total = np.int64(num_examples)
+    for i in range(n0):
+        ci = correct_0[i]
+        gi = groups_0[i]
+        start = i + 1 if diagonal else 0
+        for j in range(start, n1):
+            gj = groups_1[j]
+            agree = np.float64(total - ci - correct_1[j] + 2 * np.int64(both_correct[i, j]))
+            value = np.float64(kappa[i, j])
+            if np.isnan(value):
+                value = 0.0
+            row_sums[0, i, gj] += agree
+            row_sums[1, i, gj] += value
+            column_sums[0, j, gi] += agree
+            column_sums[1, j, gi] += value
+            if has_same:
+                count = np.float64(same[i, j])
+                row_sums[2, i, gj] += count
+                column_sums[2, j, gi] += count
+    return row_sums, column_sums
+
+
+@kernel
 def count_histograms(
     both_correct,
     same,

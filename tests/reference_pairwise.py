@@ -159,3 +159,26 @@ def tile_statistics(
     for row, selection in enumerate((within, ~within)):
         histogram[row] = np.bincount(bins[defined & selection].astype(np.int64), minlength=num_bins)
     return sums, pairs, histogram
+
+
+def tile_group_sums(
+    both_correct, same, kappa, correct_0, correct_1, num_examples, groups_0, groups_1,
+    num_groups_0, num_groups_1, diagonal,
+):  # fmt: skip
+    """Each network's sums with each group of the other side by matrix products over one-hot
+    groups, per statistic (agreement counts, kappa with NaN as 0, prediction agreement counts)."""
+    agree = (
+        num_examples - correct_0[:, None] - correct_1[None, :] + 2 * both_correct.astype(np.int64)
+    ).astype(np.float64)
+    values = [agree, np.nan_to_num(kappa.astype(np.float64), nan=0.0)]
+    if same.size:
+        values.append(same.astype(np.float64))
+    onehot_0 = (groups_0[:, None] == np.arange(num_groups_0)).astype(np.float64)
+    onehot_1 = (groups_1[:, None] == np.arange(num_groups_1)).astype(np.float64)
+    rows, columns = [], []
+    for matrix in values:
+        if diagonal:
+            matrix = np.triu(matrix, 1)
+        rows.append(matrix @ onehot_1)
+        columns.append(matrix.T @ onehot_0)
+    return np.stack(rows), np.stack(columns)

@@ -185,6 +185,40 @@ def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide,
     assert kernel[5].sum() == kernel[4][1].sum()
 
 
+@given(
+    verdicts(max_networks=7, max_examples=150),
+    verdicts(max_networks=7, max_examples=150),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+def test_tile_group_sums(first, second, num_groups, diagonal, predictions, data):
+    examples = min(first.shape[1], second.shape[1])
+    c0 = first[:, :examples].astype(np.int64)
+    c1 = c0 if diagonal else second[:, :examples].astype(np.int64)
+    both = (c0 @ c1.T).astype(np.int32)
+    n0, n1 = both.shape
+
+    def draw_groups(n):
+        return data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, num_groups - 1)))
+
+    groups_0 = draw_groups(n0)
+    groups_1 = groups_0 if diagonal else draw_groups(n1)
+    if predictions:
+        same = data.draw(hnp.arrays(np.int32, (n0, n1), elements=st.integers(0, examples)))
+    else:
+        same = np.zeros((0, 0), np.int32)
+    _, kappa = kernels.agreement_and_kappa(both, c0.sum(axis=1), c1.sum(axis=1), examples)
+    args = (both, same, kappa, c0.sum(axis=1), c1.sum(axis=1), examples, groups_0, groups_1)
+    args += (num_groups, num_groups, diagonal)
+    rows, columns = kernels.tile_group_sums(*args)
+    expected_rows, expected_columns = reference.tile_group_sums(*args)
+    assert rows.shape == (3 if predictions else 2, n0, num_groups)
+    np.testing.assert_allclose(rows, expected_rows, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(columns, expected_columns, rtol=1e-12, atol=1e-9)
+
+
 @pytest.mark.parametrize("missing", ["none", "rows", "both"])
 @pytest.mark.parametrize(("n0", "n1", "examples"), [(7, 101, 130), (2, 48, 64), (1, 3, 1)])
 def test_same_prediction_counts_across_column_blocks(n0, n1, examples, missing):

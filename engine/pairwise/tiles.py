@@ -92,7 +92,7 @@ class TileSpec:
     device : str
         ``"cpu"`` or ``"cuda"``: where the co-correct counts are computed.
     linear : bool
-        The network bootstrap is linearised (:func:`group_sums` instead of
+        The network bootstrap is linearised (:func:`kernels.pairwise.tile_group_sums` instead of
         :func:`bootstrap_sums`; see :func:`engine.pairwise.summaries.linear_network_bootstrap`).
     """
 
@@ -412,7 +412,24 @@ def pairwise_tile(
     )
     boots: dict[str, np.ndarray] = {}
     row_sums = column_sums = None
-    if rows.replicates:
+    if rows.replicates and spec.linear:
+        # The network sums of the linearised bootstrap, in one numba pass over the tile.
+        from kernels.pairwise import tile_group_sums
+
+        row_sums, column_sums = tile_group_sums(
+            both,
+            same_in,
+            kappa,
+            block_0.correct_count,
+            block_1.correct_count,
+            spec.num_examples,
+            rows.groups,
+            columns.groups,
+            rows.num_groups,
+            columns.num_groups,
+            spec.diagonal,
+        )
+    elif rows.replicates:
         # Agreement enters as counts, exact in float32 (row sums of a tile stay below 2^24), and
         # is divided by X in the summary; undefined kappa enters as 0 (the denominators leave it
         # out). Kappa is the tile pass's own, not computed again.
@@ -422,10 +439,7 @@ def pairwise_tile(
         values = {"agreement": agree.astype(np.float32), "kappa": np.nan_to_num(kappa, nan=0.0)}
         if same is not None:
             values["prediction_agreement"] = same.astype(np.float32)
-        if spec.linear:
-            row_sums, column_sums = group_sums(values, rows, columns, spec.diagonal)
-        else:
-            boots = bootstrap_sums(values, rows, columns, spec.diagonal)
+        boots = bootstrap_sums(values, rows, columns, spec.diagonal)
     names = [n for n in STATISTICS if n != "prediction_agreement" or same is not None]
     result = TileResult(
         point={name: point[STATISTICS.index(name)] for name in names},
@@ -441,38 +455,6 @@ def pairwise_tile(
         column_sums=column_sums,
     )
     return result, stored
-
-
-def group_sums(
-    values: dict[str, np.ndarray], rows: TileAxis, columns: TileAxis, diagonal: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per statistic, each row network's sum over the tile's pairs with the columns of each
-    group, and each column network's with the rows of each group: what the linearised network
-    bootstrap needs, at a cost of N^2 G where the exact one costs N^2 R.
-
-    Parameters
-    ----------
-    values : dict of str to ndarray of float32, dims (networks_0, networks_1)
-        As :func:`bootstrap_sums`, in the order of ``STATISTICS``.
-    rows, columns : TileAxis
-    diagonal : bool
-        Only pairs i < j are summed.
-
-    Returns
-    -------
-    row_sums : ndarray of float64, dims (statistics, networks_0, groups_1)
-    column_sums : ndarray of float64, dims (statistics, networks_1, groups_0)
-    """
-    onehot_0 = (rows.groups[:, None] == np.arange(rows.num_groups)).astype(np.float64)
-    onehot_1 = (columns.groups[:, None] == np.arange(columns.num_groups)).astype(np.float64)
-    row_sums, column_sums = [], []
-    for matrix in values.values():
-        matrix = matrix.astype(np.float64)
-        if diagonal:
-            matrix = np.triu(matrix, 1)
-        row_sums.append(matrix @ onehot_1)
-        column_sums.append(matrix.T @ onehot_0)
-    return np.stack(row_sums), np.stack(column_sums)
 
 
 def _empty_statistics(ids: np.ndarray) -> dict[str, np.ndarray]:

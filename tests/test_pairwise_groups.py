@@ -173,23 +173,27 @@ def test_summaries_per_example_group_need_the_column(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_network_intervals_per_example_group(tmp_path, monkeypatch):
-    # One value holding every example: its linearised network intervals are the whole
-    # matrix's, linearised too (the same network weights; sums taken in another order).
+@pytest.mark.parametrize("method", ["exact", "linearised"])
+def test_network_intervals_per_example_group(tmp_path, monkeypatch, method):
+    # One value holding every example: its network intervals are the whole matrix's, by the
+    # same method (exact up to EXACT_BOOTSTRAP_NETWORKS, else linearised; the same network
+    # weights; sums taken in another order).
     from engine.pairwise import inputs
 
-    monkeypatch.setattr(inputs, "EXACT_BOOTSTRAP_NETWORKS", 0)
+    if method == "linearised":
+        monkeypatch.setattr(inputs, "EXACT_BOOTSTRAP_NETWORKS", 0)
     population, _ = _metadata_store(tmp_path / "one.zarr", one_value=True)
     report = pairwise_report(
         population, tmp_path / "out", bootstrap=40, figures=False, by="condition", block=8
     )
     summary = report["splits"]["test"]["checkpoints"]["0"]
-    assert summary["networks_ci_method"] == "linearised"
+    assert summary["networks_ci_method"] == method
+    assert summary["by"]["networks_ci_method"] == method
     entry = summary["by"]["values"]["mixed"]
     for name in ("kappa", "agreement"):
         whole = summary[name]["all"]
         assert entry[name]["mean"] == pytest.approx(whole["mean"], rel=1e-9)
-        assert entry[name]["networks_ci"] == pytest.approx(whole["networks_ci"], rel=1e-9)
+        assert entry[name]["networks_ci"] == pytest.approx(whole["networks_ci"], rel=1e-6)
         low, high = entry[name]["networks_ci"]
         assert low < high
     assert entry["prediction_agreement"]["networks_ci"] is None

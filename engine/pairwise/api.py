@@ -156,7 +156,8 @@ def _run_matrix(run: _Run, matrix: _Matrix, rng: np.random.Generator) -> tuple[d
     side = sides.side_0
     if run.by is not None and run.by_values is not None and sides.symmetric:
         values = run.by_values[side.split]
-        value_sums = compute_by_value(sides, run.block, list(values.values()))
+        exact = bool(run.bootstrap) and not linear
+        value_sums = compute_by_value(sides, run.block, list(values.values()), exact)
         summary["by"] = by_value_summary(
             sides, run.by, values, value_sums, (counts_0, counts_1), run.bootstrap, rng
         )

@@ -65,19 +65,26 @@ class ValueSums:
         networks of each group, itself left out: its whole row.
     correct : ndarray of int64, dims (values, networks_0)
         Examples of each value each row network gets right.
+    boot : ndarray of float64, dims (2, values, replicates, groups_0, groups_1), or None
+        With the exact network bootstrap: over the upper tiles, each replicate's sums of kappa
+        (defined pairs) and of agreement counts, W_g^T S W_h
+        (:func:`engine.pairwise.tiles.bootstrap_sums`); None where it is linearised.
     """
 
     pairs: np.ndarray
     rows: np.ndarray
     correct: np.ndarray
+    boot: np.ndarray | None = None
 
     @classmethod
     def join(cls, strips: list[ValueSums]) -> ValueSums:
         """The strips' sums over the matrix: pair sums added, rows side by side."""
+        boots = [strip.boot for strip in strips if strip.boot is not None]
         return cls(
             add_up(strip.pairs for strip in strips),
             np.concatenate([strip.rows for strip in strips], axis=2),
             np.concatenate([strip.correct for strip in strips], axis=1),
+            add_up(boots) if boots else None,
         )
 
 
@@ -90,6 +97,7 @@ def value_strip(
     sizes: np.ndarray,
     num_groups: tuple[int, int],
     symmetric: bool,
+    weights: tuple[np.ndarray, list[np.ndarray]] | None = None,
 ) -> ValueSums:
     """The sums per value over one strip's tiles (:class:`ValueSums`).
 
@@ -107,13 +115,21 @@ def value_strip(
         Examples of each value.
     num_groups : (int, int)
     symmetric : bool
+    weights : (ndarray, list of ndarray), optional
+        The network-bootstrap multiplicities, float32 (networks, replicates), of the rows and of
+        each block of columns: the exact bootstrap's replicate sums are then added up too.
     """
+    from engine.pairwise.tiles import TileAxis, bootstrap_sums
     from kernels.pairwise import agreement_and_kappa, co_correct_counts
 
     g0, g1 = num_groups
     n0 = groups_0.size
     pairs = np.zeros((3, sizes.size, g0, g1))
     row_sums = np.zeros((2, sizes.size, n0, g1))
+    boot = None
+    if weights is not None:
+        boot = np.zeros((2, sizes.size, weights[0].shape[1], g0, g1))
+        rows_axis = TileAxis(slice(0, n0), groups_0, g0, weights[0])
     onehot_0 = (groups_0[:, None] == np.arange(g0)).astype(np.float64)
     for j, block in enumerate(columns):
         upper = not (symmetric and j < index)
@@ -142,12 +158,27 @@ def value_strip(
             pairs[0, v] += onehot_0.T @ kappa_values @ onehot_1
             pairs[1, v] += onehot_0.T @ defined.astype(np.float64) @ onehot_1
             pairs[2, v] += onehot_0.T @ agree_values @ onehot_1
-    return ValueSums(pairs, row_sums, rows.correct_count)
+            if boot is not None and weights is not None:
+                columns_axis = TileAxis(slice(0, groups_1[j].size), groups_1[j], g1, weights[1][j])
+                matrices = {"kappa": kappa_values, "agreement": agree_values}
+                # Already upper on the diagonal tile: no second triu.
+                sums = bootstrap_sums(
+                    {k: m.astype(np.float32) for k, m in matrices.items()},
+                    rows_axis,
+                    columns_axis,
+                    False,
+                )
+                boot[0, v] += sums["kappa"]
+                boot[1, v] += sums["agreement"]
+    return ValueSums(pairs, row_sums, rows.correct_count, boot)
 
 
-def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray]) -> ValueSums:
+def compute_by_value(
+    sides: MatrixSides, block: int, examples: list[np.ndarray], exact: bool = False
+) -> ValueSums:
     """The sums of :func:`value_strip` over every strip of one matrix (computed on the active
-    Dask scheduler).
+    Dask scheduler); ``exact`` adds the exact network bootstrap's replicate sums (as the whole
+    matrix has them up to ``EXACT_BOOTSTRAP_NETWORKS``).
 
     Parameters
     ----------
@@ -175,6 +206,7 @@ def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray])
     rows, slices_0 = value_blocks(side_0)
     columns, slices_1 = (rows, slices_0) if sides.symmetric else value_blocks(side_1)
     groups_1 = [side_1.groups[s] for s in slices_1]
+    weights_1 = [side_1.weights[s] for s in slices_1]
     strips = [
         dask.delayed(value_strip, pure=True)(
             rows[i],
@@ -185,6 +217,7 @@ def compute_by_value(sides: MatrixSides, block: int, examples: list[np.ndarray])
             sizes,
             (side_0.num_groups, side_1.num_groups),
             sides.symmetric,
+            (side_0.weights[positions], weights_1) if exact else None,
         )
         for i, positions in enumerate(slices_0)
     ]
@@ -255,7 +288,8 @@ def by_value_summary(
     """
     from engine.pairwise.summaries import fold, interval
 
-    out: dict[str, Any] = {"column": column, "values": {}, "networks_ci_method": "linearised"}
+    method = None if not bootstrap else ("linearised" if sums.boot is None else "exact")
+    out: dict[str, Any] = {"column": column, "values": {}, "networks_ci_method": method}
     for v, (value, chosen) in enumerate(values.items()):
         kappa_sum = fold(sums.pairs[0, v], sides.symmetric)
         kappa_pairs = fold(sums.pairs[1, v], sides.symmetric)
@@ -288,8 +322,9 @@ def _network_intervals(
     sides: MatrixSides, sums: ValueSums, v: int, size: int
 ) -> dict[str, list[float] | None]:
     """Network-bootstrap intervals of value ``v``'s mean kappa and mean agreement over all
-    pairs: the whole matrix's linearised bootstrap (:func:`summarise` with ``network_sums``)
-    on the value's examples, with its pair weights and its undefined kappa pairs."""
+    pairs: the whole matrix's bootstrap on the value's examples (:func:`summarise`), exact where
+    ``sums`` has the replicate sums, else linearised from the network sums, with its pair
+    weights and its undefined kappa pairs."""
     from engine.pairwise.summaries import (
         fold,
         interval,
@@ -315,9 +350,14 @@ def _network_intervals(
         ("agreement", 1, 1.0 / size, pairs),
     ):
         point = sums.pairs[0 if name == "kappa" else 2, v] * scale
-        boot = linear_network_bootstrap(sides, point, sums.rows[index, v] * scale, unused)
+        if sums.boot is not None:
+            boot = sums.boot[index, v] * scale
+        else:
+            boot = linear_network_bootstrap(sides, point, sums.rows[index, v] * scale, unused)
         stacked = np.concatenate([point[..., None], boot.transpose(1, 2, 0)], axis=2)
-        totals = second_order(fold(stacked, sides.symmetric), denominator)
+        totals = fold(stacked, sides.symmetric)
+        if sums.boot is None:
+            totals = second_order(totals, denominator)
         out[name] = interval(pooled_means(totals[chosen], denominator[chosen])[1:])
     return out
 

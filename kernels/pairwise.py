@@ -354,7 +354,6 @@ def tile_statistics(
 def tile_group_sums(
     both_correct,
     same,
-    kappa,
     correct_0,
     correct_1,
     num_examples,
@@ -363,6 +362,7 @@ def tile_group_sums(
     num_groups_0,
     num_groups_1,
     diagonal,
+    kappa,
 ):
     """Per statistic, each row network's sum over a tile's pairs with the columns of each group,
     and each column network's with the rows of each group: what the linearised network
@@ -370,18 +370,11 @@ def tile_group_sums(
 
     Parameters
     ----------
-    both_correct : ndarray of int32, dims (networks_0, networks_1)
-        Co-correct counts B.
-    same : ndarray of int32, dims (networks_0, networks_1) or (0, 0)
-        Prediction agreement counts; (0, 0) where predictions are not compared.
+    both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1, num_groups_0,
+    num_groups_1, diagonal
+        As :func:`tile_statistics`.
     kappa : ndarray of float32, dims (networks_0, networks_1)
         Error consistency, NaN where undefined (summed as 0).
-    correct_0, correct_1 : ndarray of int64, dims (networks_0,), (networks_1,)
-    num_examples : int
-    groups_0, groups_1 : ndarray of int64, group index of each network
-    num_groups_0, num_groups_1 : int
-    diagonal : bool
-        Only pairs i < j are summed.
 
     Returns
     -------
@@ -405,7 +398,7 @@ def tile_group_sums(
             agree = np.float64(total - ci - correct_1[j] + 2 * np.int64(both_correct[i, j]))
             value = np.float64(kappa[i, j])
             if np.isnan(value):
-                value = 0.0
+                value = np.float64(0.0)
             row_sums[0, i, gj] += agree
             row_sums[1, i, gj] += value
             column_sums[0, j, gi] += agree

@@ -162,8 +162,8 @@ def tile_statistics(
 
 
 def tile_group_sums(
-    both_correct, same, kappa, correct_0, correct_1, num_examples, groups_0, groups_1,
-    num_groups_0, num_groups_1, diagonal,
+    both_correct, same, correct_0, correct_1, num_examples, groups_0, groups_1,
+    num_groups_0, num_groups_1, diagonal, kappa,
 ):  # fmt: skip
     """Each network's sums with each group of the other side by matrix products over one-hot
     groups, per statistic (agreement counts, kappa with NaN as 0, prediction agreement counts)."""

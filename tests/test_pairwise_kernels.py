@@ -126,16 +126,10 @@ def test_degenerate_kappa_is_nan():
     assert np.isnan(kappa).all()
 
 
-@given(
-    verdicts(max_networks=7, max_examples=150),
-    verdicts(max_networks=7, max_examples=150),
-    st.integers(1, 3),
-    st.booleans(),
-    st.booleans(),
-    st.booleans(),
-    st.data(),
-)
-def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide, data):
+def _tile(first, second, num_groups, diagonal, predictions, data):
+    """A tile's inputs in the kernels' order (co-correct counts, prediction agreement counts or
+    (0, 0), correct counts, examples, groups) from drawn verdicts; a diagonal tile pairs the
+    first block with itself."""
     examples = min(first.shape[1], second.shape[1])
     c0 = first[:, :examples].astype(np.int64)
     c1 = c0 if diagonal else second[:, :examples].astype(np.int64)
@@ -151,15 +145,25 @@ def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide,
         same = data.draw(hnp.arrays(np.int32, (n0, n1), elements=st.integers(0, examples)))
     else:
         same = np.zeros((0, 0), np.int32)
+    return both, same, c0.sum(axis=1), c1.sum(axis=1), examples, groups_0, groups_1
+
+
+@given(
+    verdicts(max_networks=7, max_examples=150),
+    verdicts(max_networks=7, max_examples=150),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide, data):
+    tile = _tile(first, second, num_groups, diagonal, predictions, data)
+    both, same = tile[0], tile[1]
+    n0, n1 = both.shape
     dtype = np.uint32 if wide else np.uint16
     args = (
-        both,
-        same,
-        c0.sum(axis=1),
-        c1.sum(axis=1),
-        examples,
-        groups_0,
-        groups_1,
+        *tile,
         num_groups,
         num_groups,
         diagonal,
@@ -194,24 +198,10 @@ def test_tile_statistics(first, second, num_groups, diagonal, predictions, wide,
     st.data(),
 )
 def test_tile_group_sums(first, second, num_groups, diagonal, predictions, data):
-    examples = min(first.shape[1], second.shape[1])
-    c0 = first[:, :examples].astype(np.int64)
-    c1 = c0 if diagonal else second[:, :examples].astype(np.int64)
-    both = (c0 @ c1.T).astype(np.int32)
-    n0, n1 = both.shape
-
-    def draw_groups(n):
-        return data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, num_groups - 1)))
-
-    groups_0 = draw_groups(n0)
-    groups_1 = groups_0 if diagonal else draw_groups(n1)
-    if predictions:
-        same = data.draw(hnp.arrays(np.int32, (n0, n1), elements=st.integers(0, examples)))
-    else:
-        same = np.zeros((0, 0), np.int32)
-    _, kappa = kernels.agreement_and_kappa(both, c0.sum(axis=1), c1.sum(axis=1), examples)
-    args = (both, same, kappa, c0.sum(axis=1), c1.sum(axis=1), examples, groups_0, groups_1)
-    args += (num_groups, num_groups, diagonal)
+    tile = _tile(first, second, num_groups, diagonal, predictions, data)
+    n0 = tile[0].shape[0]
+    _, kappa = kernels.agreement_and_kappa(tile[0], tile[2], tile[3], tile[4])
+    args = (*tile, num_groups, num_groups, diagonal, kappa)
     rows, columns = kernels.tile_group_sums(*args)
     expected_rows, expected_columns = reference.tile_group_sums(*args)
     assert rows.shape == (3 if predictions else 2, n0, num_groups)

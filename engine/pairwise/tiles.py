@@ -374,8 +374,8 @@ def pairwise_tile(
         same_in = np.ascontiguousarray(same, dtype=np.int32)
         same_out = np.empty((n0, n1), dtype)
     rows, columns = spec.rows, spec.columns
-    # One numba pass: kappa, the stored counts, per group-pair sums, pair counts, histogram.
-    point, pairs, histogram = tile_statistics(
+    # What every pass over the tile reads, in the kernels' order.
+    tile = (
         both,
         same_in,
         block_0.correct_count,
@@ -383,8 +383,12 @@ def pairwise_tile(
         spec.num_examples,
         rows.groups,
         columns.groups,
-        rows.num_groups,
-        columns.num_groups,
+    )
+    group_counts = (rows.num_groups, columns.num_groups)
+    # One numba pass: kappa, the stored counts, per group-pair sums, pair counts, histogram.
+    point, pairs, histogram = tile_statistics(
+        *tile,
+        *group_counts,
         spec.diagonal,
         spec.symmetric,
         KAPPA_BINS,
@@ -398,13 +402,7 @@ def pairwise_tile(
     agree_histogram = np.zeros((2, spec.num_examples + 1), np.int64)
     same_histogram = None if same is None else np.zeros_like(agree_histogram)
     count_histograms(
-        both,
-        same_in,
-        block_0.correct_count,
-        block_1.correct_count,
-        spec.num_examples,
-        rows.groups,
-        columns.groups,
+        *tile,
         spec.diagonal,
         spec.symmetric,
         agree_histogram,
@@ -416,19 +414,7 @@ def pairwise_tile(
         # The network sums of the linearised bootstrap, in one numba pass over the tile.
         from kernels.pairwise import tile_group_sums
 
-        row_sums, column_sums = tile_group_sums(
-            both,
-            same_in,
-            kappa,
-            block_0.correct_count,
-            block_1.correct_count,
-            spec.num_examples,
-            rows.groups,
-            columns.groups,
-            rows.num_groups,
-            columns.num_groups,
-            spec.diagonal,
-        )
+        row_sums, column_sums = tile_group_sums(*tile, *group_counts, spec.diagonal, kappa)
     elif rows.replicates:
         # Agreement enters as counts, exact in float32 (row sums of a tile stay below 2^24), and
         # is divided by X in the summary; undefined kappa enters as 0 (the denominators leave it

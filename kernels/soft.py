@@ -193,6 +193,89 @@ def _accumulate_soft(
             loss_sum[x, n] = l_sum
 
 
+def accumulate_soft_codes(
+    probability_codes: np.ndarray,
+    margin_codes: np.ndarray,
+    correct: np.ndarray,
+    probability_values: np.ndarray,
+    margin_values: np.ndarray,
+    sums: SoftSums,
+) -> None:
+    """:func:`accumulate_soft` on the store's one-byte codes, decoded inside the kernel.
+
+    The sums equal those of :func:`accumulate_soft` on the decoded floats bit for bit: each entry
+    takes the same float32 values, and its loss is the same expression, looked up per code
+    (-log p depends on p alone where p >= P_MIN, the margin's bound on m alone below it).
+    Decoding whole blocks to float32 first cost as much as the sums themselves.
+
+    Parameters
+    ----------
+    probability_codes : uint8 (x, n, t)
+    margin_codes : int8 (x, n, t)
+    correct : uint8 (x, n, t)
+        Verdicts, 0 or 1.
+    probability_values : float32 (256,)
+        The probability of each code, NaN for the code of an entry not recorded.
+    margin_values : float32 (256,)
+        The margin of each code c at c + 128, NaN for the code of an entry not recorded.
+    sums : SoftSums
+    """
+    _accumulate_soft_codes(
+        probability_codes, margin_codes, correct, probability_values, margin_values, *sums
+    )
+
+
+@kernel
+def _accumulate_soft_codes(
+    probability_codes,
+    margin_codes,
+    correct,
+    probability_values,
+    margin_values,
+    checkpoint_count,
+    probability_sum,
+    probability_square_sum,
+    correct_count,
+    margin_sum,
+    loss_sum,
+):
+    # The loss of each code: -log p where p >= P_MIN (probability codes), and below it the bound
+    # from the margin, whatever p (margin codes); _entry_loss's two branches.
+    loss_of_probability = np.empty(256)
+    loss_of_margin = np.empty(256)
+    for c in range(256):
+        loss_of_probability[c] = _entry_loss(max(np.float64(probability_values[c]), P_MIN), 0.0)
+        loss_of_margin[c] = _entry_loss(0.0, np.float64(margin_values[c]))
+    examples, networks, checkpoints = probability_codes.shape
+    for x in range(examples):
+        for n in range(networks):
+            recorded = checkpoint_count[x, n]
+            right = correct_count[x, n]
+            p_sum = probability_sum[x, n]
+            p_square_sum = probability_square_sum[x, n]
+            m_sum = margin_sum[x, n]
+            l_sum = loss_sum[x, n]
+            for j in range(checkpoints):
+                pc = np.int64(probability_codes[x, n, j])
+                mc = np.int64(margin_codes[x, n, j]) + 128
+                p = np.float64(probability_values[pc])
+                m = np.float64(margin_values[mc])
+                if math.isnan(p) or math.isnan(m):
+                    continue
+                recorded += 1
+                right += correct[x, n, j]
+                p_sum += p
+                p_square_sum += p * p
+                m_sum += m
+                l_sum += loss_of_probability[pc] if p >= P_MIN else loss_of_margin[mc]
+            checkpoint_count[x, n] = recorded
+            correct_count[x, n] = right
+            probability_sum[x, n] = p_sum
+            probability_square_sum[x, n] = p_square_sum
+            margin_sum[x, n] = m_sum
+            loss_sum[x, n] = l_sum
+
+
 def finish_soft(
     sums: SoftSums,
     network_group: np.ndarray,

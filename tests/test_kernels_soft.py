@@ -241,9 +241,51 @@ def test_every_soft_kernel_is_compiled_with_the_one_policy():
     compiled = [value for value in vars(soft).values() if isinstance(value, Dispatcher)]
     assert {kernel.py_func.__name__ for kernel in compiled} == {
         "_accumulate_soft",
+        "_accumulate_soft_codes",
         "_entry_loss",
         "_finish_soft",
     }
     for kernel in compiled:
         assert kernel.targetoptions["nogil"] is True, kernel.py_func.__name__
         assert kernel.stats.cache_path is not None, kernel.py_func.__name__
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    examples=st.integers(0, 20),
+    networks=st.integers(1, 9),
+    checkpoints=st.integers(1, 12),
+    missing=st.floats(0.0, 1.0),
+    seed=st.integers(0, 1000),
+)
+def test_codes_kernel_equals_the_kernel_on_decoded_floats(
+    examples, networks, checkpoints, missing, seed
+):
+    # Every code (p codes 0..32 and the missing 255, margins over all of int8 with -128
+    # missing), missing in either array alone too: the sums agree bit for bit.
+    from engine.store.format import (
+        MARGIN_MISSING,
+        PROBABILITY_MISSING,
+        decode_margin,
+        decode_probability,
+        margin_values,
+        probability_values,
+    )
+
+    rng = np.random.default_rng(seed)
+    shape = (examples, networks, checkpoints)
+    probability = rng.integers(0, 33, shape).astype(np.uint8)
+    probability[rng.random(shape) < missing] = PROBABILITY_MISSING
+    margin = rng.integers(-128, 128, shape).astype(np.int8)
+    margin[rng.random(shape) < missing / 2] = MARGIN_MISSING
+    correct = rng.integers(0, 2, shape).astype(np.uint8)
+    with_codes = soft.SoftSums.start(examples, networks)
+    soft.accumulate_soft_codes(
+        probability, margin, correct, probability_values(), margin_values(), with_codes
+    )
+    with_floats = soft.SoftSums.start(examples, networks)
+    soft.accumulate_soft(
+        decode_probability(probability), decode_margin(margin), correct, with_floats
+    )
+    for got, expected in zip(with_codes, with_floats, strict=True):
+        np.testing.assert_array_equal(got, expected)

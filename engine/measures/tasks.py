@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.errors import StoreError
 from engine.store import BIT_ORDER, StoreHandle, read_stored_order
-from engine.store.format import decode_margin, decode_probability
+from engine.store.format import margin_values, probability_values
 
 #: Counts indexed by example, summed over blocks of networks.
 VERDICT_EXAMPLE_FIELDS = (
@@ -451,6 +451,11 @@ def _read_correct_bits(
     return bits[c - 8 * b0 : d - 8 * b0]
 
 
+#: The decoded value of every stored code (engine.store.format), for the soft kernel.
+PROBABILITY_VALUES = probability_values()
+MARGIN_VALUES = margin_values()
+
+
 def _sum_soft_column(
     arrays: dict[str, Any],
     task: SoftTask,
@@ -461,7 +466,7 @@ def _sum_soft_column(
 ) -> None:
     """Add the soft verdicts of one chunk column, every checkpoint, to the task's sums
     (``task_completed`` as for the verdict columns)."""
-    from kernels.soft import RegionThresholds, SoftSums, accumulate_soft, finish_soft
+    from kernels.soft import RegionThresholds, SoftSums, accumulate_soft_codes, finish_soft
 
     (a, b), (c, d) = column.networks, column.examples
     first_network = task.networks[0]
@@ -480,10 +485,16 @@ def _sum_soft_column(
             )
             return np.ascontiguousarray(block[:, :, skip:])
 
-        probability = decode_probability(read("probability"))
-        margin = decode_margin(read("margin"))
         correct = _read_correct_bits(arrays["correct_packed"], task, column, (t0, t1), completed)
-        accumulate_soft(probability, margin, np.ascontiguousarray(correct[:, :, skip:]), sums)
+        # The codes go to the kernel as stored: it decodes them by table.
+        accumulate_soft_codes(
+            read("probability"),
+            read("margin"),
+            np.ascontiguousarray(correct[:, :, skip:]),
+            PROBABILITY_VALUES,
+            MARGIN_VALUES,
+            sums,
+        )
     thresholds = RegionThresholds(*task.thresholds) if task.thresholds else RegionThresholds()
     x0 = task.examples[0]
     kept = [n - a for n in task.table_networks if a <= n < b]

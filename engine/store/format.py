@@ -188,6 +188,18 @@ def decode_margin(code: np.ndarray) -> np.ndarray:
     return np.where(code == MARGIN_MISSING, np.float32(np.nan), value)
 
 
+def probability_values() -> np.ndarray:
+    """The probability of every code, float32 (256,): :func:`decode_probability` of 0..255 (what
+    :func:`kernels.soft.accumulate_soft_codes` looks codes up in)."""
+    return decode_probability(np.arange(256, dtype=np.uint8))
+
+
+def margin_values() -> np.ndarray:
+    """The margin of every code c at c + 128, float32 (256,): :func:`decode_margin` of
+    -128..127."""
+    return decode_margin(np.arange(-128, 128, dtype=np.int16).astype(np.int8))
+
+
 def plain_codecs() -> ArrayCodecs:
     """Codecs of every other array: zstd, then the checksum."""
     return ArrayCodecs(compressors=(ZstdCodec(level=3), Crc32cCodec()))

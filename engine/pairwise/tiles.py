@@ -35,8 +35,8 @@ KAPPA_BINS = 20_000
 NEIGHBOURS = 5
 #: Columns of kappa a strip gathers before adding them to its rows' statistics. Each row's
 #: ``KAPPA_BINS`` histogram (80 kB; 41 MB for a strip of 512 rows, beyond the cache) is then
-#: visited once per 4,096 columns instead of once per tile: 0.7 ms a 512 x 512 tile where it
-#: was 1.0-3.0 ms (benchmarks/RESULTS.md, Scale, third round), for an 8 MB buffer per strip.
+#: visited once per 4,096 columns instead of once per tile: 1.0-1.4 ms a 512 x 512 tile where it
+#: was 1.7-4.5 ms (benchmarks/RESULTS.md, Scale, third round), for an 8 MB buffer per strip.
 STATISTICS_COLUMNS = 4096
 
 

@@ -501,7 +501,9 @@ def pairwise_strip(
     """
     rows = spec.rows
     statistics = _empty_statistics(np.arange(rows.positions.stop - rows.positions.start))
-    tiles = []
+    # The upper tiles' sums, added up as the strip goes: a list of them held 58 MB a strip at
+    # 61,565 networks (each tile's histograms are 480 kB at 10,000 examples).
+    tiles: TileResult | None = None
     row_sums: np.ndarray | None = None
     column_sums: np.ndarray | None = None
     column_start = 0
@@ -538,7 +540,7 @@ def pairwise_strip(
                 )
                 column_sums[:, where] += result.column_sums
                 result = result.without_network_sums()
-            tiles.append(result)
+            tiles = result if tiles is None else TileResult.total([tiles, result])
         kappa = stored["kappa"]
         if spec.target is not None:
             for name, values in stored.items():
@@ -552,7 +554,7 @@ def pairwise_strip(
     if spec.target is not None:
         write_band(spec.target, band, rows.positions)
     return StripResult(
-        TileResult.total(tiles),
+        cast(TileResult, tiles),
         _finish_statistics(statistics, rows),
         row_sums,
         column_sums,

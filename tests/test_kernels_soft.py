@@ -289,3 +289,12 @@ def test_codes_kernel_equals_the_kernel_on_decoded_floats(
     )
     for got, expected in zip(with_codes, with_floats, strict=True):
         np.testing.assert_array_equal(got, expected)
+    # And the plain NumPy reference on the decoded floats (it sums in another order).
+    from tests import reference_soft
+
+    with_reference = soft.SoftSums.start(examples, networks)
+    reference_soft.accumulate_soft(
+        decode_probability(probability), decode_margin(margin), correct, with_reference
+    )
+    for got, expected in zip(with_codes, with_reference, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)
